@@ -1,0 +1,32 @@
+"""The one audio configuration, shared by training, inference and the parity tests.
+
+The numbers are those the musicnn MSD model was trained with; changing any of them
+silently invalidates the pretrained weights.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    sample_rate: int = 16_000
+    n_fft: int = 512
+    hop_length: int = 256
+    n_mels: int = 96
+    patch_frames: int = 187  # 187 frames x 256 hop / 16 kHz ~ 3 s
+
+    @property
+    def patch_seconds(self) -> float:
+        return self.patch_frames * self.hop_length / self.sample_rate
+
+
+AUDIO = AudioConfig()
+
+# A long track costs no more than a short one: at most this many chunks, spread evenly.
+DEFAULT_CHUNK_BUDGET = 16
+# Chunks are analysed this many at a time: big enough to keep both cores busy,
+# small enough that a one-hour --full run stays within a few hundred MB.
+INFERENCE_BATCH = 64
+# Below this confidence the verdict says "uncertain" instead of guessing.
+DEFAULT_MIN_CONFIDENCE = 0.35
