@@ -30,3 +30,8 @@ DEFAULT_CHUNK_BUDGET = 16
 INFERENCE_BATCH = 64
 # Below this confidence the verdict says "uncertain" instead of guessing.
 DEFAULT_MIN_CONFIDENCE = 0.35
+
+# File name endings walked into by `classify DIR` and dataset imports.
+AUDIO_SUFFIXES = frozenset({
+    ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wav", ".aif", ".aiff",
+})

@@ -33,3 +33,38 @@ def model_dir() -> Path:
         path = Path.home() / ".cache" / "genreweb" / "models"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+DEFAULT_HEAD = BUNDLED_DIR / "genre_head.safetensors"
+
+
+def default_head_path() -> Path:
+    """The head the engine uses unless told otherwise.
+
+    The version staff promoted in the admin wins; then GENREWEB_HEAD_PATH; then the bundled head.
+    """
+    from django.conf import settings
+
+    active = _promoted_head()
+    if active is not None:
+        return active
+
+    configured = getattr(settings, "GENREWEB_HEAD_PATH", None) if settings.configured else None
+    return Path(configured or os.environ.get("GENREWEB_HEAD_PATH") or DEFAULT_HEAD)
+
+
+def _promoted_head() -> Path | None:
+    """The head file of the promoted model version, where the curation app is running."""
+    from django.apps import apps
+
+    if not apps.ready or not apps.is_installed("classifier.curation"):
+        return None
+    from django.db import DatabaseError
+
+    from classifier.curation.active import active_head_path
+
+    try:
+        return active_head_path()
+    except DatabaseError:
+        # A database not migrated yet (a first `classify` run) has no promoted head.
+        return None

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from classifier.labels import TAG_SPELLING
+
 
 @dataclass(frozen=True)
 class GenreScore:
@@ -38,11 +40,20 @@ class Analysis:
     uncertain: bool                   # best confidence below the threshold
     timeline: list[Chunk] = field(default_factory=list)
     embedding: np.ndarray | None = None  # mean of the chunks' 200-d penultimate features
+    min_confidence: float = 0.35      # the threshold `uncertain` was judged against
+    tag_spelling: dict[str, str] = field(default_factory=lambda: dict(TAG_SPELLING))
 
     @property
     def primary(self) -> str | None:
         """The genre to act on, or None where the verdict is uncertain."""
         return None if self.uncertain or not self.genres else self.genres[0].name
+
+    def tag_values(self) -> list[str]:
+        """The genres to write into the file, spelled for tags; none when uncertain."""
+        if self.uncertain:
+            return []
+        return [self.tag_spelling.get(g.name, g.name) for g in self.genres
+                if g.confidence >= self.min_confidence]
 
     def to_json(self) -> dict[str, Any]:
         """The `classify --json` line: the fields issue-facing tools rely on."""

@@ -1,0 +1,105 @@
+"""Speed of the genre engine on this machine.
+
+Builds 4-minute tracks from the GTZAN clips in ../shared (real music, FLAC), then times:
+- `analyse()` with the default chunk budget and with `--full` (the model loaded once, warm);
+- the original musicnn extractor's procedure: librosa.load at 16 kHz, librosa's mel spectrogram,
+  patches stacked one by one and the CNN run one patch at a time (musicnn's BATCH_SIZE = 1),
+  here with the torch port since TensorFlow is not part of the project.
+The real-time factor is seconds of audio analysed per second of wall time.
+Last line: rtf_default=<x> rtf_full=<x> seconds_per_4min_track=<x>
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import django
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "genreweb.settings")
+django.setup()
+
+import librosa  # noqa: E402
+import soundfile  # noqa: E402
+import torch  # noqa: E402
+
+from classifier.analysis import get_engine  # noqa: E402
+from classifier.config import AUDIO  # noqa: E402
+
+GTZAN = Path(os.environ.get("GENREWEB_SHARED_DIR", REPO.parent / "shared")) / "data/gtzan_mini"
+
+
+def make_tracks(folder: Path, count: int) -> list[Path]:
+    """`count` 4-minute FLAC tracks, each eight 30-second GTZAN clips end to end."""
+    clips = sorted(GTZAN.glob("*/*.flac"))
+    rng = np.random.default_rng(0)
+    tracks = []
+    for n in range(count):
+        chosen = rng.choice(len(clips), size=8, replace=False)
+        audio = np.concatenate([soundfile.read(clips[i], dtype="float32")[0] for i in chosen])
+        path = folder / f"track{n}.flac"
+        soundfile.write(path, audio, 22_050)
+        tracks.append(path)
+    return tracks
+
+
+def original_procedure(engine, path: Path) -> int:
+    """musicnn's extractor, step for step, with the torch port in place of TensorFlow."""
+    audio, sr = librosa.load(path, sr=AUDIO.sample_rate)
+    rep = librosa.feature.melspectrogram(y=audio, sr=sr, hop_length=AUDIO.hop_length,
+                                         n_fft=AUDIO.n_fft, n_mels=AUDIO.n_mels).T
+    rep = np.log10(10000 * rep.astype(np.float16) + 1)
+    batch = None
+    for start in range(0, rep.shape[0] - AUDIO.patch_frames + 1, AUDIO.patch_frames):
+        patch = rep[None, start:start + AUDIO.patch_frames]
+        batch = patch if batch is None else np.concatenate((batch, patch), axis=0)
+    with torch.inference_mode():
+        for patch in batch:
+            engine.cnn(torch.from_numpy(patch[None].astype(np.float32)))
+    return len(batch)
+
+
+def timed(fn, tracks: list[Path]) -> float:
+    start = time.perf_counter()
+    for path in tracks:
+        fn(path)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tracks", type=int, default=5, help="4-minute tracks to analyse")
+    args = parser.parse_args()
+    if not GTZAN.exists():
+        sys.exit(f"{GTZAN} is absent: the benchmark needs the shared GTZAN clips")
+    started = time.perf_counter()
+    engine = get_engine()
+    print(f"model load: {time.perf_counter() - started:.2f} s; torch threads: "
+          f"{torch.get_num_threads()}; cores: {os.cpu_count()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tracks = make_tracks(Path(tmp), args.tracks)
+        seconds = sum(soundfile.info(p).duration for p in tracks)
+        engine.analyse(tracks[0])  # warm-up: first-call allocations are not the steady state
+        default = timed(lambda p: engine.analyse(p), tracks)
+        full = timed(lambda p: engine.analyse(p, full=True), tracks)
+        original = timed(lambda p: original_procedure(engine, p), tracks)
+    per_track = default / len(tracks)
+    print(f"{len(tracks)} tracks, {seconds:.0f} s of audio")
+    print(f"default budget: {default:.2f} s wall, {seconds / default:.1f}x real time")
+    print(f"--full:         {full:.2f} s wall, {seconds / full:.1f}x real time")
+    print(f"original musicnn procedure (one patch at a time, full track): {original:.2f} s wall, "
+          f"{seconds / original:.1f}x real time")
+    print(f"speed-up over the original procedure: default {original / default:.1f}x, "
+          f"full {original / full:.1f}x")
+    print(f"rtf_default={seconds / default:.1f} rtf_full={seconds / full:.1f} "
+          f"seconds_per_4min_track={per_track:.3f}")
+
+
+if __name__ == "__main__":
+    main()
