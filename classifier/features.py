@@ -1,0 +1,239 @@
+"""The musicnn input: log-mel patches of 187 frames, computed as the pretrained model saw them.
+
+Recipe (shared/reference/musicnn_msd/config.json, i.e. musicnn's own extractor on librosa):
+16 kHz mono, centred STFT with n_fft 512 and hop 256 (zero padding at both ends, librosa
+0.11's "constant" pad mode: the reference patches match it exactly, "reflect" is off by up
+to 1.6 in the first and last frame), power spectrogram, librosa's Slaney mel filterbank
+(96 bands), mel power cast to float16, then log10(10000 * power + 1) in float32.
+Non-overlapping patches; the trailing partial patch is dropped; a track shorter than one
+patch is repeat-padded (musicnn trained with "pad_short": "repeat-pad").
+
+Everything streams: decoded blocks -> frames -> patches, so a one-hour file never holds
+its samples, only (at most) its patches as float16 mel power (~43 MB per hour).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import librosa
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .audio import iter_decode
+from .config import AUDIO, DEFAULT_CHUNK_BUDGET
+from .errors import EmptyAudioError
+
+N_FFT = AUDIO.n_fft
+HOP = AUDIO.hop_length
+PATCH = AUDIO.patch_frames
+# A patch whose loudest log-mel value stays below this is silence. Digital silence gives
+# exactly 0 and 16-bit dither (+-1 LSB) 2.6e-4 (the smallest float16 power), while a
+# -80 dBFS tone already reaches 0.02 and a -60 dBFS one 0.77: quiet music still votes.
+SILENCE_LEVEL = 1e-3
+# Frames transformed at once: bounds the float64 scratch of the FFT (~4 MB).
+_BATCH = 1024
+_MIN_ROWS = 64
+
+
+@lru_cache(maxsize=1)
+def mel_basis() -> np.ndarray:
+    """librosa.filters.mel defaults (Slaney scale and norm), float32, (n_mels, 1 + n_fft/2)."""
+    return librosa.filters.mel(sr=AUDIO.sample_rate, n_fft=N_FFT, n_mels=AUDIO.n_mels)
+
+
+@lru_cache(maxsize=1)
+def _window() -> np.ndarray:
+    return librosa.filters.get_window("hann", N_FFT, fftbins=True)
+
+
+def mel_power(frames: np.ndarray) -> np.ndarray:
+    """Raw sample frames (T, n_fft) -> float16 mel power (T, n_mels).
+
+    The operations, dtypes and operand layouts are librosa's (float64 windowing, complex64
+    spectrum, einsum against the filterbank), so the float16 rounding lands where it did
+    for the reference.
+    """
+    count = len(frames)
+    if count < _MIN_ROWS:
+        # BLAS takes another code path (other rounding) for a few rows; padding keeps a
+        # frame's value independent of how many frames are computed with it.
+        frames = np.concatenate([frames, np.zeros((_MIN_ROWS - count, N_FFT), frames.dtype)])
+    spectrum = np.fft.rfft(_window() * frames, axis=-1).astype(np.complex64)
+    power = np.abs(spectrum) ** 2
+    mel = np.einsum("...ft,mf->...mt", power.T, mel_basis(), optimize=True)
+    return mel.T[:count].astype(np.float16)
+
+
+def compress(power: np.ndarray) -> np.ndarray:
+    """float16 mel power -> the model's log-mel input, float32."""
+    return np.log10(10000 * power.astype(np.float32) + 1)
+
+
+def log_mel(samples: np.ndarray) -> np.ndarray:
+    """(frames, n_mels) float32 log-mel of a whole 16 kHz mono signal; 1 + n // hop frames."""
+    samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+    padded = np.pad(samples, N_FFT // 2)
+    windows = sliding_window_view(padded, N_FFT)[::HOP][:1 + samples.size // HOP]
+    return _log_mel_of(windows)
+
+
+def _log_mel_of(windows: np.ndarray) -> np.ndarray:
+    out = np.empty((len(windows), AUDIO.n_mels), np.float32)
+    for start in range(0, len(windows), _BATCH):
+        out[start:start + _BATCH] = compress(mel_power(windows[start:start + _BATCH]))
+    return out
+
+
+class MelStream:
+    """The frames of log_mel, computed from a signal that arrives block by block.
+
+    push() returns the frames whose window is complete; finish() adds the centre padding
+    at the end and returns the rest. Only the last n_fft - hop samples are carried over.
+    Frames come as float16 mel power (see compress()), which is what patches are kept as.
+    """
+
+    def __init__(self) -> None:
+        self._carry = np.zeros(N_FFT // 2, np.float32)  # the leading centre padding
+        self._fed = 0
+        self._emitted = 0
+
+    def push(self, block: np.ndarray) -> np.ndarray:
+        block = np.asarray(block, dtype=np.float32).reshape(-1)
+        self._fed += block.size
+        buffer = np.concatenate([self._carry, block])
+        count = (buffer.size - N_FFT) // HOP + 1 if buffer.size >= N_FFT else 0
+        return self._frames(buffer, count)
+
+    def finish(self) -> np.ndarray:
+        buffer = np.concatenate([self._carry, np.zeros(N_FFT // 2, np.float32)])
+        return self._frames(buffer, 1 + self._fed // HOP - self._emitted)
+
+    def _frames(self, buffer: np.ndarray, count: int) -> np.ndarray:
+        frames = np.empty((count, AUDIO.n_mels), np.float16)
+        if count:
+            windows = sliding_window_view(buffer, N_FFT)[::HOP][:count]
+            for start in range(0, count, _BATCH):
+                frames[start:start + _BATCH] = mel_power(windows[start:start + _BATCH])
+        self._carry = buffer[count * HOP:].copy()
+        self._emitted += count
+        return frames
+
+
+def iter_log_mel(blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """Streaming log_mel: consumes sample blocks (e.g. iter_decode's), yields frame blocks.
+
+    Concatenated, the output equals log_mel(np.concatenate(blocks)).
+    """
+    stream = MelStream()
+    for block in blocks:
+        frames = stream.push(block)
+        if len(frames):
+            yield compress(frames)
+    frames = stream.finish()
+    if len(frames):
+        yield compress(frames)
+
+
+class Patcher:
+    """Groups frames into non-overlapping patches; repeat-pads a track shorter than one."""
+
+    def __init__(self) -> None:
+        self._pending: list[np.ndarray] = []
+        self._pending_frames = 0
+        self.emitted = 0
+
+    def push(self, frames: np.ndarray) -> list[np.ndarray]:
+        if len(frames):
+            self._pending.append(frames)
+            self._pending_frames += len(frames)
+        patches: list[np.ndarray] = []
+        while self._pending_frames >= PATCH:
+            joined = np.concatenate(self._pending)
+            patches.append(joined[:PATCH].copy())  # a view would pin all of `joined`
+            self._pending = [joined[PATCH:]]
+            self._pending_frames -= PATCH
+        self.emitted += len(patches)
+        return patches
+
+    def finish(self) -> list[np.ndarray]:
+        """The repeat-padded patch of a short track; the partial tail of a longer one is dropped."""
+        if self.emitted or not self._pending_frames:
+            return []
+        frames = np.concatenate(self._pending)
+        repeats = -(-PATCH // len(frames))
+        self.emitted = 1
+        return [np.concatenate([frames] * repeats)[:PATCH]]
+
+
+def is_silent(patch: np.ndarray) -> bool:
+    """Digital silence (log-mel exactly 0, or dither-level noise); quiet music is not."""
+    return bool(patch.size == 0 or float(np.max(patch)) < SILENCE_LEVEL)
+
+
+def spread(n: int, budget: int) -> list[int]:
+    """`budget` indices evenly over range(n), first and last included; all if n <= budget."""
+    if n <= budget:
+        return list(range(n))
+    if budget <= 0:
+        return []
+    if budget == 1:
+        return [(n - 1) // 2]
+    # i * (n - 1) / (budget - 1) rounded half up; steps exceed 1, so no index repeats.
+    return [(i * (n - 1) + (budget - 1) // 2) // (budget - 1) for i in range(budget)]
+
+
+@dataclass
+class Chunks:
+    patches: np.ndarray  # (k, 187, 96) float32 log-mel
+    starts: np.ndarray  # (k,) seconds from the start of the track
+    duration: float  # seconds of decoded audio
+    total: int  # non-silent patches in the whole track
+    silent: int  # silent patches, left out
+
+
+def extract_chunks(path: str | Path, budget: int | None = DEFAULT_CHUNK_BUDGET,
+                   on_progress: Callable[[float], None] | None = None) -> Chunks:
+    """Decode, patch and pick the track's chunks: non-silent ones, `budget` evenly spread.
+
+    budget None keeps every non-silent chunk (--full). Raises the AudioError subclasses of
+    iter_decode, and EmptyAudioError when every chunk is silent.
+    """
+    path = Path(path)
+    stream, patcher, picker = MelStream(), Patcher(), _Collector()
+    samples = 0
+    for block in iter_decode(path, on_progress=on_progress):
+        samples += block.size
+        picker.take(patcher.push(stream.push(block)))
+    picker.take(patcher.push(stream.finish()))
+    picker.take(patcher.finish())
+    if not picker.kept:
+        raise EmptyAudioError(f"{path.name} contains only silence")
+    chosen = range(len(picker.kept)) if budget is None else spread(len(picker.kept), budget)
+    patches = np.empty((len(chosen), PATCH, AUDIO.n_mels), np.float32)
+    for row, index in enumerate(chosen):
+        patches[row] = compress(picker.kept[index])
+    starts = np.array([picker.positions[i] for i in chosen], np.float64) * AUDIO.patch_seconds
+    return Chunks(patches=patches, starts=starts, duration=samples / AUDIO.sample_rate,
+                  total=len(picker.kept), silent=picker.silent)
+
+
+class _Collector:
+    """Keeps the non-silent patches (as float16 mel power: half the memory, and exact once
+    compressed) with their positions in the track; counts the silent ones."""
+
+    def __init__(self) -> None:
+        self.kept: list[np.ndarray] = []
+        self.positions: list[int] = []
+        self.silent = 0
+
+    def take(self, patches: list[np.ndarray]) -> None:
+        for patch in patches:
+            position = len(self.kept) + self.silent
+            if is_silent(compress(patch)):
+                self.silent += 1
+            else:
+                self.kept.append(patch)
+                self.positions.append(position)
