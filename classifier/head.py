@@ -107,6 +107,7 @@ def save_head(head: GenreHead, info: HeadInfo, path: Path) -> str:
     tmp = path.with_name(path.name + ".tmp")
     metadata = {"info": json.dumps(asdict(info)), "version": version}
     save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(tmp), metadata)
+    tmp.chmod(0o644)  # a head is shared by the web app and the workers, maybe as other users
     tmp.replace(path)
     return version
 

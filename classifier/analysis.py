@@ -1,0 +1,158 @@
+"""From an audio file to a verdict: chunks, the CNN, the genre head, averaged.
+
+`analyse(path)` is what the command line, the Celery tasks and the recommender call.
+The engine (CNN + head) loads once per process and is reused.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from classifier.config import DEFAULT_CHUNK_BUDGET, DEFAULT_MIN_CONFIDENCE, INFERENCE_BATCH
+from classifier.features import Chunks, extract_chunks
+from classifier.head import GenreHead, HeadInfo, load_head
+from classifier.labels import MSD_TAGS, STYLE_TAGS, TAG_SPELLING
+from classifier.registry import default_head_path
+from classifier.verdict import Analysis, Chunk, GenreScore, StyleScore
+from classifier.weights import MUSICNN_VERSION, load_musicnn
+
+Progress = Callable[[str, float], None]
+STYLE_COUNT = 5
+_STYLE_INDEX = np.array([MSD_TAGS.index(tag) for tag in STYLE_TAGS])
+
+
+@dataclass
+class ChunkOutputs:
+    """The CNN's outputs for a track's chunks, row per chunk."""
+    chunks: Chunks
+    taggram: np.ndarray      # (k, 50) sigmoid scores of the MSD tags
+    penultimate: np.ndarray  # (k, 200)
+    features: np.ndarray     # (k, d) what the head reads
+
+
+def head_features(taggram: np.ndarray, penultimate: np.ndarray, max_pool: np.ndarray,
+                  mean_pool: np.ndarray, feature: str) -> np.ndarray:
+    """The per-chunk input of the genre head named by `feature` (a head's HeadInfo.feature)."""
+    parts = {"penultimate": penultimate, "taggram": taggram, "max_pool": max_pool,
+             "mean_pool": mean_pool}
+    try:
+        return np.concatenate([parts[name] for name in feature.split("+")], axis=1)
+    except KeyError:
+        raise ValueError(f"unknown head feature {feature!r}") from None
+
+
+class Engine:
+    """The musicnn CNN and a genre head, loaded once."""
+
+    def __init__(self, head_path: Path | None = None) -> None:
+        self.cnn = load_musicnn()
+        self.head_path = Path(head_path or default_head_path())
+        self.head, self.info, head_version = load_head(self.head_path)
+        self.model = f"{MUSICNN_VERSION}+head-{head_version}"
+
+    @classmethod
+    def cnn_only(cls) -> Engine:
+        """An engine without a head, for computing training features."""
+        engine = cls.__new__(cls)
+        engine.cnn = load_musicnn()
+        engine.head, engine.info = None, HeadInfo(genres=[])
+        engine.model = MUSICNN_VERSION
+        return engine
+
+    def run_chunks(self, chunks: Chunks, feature: str, on_progress: Progress | None = None
+                   ) -> ChunkOutputs:
+        outputs: list[tuple[np.ndarray, ...]] = []
+        total = len(chunks.patches)
+        with torch.inference_mode():
+            for start in range(0, total, INFERENCE_BATCH):
+                batch = torch.from_numpy(chunks.patches[start:start + INFERENCE_BATCH])
+                out = self.cnn(batch)
+                outputs.append(tuple(t.numpy() for t in (out.taggram, out.penultimate,
+                                                         out.max_pool, out.mean_pool)))
+                if on_progress:
+                    on_progress("analysing", min(1.0, (start + len(batch)) / total))
+        columns = (np.concatenate(x) for x in zip(*outputs, strict=True))
+        taggram, penultimate, max_pool, mean_pool = columns
+        return ChunkOutputs(chunks, taggram, penultimate,
+                            head_features(taggram, penultimate, max_pool, mean_pool, feature))
+
+    def embed(self, path: str | Path, *, full: bool = True, feature: str = "penultimate",
+              on_progress: Progress | None = None) -> ChunkOutputs:
+        budget = None if full else DEFAULT_CHUNK_BUDGET
+        decoding = (lambda f: on_progress("decoding", f)) if on_progress else None
+        chunks = extract_chunks(path, budget=budget, on_progress=decoding)
+        return self.run_chunks(chunks, feature, on_progress)
+
+    def analyse(self, path: str | Path, *, full: bool = False, top_k: int = 3,
+                min_confidence: float | None = None, on_progress: Progress | None = None
+                ) -> Analysis:
+        outputs = self.embed(path, full=full, feature=self.info.feature, on_progress=on_progress)
+        chunk_probs = self.head.probabilities(outputs.features)
+        return self.verdict(str(path), outputs, chunk_probs, top_k, min_confidence)
+
+    def verdict(self, path: str, outputs: ChunkOutputs, chunk_probs: np.ndarray, top_k: int,
+                min_confidence: float | None) -> Analysis:
+        genres = self.info.genres
+        mean = chunk_probs.mean(0)
+        ranked = [GenreScore(genres[i], float(mean[i])) for i in np.argsort(-mean)[:top_k]]
+        threshold = DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence
+        return Analysis(
+            path=path,
+            genres=ranked,
+            probabilities={g: float(p) for g, p in zip(genres, mean, strict=True)},
+            styles=styles(outputs.taggram),
+            chunks=len(chunk_probs),
+            duration=outputs.chunks.duration,
+            model=self.model,
+            uncertain=bool(ranked[0].confidence < threshold),
+            min_confidence=threshold,
+            tag_spelling={**TAG_SPELLING, **self.info.tag_spelling},
+            timeline=[Chunk(float(start), {g: float(p) for g, p in zip(genres, probs, strict=True)})
+                      for start, probs in zip(outputs.chunks.starts, chunk_probs, strict=True)],
+            embedding=outputs.penultimate.mean(0).astype(np.float32),
+        )
+
+
+def styles(taggram: np.ndarray, count: int = STYLE_COUNT) -> list[StyleScore]:
+    """The MSD model's genre-like tags, averaged over chunks, best first."""
+    scores = taggram.mean(0)[_STYLE_INDEX]
+    order = np.argsort(-scores)[:count]
+    return [StyleScore(STYLE_TAGS[i], float(scores[i])) for i in order]
+
+
+_engines: dict[Path, Engine] = {}
+_lock = threading.Lock()
+
+
+def get_engine(head_path: Path | None = None) -> Engine:
+    """The process-wide engine for a head (the default head when None)."""
+    key = Path(head_path or default_head_path())
+    with _lock:
+        if key not in _engines:
+            _configure_threads()
+            _engines[key] = Engine(key)
+        return _engines[key]
+
+
+def analyse(path: str | Path, *, full: bool = False, top_k: int = 3,
+            min_confidence: float | None = None, on_progress: Progress | None = None,
+            head_path: Path | None = None) -> Analysis:
+    """The verdict for one file (see Engine.analyse)."""
+    return get_engine(head_path).analyse(path, full=full, top_k=top_k,
+                                         min_confidence=min_confidence, on_progress=on_progress)
+
+
+def _configure_threads() -> None:
+    from django.conf import settings
+
+    threads = getattr(settings, "GENREWEB_TORCH_THREADS", 0) if settings.configured else 0
+    if threads:
+        torch.set_num_threads(threads)
+
+
+__all__ = ["Engine", "GenreHead", "analyse", "get_engine", "head_features"]
