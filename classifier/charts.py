@@ -1,0 +1,157 @@
+"""Server-side pictures of a track: its spectrogram and its genre timeline, as cached PNGs.
+
+Drawn with matplotlib's object API on the Agg canvas (no pyplot: no global state, safe in
+threads). Each PNG is cached under MEDIA_ROOT/cache and served only through views that
+check the track's owner.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+
+from classifier.labels import GENRES, TAG_SPELLING
+from classifier.models import Track
+
+# One colour per genre, shared by the pages (bars, legend) and the PNGs.
+GENRE_COLOURS: dict[str, str] = {
+    "blues": "#3b6fd8", "classical": "#8f6bd6", "country": "#d08a2c", "disco": "#e0579b",
+    "hiphop": "#2aa198", "jazz": "#b5892f", "metal": "#5b6470", "pop": "#f06b4f",
+    "reggae": "#4caf50", "rock": "#c0392b", "uncertain": "#a0a7b4",
+}
+FALLBACK_COLOUR = "#7a8699"
+# Long tracks: the spectrogram shows their first ten minutes.
+SPECTROGRAM_SECONDS = 600
+# A genre under this probability in every chunk is left out of the timeline and its legend.
+TIMELINE_MIN = 0.01
+_INK = "#334155"
+
+
+def genre_colour(genre: str) -> str:
+    return GENRE_COLOURS.get(genre, FALLBACK_COLOUR)
+
+
+def cache_dir(track: Track) -> Path:
+    return Path(settings.MEDIA_ROOT) / "cache" / str(track.owner_id) / str(track.pk)
+
+
+def spectrogram_png(track: Track) -> Path:
+    """The track's log-mel spectrogram; the audio never changes, so the hash names it."""
+    path = cache_dir(track) / f"spectrogram-{track.sha256[:16]}.png"
+    return _cached(path, lambda: _draw_spectrogram(track.file.path))
+
+
+def timeline_png(track: Track) -> Path:
+    """Each chunk's genre probabilities, stacked; redrawn after each analysis."""
+    stamp = int(track.analysed_at.timestamp()) if track.analysed_at else 0
+    path = cache_dir(track) / f"timeline-{stamp}.png"
+    return _cached(path, lambda: _draw_timeline(track.timeline))
+
+
+def _cached(path: Path, draw: Callable[[], bytes]) -> Path:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written aside then renamed, so a concurrent request never reads half a PNG.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(draw())
+        os.replace(tmp, path)
+    return path
+
+
+def _figure(width: float, height: float) -> tuple[object, object]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=110)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for side in ("top", "right"):
+        axes.spines[side].set_visible(False)
+    for side in ("left", "bottom"):
+        axes.spines[side].set_color("#cbd5e1")
+    axes.tick_params(colors=_INK, labelsize=8)
+    return figure, axes
+
+
+def _png(figure: object) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight", facecolor="white")
+    return buffer.getvalue()
+
+
+def _first_samples(path: str, seconds: int) -> np.ndarray:
+    from classifier.audio import iter_decode
+    from classifier.config import AUDIO
+
+    wanted = seconds * AUDIO.sample_rate
+    blocks, total = [], 0
+    for block in iter_decode(path):
+        blocks.append(np.asarray(block, dtype=np.float32))
+        total += len(blocks[-1])
+        if total >= wanted:
+            break
+    return np.concatenate(blocks)[:wanted] if blocks else np.zeros(0, np.float32)
+
+
+def _draw_spectrogram(path: str) -> bytes:
+    from classifier.config import AUDIO
+    from classifier.features import log_mel
+
+    samples = _first_samples(path, SPECTROGRAM_SECONDS)
+    mel = np.asarray(log_mel(samples))
+    seconds = len(samples) / AUDIO.sample_rate
+    figure, axes = _figure(10, 2.8)
+    axes.imshow(mel.T, origin="lower", aspect="auto", cmap="magma", interpolation="nearest",
+                extent=(0, seconds, 0, mel.shape[1]))
+    axes.set_xlabel("seconds", color=_INK, fontsize=8)
+    axes.set_ylabel("mel band", color=_INK, fontsize=8)
+    return _png(figure)
+
+
+def _draw_timeline(timeline: list[dict]) -> bytes:
+    figure, axes = _figure(10, 3.0)
+    if not timeline:
+        axes.text(0.5, 0.5, "not analysed yet", ha="center", va="center", color=_INK,
+                  transform=axes.transAxes)
+        return _png(figure)
+    starts = np.array([chunk["start"] for chunk in timeline])
+    genres = _timeline_genres(timeline)
+    width = _bar_width(starts)
+    bottom = np.zeros(len(starts))
+    for genre in genres:
+        values = np.array([chunk["probabilities"].get(genre, 0.0) for chunk in timeline])
+        axes.bar(starts, values, width=width, bottom=bottom, align="edge",
+                 color=genre_colour(genre), label=TAG_SPELLING.get(genre, genre),
+                 linewidth=0)
+        bottom += values
+    axes.set_ylim(0, 1)
+    axes.set_xlim(starts.min(), starts.max() + width)
+    axes.set_xlabel("seconds (chunk start)", color=_INK, fontsize=8)
+    axes.set_ylabel("probability", color=_INK, fontsize=8)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, fontsize=8)
+    return _png(figure)
+
+
+def _timeline_genres(timeline: list[dict]) -> list[str]:
+    """The genres visible somewhere in the timeline (1 % or more), in label order."""
+    peak: dict[str, float] = {}
+    for chunk in timeline:
+        for genre, p in chunk["probabilities"].items():
+            peak[genre] = max(peak.get(genre, 0.0), p)
+    shown = {genre for genre, p in peak.items() if p >= TIMELINE_MIN}
+    return [g for g in GENRES if g in shown] + sorted(shown - set(GENRES))
+
+
+def _bar_width(starts: np.ndarray) -> float:
+    from classifier.config import AUDIO
+
+    if len(starts) < 2:
+        return AUDIO.patch_seconds
+    return float(min(AUDIO.patch_seconds, np.min(np.diff(np.sort(starts)))) * 0.92)

@@ -1,0 +1,65 @@
+"""Forms of the library pages: upload, filters, bulk actions, tag writing."""
+from __future__ import annotations
+
+from django import forms
+
+from classifier.library import SORT_LABELS, genre_choices
+from classifier.models import Status, TagPolicy
+
+BULK_ACTIONS = [
+    ("reanalyse", "Re-analyse"),
+    ("write_tags", "Write tags"),
+    ("download", "Download as zip"),
+    ("delete", "Delete"),
+]
+
+
+class UploadForm(forms.Form):
+    file = forms.FileField()
+    tag_policy = forms.ChoiceField(choices=TagPolicy.choices, initial=TagPolicy.FILL,
+                                   required=False)
+
+    def clean_tag_policy(self) -> str:
+        return self.cleaned_data.get("tag_policy") or TagPolicy.FILL
+
+
+class LibraryFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=200, label="Search")
+    genre = forms.ChoiceField(required=False, choices=[("", "All genres"), *genre_choices()],
+                              widget=forms.Select(attrs={"aria-label": "Genre"}))
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *Status.choices],
+                               widget=forms.Select(attrs={"aria-label": "Status"}))
+    sort = forms.ChoiceField(
+        required=False,
+        choices=[*SORT_LABELS.items(),
+                 *((f"-{key}", f"{label} (reversed)") for key, label in SORT_LABELS.items())],
+        widget=forms.Select(attrs={"aria-label": "Sort"}))
+
+    def filters(self) -> dict[str, str]:
+        """The valid filters (an invalid field is ignored rather than failing the page)."""
+        self.is_valid()
+        data = getattr(self, "cleaned_data", {})
+        return {"q": data.get("q", "").strip(), "genre": data.get("genre", ""),
+                "status": data.get("status", ""), "sort": data.get("sort") or "added"}
+
+
+class BulkForm(forms.Form):
+    action = forms.ChoiceField(choices=BULK_ACTIONS)
+    tracks = forms.TypedMultipleChoiceField(coerce=int, choices=(), required=True,
+                                            error_messages={"required": "Select some tracks."})
+    tag_policy = forms.ChoiceField(choices=TagPolicy.choices, required=False)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Any id is accepted here; the view answers 404 where one is not the user's.
+        self.fields["tracks"].valid_value = lambda value: str(value).isdigit()
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("action") == "write_tags" and not data.get("tag_policy"):
+            self.add_error("tag_policy", "Choose how to write the tags.")
+        return data
+
+
+class RetagForm(forms.Form):
+    tag_policy = forms.ChoiceField(choices=TagPolicy.choices)

@@ -1,0 +1,89 @@
+"""Queries over a user's library: filtering, search, sorting and the genre distribution."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Count, F, OrderBy, Q, QuerySet, Value
+from django.db.models.functions import Coalesce, Lower, NullIf
+
+from classifier.labels import GENRES, TAG_SPELLING
+from classifier.models import Status, Track
+
+UNCERTAIN = "uncertain"
+# What the library can be sorted by: the choice's name -> the ordering it stands for.
+SORTS: dict[str, tuple[str, ...]] = {
+    "added": ("-created_at", "-id"),
+    "title": ("sort_title", "id"),
+    "artist": ("sort_artist", "sort_title", "id"),
+    "album": ("sort_album", "sort_title", "id"),
+    "duration": ("duration", "id"),
+    "genre": ("primary_genre", "-confidence", "id"),
+    "confidence": ("-confidence", "id"),
+}
+SORT_LABELS = {"added": "Newest", "title": "Title", "artist": "Artist", "album": "Album",
+               "duration": "Duration", "genre": "Genre", "confidence": "Confidence"}
+
+
+def genre_choices() -> list[tuple[str, str]]:
+    return [(g, TAG_SPELLING.get(g, g)) for g in GENRES] + [(UNCERTAIN, "Uncertain")]
+
+
+def filter_tracks(tracks: QuerySet[Track], *, q: str = "", genre: str = "", status: str = "",
+                  sort: str = "added") -> QuerySet[Track]:
+    """The tracks matching a search, a genre and a status, in the chosen order.
+
+    Unknown values of genre/status/sort are the caller's to refuse; here they select nothing
+    (genre, status) or fall back to the newest first (sort).
+    """
+    if q:
+        words = q.split()
+        for word in words[:8]:
+            tracks = tracks.filter(Q(title__icontains=word) | Q(artist__icontains=word)
+                                   | Q(album__icontains=word) | Q(original_name__icontains=word)
+                                   | Q(primary_genre__icontains=word))
+    if genre == UNCERTAIN:
+        tracks = tracks.filter(status=Status.DONE, uncertain=True)
+    elif genre:
+        tracks = tracks.filter(primary_genre=genre)
+    if status:
+        tracks = tracks.filter(status=status)
+    return _sorted(tracks, sort)
+
+
+def _sorted(tracks: QuerySet[Track], sort: str) -> QuerySet[Track]:
+    descending = sort.startswith("-")
+    fields = SORTS.get(sort.lstrip("-"), SORTS["added"])
+    # Untagged tracks sort by their file name, not first because their title is blank.
+    tracks = tracks.annotate(
+        sort_title=Lower(Coalesce(NullIf("title", Value("")), "original_name")),
+        sort_artist=Lower("artist"), sort_album=Lower("album"))
+    return tracks.order_by(*(_order(field, descending) for field in fields))
+
+
+def _order(field: str, flip: bool) -> OrderBy:
+    """Ascending or descending by `field` ("-" prefix: descending), unanalysed rows last."""
+    desc = field.startswith("-") != flip
+    expression = F(field.lstrip("-"))
+    return expression.desc(nulls_last=True) if desc else expression.asc(nulls_last=True)
+
+
+@dataclass(frozen=True)
+class GenreCount:
+    genre: str
+    label: str
+    count: int
+    share: float  # of the analysed tracks, 0..1
+
+
+def genre_distribution(tracks: QuerySet[Track]) -> list[GenreCount]:
+    """How many analysed tracks have each primary genre, most common first."""
+    done = tracks.filter(status=Status.DONE)
+    rows = dict(done.exclude(primary_genre="").values_list("primary_genre")
+                .annotate(n=Count("id")).values_list("primary_genre", "n"))
+    uncertain = done.filter(primary_genre="").count()
+    if uncertain:
+        rows[UNCERTAIN] = uncertain
+    total = sum(rows.values())
+    labels = dict(genre_choices())
+    counts = [GenreCount(g, labels.get(g, g), n, n / total) for g, n in rows.items()]
+    return sorted(counts, key=lambda c: (-c.count, c.genre))

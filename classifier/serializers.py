@@ -1,0 +1,72 @@
+"""The API's representation of tracks."""
+from __future__ import annotations
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from classifier.models import TagPolicy, Track
+
+
+class GenreScoreSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    confidence = serializers.FloatField()
+
+
+class StyleScoreSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    score = serializers.FloatField()
+
+
+class ChunkSerializer(serializers.Serializer):
+    start = serializers.FloatField(help_text="seconds from the start of the track")
+    probabilities = serializers.DictField(child=serializers.FloatField())
+
+
+class TrackSerializer(serializers.ModelSerializer):
+    genres = GenreScoreSerializer(many=True, read_only=True)
+    styles = StyleScoreSerializer(many=True, read_only=True)
+    probabilities = serializers.SerializerMethodField()
+    download_url = serializers.SerializerMethodField()
+    page_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Track
+        fields = [
+            "id", "original_name", "title", "artist", "album", "audio_format", "size", "sha256",
+            "status", "stage", "progress", "error", "duration", "primary_genre", "confidence",
+            "uncertain", "genres", "probabilities", "styles", "genres_before", "genres_after",
+            "tag_policy", "model_version", "created_at", "analysed_at", "download_url",
+            "page_url",
+        ]
+        read_only_fields = fields
+
+    def get_probabilities(self, track: Track) -> dict[str, float]:
+        return dict(track.probabilities)
+
+    def get_download_url(self, track: Track) -> str:
+        return self._absolute(reverse("api:track-download", args=[track.pk]))
+
+    def get_page_url(self, track: Track) -> str:
+        return self._absolute(reverse("track-detail", args=[track.pk]))
+
+    def _absolute(self, path: str) -> str:
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request else path
+
+
+class TrackDetailSerializer(TrackSerializer):
+    timeline = ChunkSerializer(many=True, read_only=True)
+
+    class Meta(TrackSerializer.Meta):
+        fields = [*TrackSerializer.Meta.fields, "timeline"]
+        read_only_fields = fields
+
+
+class UploadSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="an audio file (MP3, FLAC, Ogg, Opus, M4A, WAV, AIFF)")
+    tag_policy = serializers.ChoiceField(choices=TagPolicy.choices, default=TagPolicy.FILL)
+
+
+class ReanalyseSerializer(serializers.Serializer):
+    queued = serializers.BooleanField(help_text="false while the track is being analysed")
+    track = TrackSerializer()

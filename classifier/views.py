@@ -1,0 +1,241 @@
+"""The library's pages: dashboard, upload, track page, downloads and bulk actions.
+
+Every view looks tracks up through `owned()`, so another user's track answers 404.
+"""
+from __future__ import annotations
+
+import tempfile
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+)
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from classifier import charts, pipeline
+from classifier.forms import BulkForm, LibraryFilterForm, RetagForm, UploadForm
+from classifier.labels import TAG_SPELLING
+from classifier.library import filter_tracks, genre_distribution
+from classifier.models import Status, TagPolicy, Track
+
+
+def owned(request: HttpRequest, pk: int) -> Track:
+    """The user's track `pk`, or 404 (also for someone else's track)."""
+    return get_object_or_404(Track, pk=pk, owner=request.user)
+
+
+def owned_many(request: HttpRequest, ids: list[int]) -> QuerySet[Track]:
+    """The user's tracks with these ids, or 404 where any of them is not theirs."""
+    tracks = Track.objects.filter(owner=request.user, pk__in=set(ids))
+    if tracks.count() != len(set(ids)):
+        raise Http404("No such track.")
+    return tracks
+
+
+def wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+# ---------------------------------------------------------------- pages
+
+
+@login_required
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    mine = Track.objects.filter(owner=request.user)
+    form = LibraryFilterForm(request.GET or None)
+    filters = form.filters() if request.GET else {"sort": "added"}
+    page = Paginator(filter_tracks(mine, **filters), settings.GENREWEB_PAGE_SIZE).get_page(
+        request.GET.get("page"))
+    distribution = genre_distribution(mine)
+    return render(request, "classifier/dashboard.html", {
+        "form": form, "filters": filters, "page": page, "tracks": page.object_list,
+        "distribution": distribution, "chart_max": max((c.count for c in distribution),
+                                                       default=1),
+        "total": mine.count(), "policies": TagPolicy.choices,
+        "busy": mine.filter(status__in=[Status.PENDING, Status.PROCESSING]).count(),
+    })
+
+
+@login_required
+def upload(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return render(request, "classifier/upload.html", {
+            "form": UploadForm(), "max_mb": settings.GENREWEB_MAX_UPLOAD_MB})
+    try:
+        pipeline.check_request_size(request.META.get("CONTENT_LENGTH"))
+        form = UploadForm(request.POST, request.FILES)
+        if not form.is_valid():
+            raise pipeline.UploadRefused(_first_error(form))
+        intake = pipeline.accept_upload(request.user, form.cleaned_data["file"],
+                                        form.cleaned_data["tag_policy"])
+    except pipeline.UploadRefused as exc:
+        if wants_json(request):
+            return JsonResponse({"error": str(exc)}, status=exc.status)
+        messages.error(request, str(exc))
+        return redirect("upload")
+    if wants_json(request):
+        return JsonResponse({**status_payload(intake.track), "duplicate": not intake.created},
+                            status=201 if intake.created else 200)
+    if intake.created:
+        messages.success(request, f"{intake.track.original_name} is queued for analysis.")
+    else:
+        messages.info(request, f"{intake.track.original_name} is already in your library.")
+    return redirect("dashboard")
+
+
+def _first_error(form: UploadForm) -> str:
+    if "file" in form.errors:
+        return "Choose an audio file to upload."
+    return "; ".join(str(e) for errors in form.errors.values() for e in errors)
+
+
+@login_required
+@require_GET
+def track_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    track = owned(request, pk)
+    return render(request, "classifier/track_detail.html", {
+        "track": track, "retag_form": RetagForm(initial={"tag_policy": track.tag_policy}),
+    })
+
+
+@login_required
+@require_GET
+def track_status(request: HttpRequest, pk: int) -> JsonResponse:
+    return JsonResponse(status_payload(owned(request, pk)))
+
+
+def status_payload(track: Track) -> dict[str, Any]:
+    """What the upload page polls for: where the analysis is, and its verdict once done."""
+    return {
+        "id": track.pk, "name": track.original_name, "title": track.display_title,
+        "status": track.status, "stage": track.stage, "progress": track.progress,
+        "error": track.error, "primary_genre": track.primary_genre,
+        "uncertain": track.uncertain,
+        "genres": [{**g, "label": TAG_SPELLING.get(g["name"], g["name"])} for g in track.genres],
+        "genres_after": track.genres_after,
+        "url": reverse("track-detail", args=[track.pk]),
+        "status_url": reverse("track-status", args=[track.pk]),
+    }
+
+
+# ---------------------------------------------------------------- files and pictures
+
+
+@login_required
+@require_GET
+def track_download(request: HttpRequest, pk: int) -> FileResponse:
+    track = owned(request, pk)
+    return FileResponse(track.file.open("rb"), as_attachment=True,
+                        filename=pipeline.download_name(track))
+
+
+@login_required
+@require_GET
+def track_spectrogram(request: HttpRequest, pk: int) -> FileResponse:
+    return _png(charts.spectrogram_png(owned(request, pk)))
+
+
+@login_required
+@require_GET
+def track_timeline(request: HttpRequest, pk: int) -> FileResponse:
+    return _png(charts.timeline_png(owned(request, pk)))
+
+
+def _png(path: Any) -> FileResponse:
+    response = FileResponse(open(path, "rb"), content_type="image/png")  # noqa: SIM115
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+# ---------------------------------------------------------------- changes
+
+
+@login_required
+@require_POST
+def track_reanalyse(request: HttpRequest, pk: int) -> HttpResponse:
+    track = owned(request, pk)
+    if pipeline.reanalyse(Track.objects.filter(pk=track.pk)):
+        messages.success(request, f"{track.display_title} is queued for a new analysis.")
+    else:
+        messages.info(request, f"{track.display_title} is being analysed right now.")
+    return redirect("track-detail", pk=track.pk)
+
+
+@login_required
+@require_POST
+def track_retag(request: HttpRequest, pk: int) -> HttpResponse:
+    track = owned(request, pk)
+    form = RetagForm(request.POST)
+    if form.is_valid():
+        result = pipeline.retag(Track.objects.filter(pk=track.pk), form.cleaned_data["tag_policy"])
+        _report_retag(request, result)
+    else:
+        messages.error(request, "Choose how to write the tags.")
+    return redirect("track-detail", pk=track.pk)
+
+
+@login_required
+@require_POST
+def track_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    track = owned(request, pk)
+    name = track.display_title
+    pipeline.delete_tracks(Track.objects.filter(pk=track.pk))
+    messages.success(request, f"{name} was deleted.")
+    return redirect("dashboard")
+
+
+@login_required
+@require_POST
+def bulk(request: HttpRequest) -> HttpResponse:
+    form = BulkForm(request.POST)
+    back = request.POST.get("next") or reverse("dashboard")
+    if not back.startswith("/") or back.startswith("//"):
+        back = reverse("dashboard")
+    if not form.is_valid():
+        messages.error(request, " ".join(e for errs in form.errors.values() for e in errs))
+        return HttpResponseRedirect(back)
+    tracks = owned_many(request, form.cleaned_data["tracks"])
+    action = form.cleaned_data["action"]
+    if action == "download":
+        return zip_response(tracks)
+    if action == "reanalyse":
+        queued = pipeline.reanalyse(tracks)
+        messages.success(request, f"{len(queued)} track(s) queued for a new analysis.")
+    elif action == "write_tags":
+        _report_retag(request, pipeline.retag(tracks, form.cleaned_data["tag_policy"]))
+    elif action == "delete":
+        messages.success(request, f"{pipeline.delete_tracks(tracks)} track(s) deleted.")
+    return HttpResponseRedirect(back)
+
+
+def zip_response(tracks: QuerySet[Track]) -> FileResponse:
+    # An anonymous temporary file: gone once the response is sent and closed.
+    handle = tempfile.TemporaryFile()  # noqa: SIM115
+    pipeline.write_zip(tracks.order_by("id"), handle)
+    handle.seek(0)
+    return FileResponse(handle, as_attachment=True, filename="genreweb-tracks.zip",
+                        content_type="application/zip")
+
+
+def _report_retag(request: HttpRequest, result: pipeline.RetagResult) -> None:
+    parts = [f"{result.written} file(s) tagged"]
+    if result.unchanged:
+        parts.append(f"{result.unchanged} already had these genres")
+    if result.skipped:
+        parts.append(f"{result.skipped} skipped (not analysed, or uncertain)")
+    messages.success(request, "; ".join(parts) + ".")
+    for error in result.errors or []:
+        messages.error(request, error)

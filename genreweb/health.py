@@ -1,0 +1,95 @@
+"""GET /health/: is the database reachable, the broker reachable, the model installed?
+
+Answers 200 when the database and the broker work (the model is reported, since a missing
+model fails analyses but not the site), 503 otherwise. Cheap: it never loads the model.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+BROKER_TIMEOUT = 3  # seconds
+
+
+@never_cache
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    report = {"database": database_status(), "broker": broker_status(),
+              "model": model_status()}
+    healthy = report["database"]["ok"] and report["broker"]["ok"]
+    report["status"] = "ok" if healthy and report["model"]["ok"] else (
+        "degraded" if healthy else "error")
+    return JsonResponse(report, status=200 if healthy else 503)
+
+
+def database_status() -> dict[str, Any]:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:
+        return {"ok": False, "vendor": connection.vendor, "error": str(exc).strip()[:300]}
+    return {"ok": True, "vendor": connection.vendor}
+
+
+def broker_status() -> dict[str, Any]:
+    from genreweb.celery import app
+
+    shown = redact(app.conf.broker_url)
+    try:
+        with app.connection_for_write(connect_timeout=BROKER_TIMEOUT) as conn:
+            conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT)
+            conn.default_channel  # noqa: B018 (opens a channel: the broker really answers)
+    except Exception as exc:
+        return {"ok": False, "url": shown, "error": str(exc).strip()[:300]}
+    return {"ok": True, "url": shown}
+
+
+def model_status() -> dict[str, Any]:
+    """The pinned musicnn checkpoint and the genre head are installed (neither is loaded:
+    importing torch would cost every web process a few hundred MB)."""
+    from classifier import registry
+    from classifier.models import Status, Track
+
+    if not _musicnn_installed():
+        return {"ok": False, "error": "the pretrained musicnn weights are not installed: run "
+                                      f"`pip install --no-deps {registry.MUSICNN_WHEEL}`"}
+    head = registry.default_head_path()
+    if not head.is_file():
+        return {"ok": False, "error": f"the genre head {head.name} is missing"}
+    try:
+        latest = (Track.objects.filter(status=Status.DONE).order_by("-analysed_at")
+                  .values_list("model_version", flat=True).first())
+    except Exception:  # the database is reported on its own
+        latest = None
+    return {"ok": True, "head": head.name, "last_model_version": latest,
+            "min_confidence": settings.GENREWEB_MIN_CONFIDENCE}
+
+
+def _musicnn_installed() -> bool:
+    from classifier import registry
+
+    spec = importlib.util.find_spec("musicnn")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        folder = Path(location) / registry.MUSICNN_CHECKPOINT_DIR
+        if all((folder / suffix).is_file() for suffix in registry.MUSICNN_SHA256):
+            return True
+    return False
+
+
+def redact(url: str) -> str:
+    """The URL without its password, fit to show."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
