@@ -17,5 +17,6 @@ urlpatterns = [
     path("api/", include((api_urlpatterns, "api"))),
     path("api/token/", obtain_auth_token, name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("", include("recommender.urls")),
     path("", include("classifier.urls")),
 ]

@@ -1,0 +1,221 @@
+"""End to end: build_catalog with a real Celery worker, then "songs like this" for an upload.
+
+Spotify is the local stand-in, the "video site" is the local media stand-in serving real
+music (GTZAN clips), yt-dlp and ffmpeg cut the samples, the real engine analyses them, and
+`celery -A genreweb worker --pool solo` runs every step on Redis db 5 and the test database.
+"""
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.db import connection
+from django.template import Context, Template
+from django.test import Client
+from django.urls import reverse
+
+from classifier.models import Track
+from recommender.models import CatalogArtist, CatalogTrack, Status
+from tests.recommender.conftest import joined_clips
+
+pytestmark = [pytest.mark.worker, pytest.mark.shared, pytest.mark.django_db(transaction=True)]
+
+REPO = Path(__file__).resolve().parents[2]
+REDIS_URL = os.environ.get("RECOMMENDER_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
+
+
+def database_url() -> str:
+    s = connection.settings_dict
+    if connection.vendor != "postgresql":
+        pytest.fail("the worker test needs PostgreSQL: set DATABASE_URL=postgres://...")
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def wait_for(condition: Callable[[], bool], what: str, log: Path, seconds: float = 300) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.3)
+    pytest.fail(f"gave up waiting for {what}\n--- worker log ---\n"
+                f"{log.read_text(errors='replace')[-4000:]}")
+
+
+def forget_broker_connections() -> None:
+    from genreweb.celery import app
+
+    app._after_fork()  # drop pooled producers so the next send reads CELERY_BROKER_URL again
+
+
+@pytest.fixture
+def broker(monkeypatch):
+    """This process sends to Redis db 5 (Celery reads CELERY_BROKER_URL from the environment)."""
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    monkeypatch.setenv("CELERY_BROKER_URL", REDIS_URL)
+    forget_broker_connections()
+    yield redis.Redis.from_url(REDIS_URL)
+    forget_broker_connections()
+
+
+@pytest.fixture
+def start_worker(broker, catalog_settings, media, tmp_path) -> Iterator[Callable[[], Path]]:
+    """Start `celery -A genreweb worker --pool solo` on demand; stopped after the test."""
+    processes: list[subprocess.Popen] = []
+    log = tmp_path / "worker.log"
+
+    def start() -> Path:
+        env = {**os.environ, "DATABASE_URL": database_url(), "CELERY_BROKER_URL": REDIS_URL,
+               "DJANGO_SETTINGS_MODULE": "genreweb.settings",
+               "GENREWEB_DATA_DIR": str(tmp_path / "data"),
+               "GENREWEB_MODEL_DIR": str(catalog_settings.GENREWEB_MODEL_DIR),
+               "GENREWEB_TORCH_THREADS": "1",
+               "MEDIA_ROOT": str(catalog_settings.MEDIA_ROOT),
+               "RECOMMENDER_INDEX_DIR": str(catalog_settings.RECOMMENDER_INDEX_DIR),
+               "RECOMMENDER_SAMPLE_SEARCH": media.search_template,
+               "RECOMMENDER_RETRY_BACKOFF": "0.5"}
+        command = [sys.executable, "-m", "celery", "-A", "genreweb", "worker", "--pool", "solo",
+                   "--without-gossip", "--without-mingle", "--without-heartbeat",
+                   "--loglevel", "INFO", "--hostname", f"catalog-{uuid.uuid4().hex[:8]}@%h"]
+        with log.open("ab") as sink:
+            process = subprocess.Popen(command, cwd=REPO, env=env, stdout=sink,
+                                       stderr=subprocess.STDOUT)
+        processes.append(process)
+        wait_for(lambda: "ready." in log.read_text(errors="replace") or process.poll() is not None,
+                 "the worker to start", log, seconds=120)
+        if process.poll() is not None:
+            pytest.fail(f"the worker exited at start:\n{log.read_text(errors='replace')}")
+        return log
+
+    yield start
+    for process in processes:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    _wait_for_sessions_to_close()
+
+
+def _wait_for_sessions_to_close(seconds: float = 15) -> None:
+    # The stopped worker's PostgreSQL sessions end a moment later; the test database can be
+    # dropped only then.
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                           "current_database() AND pid <> pg_backend_pid()")
+            if cursor.fetchone()[0] == 0:
+                return
+        time.sleep(0.1)
+
+
+def build(*args: str) -> str:
+    out = io.StringIO()
+    call_command("build_catalog", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_build_a_catalog_then_songs_like_an_upload(start_worker, broker, spotify, media,
+                                                   gtzan_dir, tmp_path, settings):
+    clips = tmp_path / "site"
+    clips.mkdir()
+    # The catalog: two metal tracks (their artist tagged metal on Spotify), two classical ones
+    # (their artist without genres) and one that no search finds.
+    iron = spotify.artist("Iron Testers", genres=["metal", "thrash metal"])
+    quiet = spotify.artist("Quiet Players", genres=None)
+    heavy = spotify.album(iron, "Heavy", [("Anvil", 60), ("Forge", 60)], "1986-03-03")
+    calm = spotify.album(quiet, "Calm", [("Nocturne", 60), ("Etude", 60), ("Lost Song", 60)])
+    for track, genre, numbers in ((heavy.tracks[0], "metal", (0, 1)),
+                                  (heavy.tracks[1], "metal", (2, 3)),
+                                  (calm.tracks[0], "classical", (0, 1)),
+                                  (calm.tracks[1], "classical", (2, 3))):
+        source = joined_clips([gtzan_dir / genre / f"{genre}.{n:05d}.flac" for n in numbers],
+                              clips / f"{track.id}.m4a")
+        artist = track.artists[0].name
+        media.add_result(f"{artist} - {track.name}", f"{artist} - {track.name} (Live)",
+                         source, 200)  # a decoy: another version, another length
+        media.add_result(f"{artist} - {track.name}", f"{artist} - {track.name}", source, 60)
+    spotify.fail("^/v1/artists/[^/]+$", (429, {"Retry-After": "1"}))  # honoured, then retried
+    seeds = ["--artist", iron.id, "--album", calm.id, "--search", 'genre:"metal"',
+             "--limit", "10"]
+
+    # 1. Seeds read, five tracks pending; then the broker loses their messages.
+    first = build(*seeds)
+    assert "catalog: 5 tracks: 5 pending" in first
+    assert CatalogTrack.objects.filter(status=Status.PENDING).count() == 5
+    assert broker.llen("celery") == 5
+    broker.flushdb()
+    spotify_requests = len(spotify.log)
+
+    # 2. The next run queues them again and waits for the worker: nothing fetched twice.
+    log = start_worker()
+    second = build(*seeds, "--wait", "--timeout", "400")
+    assert "going on from an earlier run: 5 to sample, 0 to analyse" in second
+    assert second.strip().endswith(
+        "catalog: 5 tracks: 0 pending, 0 sampled, 4 analysed, 1 failed, 0 excluded"), second
+    assert len(spotify.log) == spotify_requests
+    assert [r.status for r in spotify.requests("^/v1/artists/[^/]+$")] == [429, 200, 200]
+
+    anvil = CatalogTrack.objects.get(title="Anvil")
+    assert anvil.primary_genre == "metal" and len(anvil.embedding) == 200
+    assert anvil.artist_genres == ["metal", "thrash metal"]
+    assert anvil.sample_source_title == "Iron Testers - Anvil"  # not the live decoy
+    assert 25 <= anvil.verdict["duration"] <= 31
+    nocturne = CatalogTrack.objects.get(title="Nocturne")
+    assert nocturne.primary_genre == "classical" and nocturne.artist_genres == []
+    assert CatalogArtist.objects.get(name="Quiet Players").genres == []
+    lost = CatalogTrack.objects.get(title="Lost Song")
+    assert lost.status == Status.FAILED and "no search results" in lost.failure_reason
+    downloads = len(media.requests("^/audio/"))
+
+    # 3. A third run fetches nothing at all.
+    third = build(*seeds)
+    assert len(spotify.log) == spotify_requests
+    assert len(media.requests("^/audio/")) == downloads
+    assert "4 analysed, 1 failed" in third
+
+    # 4. A user uploads a metal track; the same worker analyses it.
+    user = get_user_model().objects.create_user("listener", password="a-long-password-42")
+    client = Client()
+    client.force_login(user)
+    upload = joined_clips([gtzan_dir / "metal" / "metal.00004.flac"], clips / "mine.flac",
+                          fmt="flac")
+    response = client.post(reverse("upload"),
+                           {"file": SimpleUploadedFile(upload.name, upload.read_bytes())},
+                           HTTP_ACCEPT="application/json")
+    assert response.status_code == 201, response.content
+    track_id = response.json()["id"]
+    wait_for(lambda: Track.objects.get(pk=track_id).status in ("done", "failed"),
+             "the upload's analysis", log)
+    mine = Track.objects.get(pk=track_id)
+    assert mine.status == "done" and mine.primary_genre == "metal", mine.error
+
+    # 5. Songs like this: the catalog's metal tracks, ranked, with players and reasons.
+    data = client.get(f"/api/tracks/{track_id}/similar/").json()
+    results = data["catalog"]["results"]
+    assert {r["title"] for r in results} == {"Anvil", "Forge"}
+    assert results[0]["similarity"] >= results[1]["similarity"] > 0
+    assert all(r["reason"].startswith("Same genre: metal · similarity ") for r in results)
+    assert all(r["spotify_url"] and r["cover_url"] and r["sample_url"] for r in results)
+    sample = client.get(results[0]["sample_url"])
+    assert sample.status_code == 200 and sample["Content-Type"] == "audio/mpeg"
+    assert data["library"]["message"] == "No other analysed tracks in your library yet."
+    html = Template("{% load songs_like_this %}{% songs_like_this track %}").render(
+        Context({"track": mine}))
+    assert html.count("<audio controls") == 2 and "Nocturne" not in html
+    page = client.get(reverse("track-detail", args=[track_id])).content.decode()
+    assert "Anvil" in page and "Same genre: metal" in page
