@@ -1,0 +1,1 @@
+"""Dataset curation: the genre taxonomy, labelled samples, training runs and model versions."""

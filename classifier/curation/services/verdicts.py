@@ -1,0 +1,63 @@
+"""The active model's verdict on each sample, stored so the review list can sort by it."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+from classifier.curation.models import Sample
+from classifier.curation.services.embeddings import cached_features, sample_features
+from classifier.errors import EngineError
+
+VERDICT_FIELDS = ["verdict_genre", "verdict_confidence", "disagreement", "uncertainty",
+                  "verdict_probabilities", "verdict_model", "verdict_error"]
+
+
+def refresh_verdicts(samples: Iterable[Sample], *, embed_missing: bool = True,
+                     on_progress: Callable[[int, int], None] | None = None) -> int:
+    """Judge each sample with the active head; returns how many got a verdict.
+
+    Samples whose audio was never analysed are analysed now (embed_missing) or left as they
+    are. The engine is asked for the active head here, so a promotion is picked up at once.
+    """
+    from classifier.analysis import get_engine
+
+    engine = get_engine()
+    samples = list(samples)
+    judged = 0
+    for n, sample in enumerate(samples, 1):
+        try:
+            if embed_missing:
+                features = sample_features(sample, engine.info.feature)
+            else:
+                features = cached_features(sample, engine.info.feature)
+        except EngineError as exc:
+            _store_error(sample, str(exc))
+            features = None
+        if features is not None:
+            judge(sample, engine.head.probabilities(features).mean(0), engine.info.genres,
+                  engine.model)
+            judged += 1
+        if on_progress:
+            on_progress(n, len(samples))
+    return judged
+
+
+def judge(sample: Sample, probabilities: np.ndarray, genres: list[str], model: str) -> None:
+    best = int(np.argmax(probabilities))
+    label = sample.genre.name
+    label_probability = float(probabilities[genres.index(label)]) if label in genres else 0.0
+    sample.verdict_genre = genres[best]
+    sample.verdict_confidence = float(probabilities[best])
+    sample.disagreement = 1.0 - label_probability
+    sample.uncertainty = 1.0 - float(probabilities[best])
+    sample.verdict_probabilities = {g: round(float(p), 4)
+                                     for g, p in zip(genres, probabilities, strict=True)}
+    sample.verdict_model = model
+    sample.verdict_error = ""
+    Sample.objects.filter(pk=sample.pk).update(**{f: getattr(sample, f) for f in VERDICT_FIELDS})
+
+
+def _store_error(sample: Sample, message: str) -> None:
+    sample.verdict_error = message[:500]
+    Sample.objects.filter(pk=sample.pk).update(verdict_error=sample.verdict_error)

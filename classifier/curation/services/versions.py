@@ -1,0 +1,115 @@
+"""Model versions: which head is active, promotion, roll-back and what is out of date."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from django.db import transaction
+from django.utils import timezone
+
+from classifier.curation.models import ModelVersion, Promotion
+from classifier.curation.services import CurationError
+
+log = logging.getLogger(__name__)
+
+
+def active_version() -> ModelVersion | None:
+    return ModelVersion.objects.filter(is_active=True).first()
+
+
+def active_model_string() -> str | None:
+    """The model string verdicts made now record (Analysis.model); None without any head."""
+    from classifier.errors import ModelError
+    from classifier.head import load_head
+    from classifier.registry import default_head_path
+    from classifier.weights import MUSICNN_VERSION
+
+    version = active_version()
+    if version is not None:
+        return version.model
+    try:
+        _, _, head_version = load_head(default_head_path())
+    except ModelError:
+        return None
+    return f"{MUSICNN_VERSION}+head-{head_version}"
+
+
+def promote(version: ModelVersion | None, user=None, *, rollback: bool = False
+            ) -> ModelVersion | None:
+    """Make `version` the active head (None: back to the bundled head) for every process.
+
+    Workers and the web app ask for the active head once per track, so they switch at their
+    next track. The samples' verdicts are then recomputed with the new head.
+    """
+    with transaction.atomic():
+        # Lock the active row so two promotions in flight cannot both end up active.
+        list(ModelVersion.objects.select_for_update().filter(is_active=True))
+        ModelVersion.objects.filter(is_active=True).update(is_active=False)
+        if version is not None:
+            if not Path(version.head.path).exists():
+                raise CurationError(f"the head file of {version} is missing: "
+                                    f"{version.head.name}")
+            version.is_active = True
+            version.promoted_at = timezone.now()
+            version.promoted_by = user if getattr(user, "pk", None) else None
+            version.save(update_fields=["is_active", "promoted_at", "promoted_by"])
+        Promotion.objects.create(version=version, rollback=rollback,
+                                 by=user if getattr(user, "pk", None) else None)
+        transaction.on_commit(_queue_verdict_refresh)
+    log.info("active genre head is now %s", version or "the bundled head")
+    return version
+
+
+def roll_back(user=None) -> ModelVersion | None:
+    """Re-activate the head that was active before the current one; returns it (None: bundled).
+
+    Promotions form a stack: each roll-back steps one further back, down to the bundled head.
+    """
+    if active_version() is None:
+        return None  # the bundled head is active: nothing to roll back
+    stack = promotion_stack()
+    if stack:
+        stack.pop()  # the active version
+    previous = ModelVersion.objects.filter(pk=stack[-1]).first() if stack and stack[-1] else None
+    return promote(previous, user, rollback=True)
+
+
+def promotion_stack() -> list[int | None]:
+    """Version ids (None: the bundled head) in the order they became active, undone ones popped."""
+    stack: list[int | None] = []
+    for event in Promotion.objects.order_by("at", "id"):
+        if event.rollback:
+            if stack:
+                stack.pop()
+        else:
+            stack.append(event.version_id)
+    return stack
+
+
+def _queue_verdict_refresh() -> None:
+    from classifier.curation.tasks import queue_verdict_refresh
+
+    queue_verdict_refresh(None)
+
+
+def tracks_from_older_versions(user=None):
+    """Analysed tracks whose verdict was made by another model than the active one.
+
+    `user`: only that user's tracks (the dashboard); None: everyone's (the admin).
+    """
+    from classifier.models import Track
+
+    current = active_model_string()
+    tracks = Track.objects.exclude(model_version="")
+    if current is not None:
+        tracks = tracks.exclude(model_version=current)
+    if user is not None:
+        tracks = tracks.filter(owner=user)
+    return tracks
+
+
+def reanalyse_older_tracks(user=None) -> list[int]:
+    """Queue every track of tracks_from_older_versions(user) for a fresh analysis."""
+    from classifier import pipeline
+
+    return pipeline.reanalyse(tracks_from_older_versions(user))
