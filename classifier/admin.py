@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from classifier.curation.track_actions import add_to_dataset
 from classifier.models import Track
 
 
@@ -13,3 +14,4 @@ class TrackAdmin(admin.ModelAdmin):
                        "claimed_at", "claim_token", "task_id", "attempts")
     raw_id_fields = ("owner",)
     date_hierarchy = "created_at"
+    actions = [add_to_dataset]

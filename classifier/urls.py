@@ -15,6 +15,7 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("upload/", views.upload, name="upload"),
     path("library/bulk/", views.bulk, name="bulk"),
+    path("library/reanalyse-outdated/", views.reanalyse_outdated, name="reanalyse-outdated"),
     path("tracks/<int:pk>/", views.track_detail, name="track-detail"),
     path("tracks/<int:pk>/status/", views.track_status, name="track-status"),
     path("tracks/<int:pk>/download/", views.track_download, name="track-download"),

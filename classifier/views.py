@@ -25,6 +25,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from classifier import charts, pipeline
+from classifier.curation.services.versions import (
+    reanalyse_older_tracks,
+    tracks_from_older_versions,
+)
 from classifier.forms import BulkForm, LibraryFilterForm, RetagForm, UploadForm
 from classifier.labels import TAG_SPELLING
 from classifier.library import filter_tracks, genre_distribution
@@ -66,7 +70,18 @@ def dashboard(request: HttpRequest) -> HttpResponse:
                                                        default=1),
         "total": mine.count(), "policies": TagPolicy.choices,
         "busy": mine.filter(status__in=[Status.PENDING, Status.PROCESSING]).count(),
+        "outdated": tracks_from_older_versions(request.user).count(),
     })
+
+
+@login_required
+@require_POST
+def reanalyse_outdated(request: HttpRequest) -> HttpResponse:
+    """Queue the user's tracks whose verdict an older model version made."""
+    queued = reanalyse_older_tracks(request.user)
+    messages.success(request, f"{len(queued)} track(s) made by an older model queued for a "
+                              "new analysis.")
+    return HttpResponseRedirect(reverse("dashboard"))
 
 
 @login_required

@@ -171,6 +171,21 @@ def test_dashboard_filters_searches_sorts_and_paginates(alice, library, settings
     assert "Page 1 of 2" in first.content.decode()
 
 
+def test_dashboard_reanalyses_tracks_made_by_an_older_model(alice, library, mallory):
+    current = Track.objects.get(title="Adagio").model_version
+    assert current.startswith("musicnn-msd-")
+    Track.objects.filter(title__in=["Blue Train", "Paranoid"]).update(model_version=current)
+    Track.objects.filter(title="Mystery").update(model_version="musicnn-msd-0+head-old")
+    page = alice.get(reverse("dashboard")).content.decode()
+    assert "1 track analysed by an older model version" in page and 'id="outdated"' in page
+    mallory.post(reverse("reanalyse-outdated"))  # another user's click touches nothing of alice's
+    assert Track.objects.get(title="Mystery").status == Status.DONE
+    alice.post(reverse("reanalyse-outdated"))
+    assert Track.objects.get(title="Mystery").status == Status.PENDING
+    assert Track.objects.get(title="Adagio").status == Status.DONE
+    assert 'id="outdated"' not in alice.get(reverse("dashboard")).content.decode()
+
+
 def test_dashboard_shows_only_ones_own_tracks(mallory, library):
     response = mallory.get(reverse("dashboard"))
     assert response.context["total"] == 0 and "Adagio" not in response.content.decode()

@@ -97,10 +97,11 @@ def tracks_from_older_versions(user=None):
 
     `user`: only that user's tracks (the dashboard); None: everyone's (the admin).
     """
-    from classifier.models import Track
+    from classifier.models import Status, Track
 
     current = active_model_string()
-    tracks = Track.objects.exclude(model_version="")
+    # Only finished tracks: one pending or processing is already on its way to a new verdict.
+    tracks = Track.objects.filter(status=Status.DONE).exclude(model_version="")
     if current is not None:
         tracks = tracks.exclude(model_version=current)
     if user is not None:
