@@ -5,7 +5,9 @@ The engine (CNN + head) loads once per process and is reused.
 """
 from __future__ import annotations
 
+import functools
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,7 @@ from classifier.config import DEFAULT_CHUNK_BUDGET, DEFAULT_MIN_CONFIDENCE, INFE
 from classifier.features import Chunks, extract_chunks
 from classifier.head import GenreHead, HeadInfo, load_head
 from classifier.labels import MSD_TAGS, STYLE_TAGS, TAG_SPELLING
+from classifier.musicnn import MusiCNN
 from classifier.registry import default_head_path
 from classifier.verdict import Analysis, Chunk, GenreScore, StyleScore
 from classifier.weights import MUSICNN_VERSION, load_musicnn
@@ -50,7 +53,7 @@ class Engine:
     """The musicnn CNN and a genre head, loaded once."""
 
     def __init__(self, head_path: Path | None = None) -> None:
-        self.cnn = load_musicnn()
+        self.cnn = shared_cnn()
         self.head_path = Path(head_path or default_head_path())
         self.head, self.info, head_version = load_head(self.head_path)
         self.model = f"{MUSICNN_VERSION}+head-{head_version}"
@@ -59,7 +62,7 @@ class Engine:
     def cnn_only(cls) -> Engine:
         """An engine without a head, for computing training features."""
         engine = cls.__new__(cls)
-        engine.cnn = load_musicnn()
+        engine.cnn = shared_cnn()
         engine.head, engine.info = None, HeadInfo(genres=[])
         engine.model = MUSICNN_VERSION
         return engine
@@ -125,7 +128,17 @@ def styles(taggram: np.ndarray, count: int = STYLE_COUNT) -> list[StyleScore]:
     return [StyleScore(STYLE_TAGS[i], float(scores[i])) for i in order]
 
 
-_engines: dict[Path, Engine] = {}
+@functools.cache
+def shared_cnn() -> MusiCNN:
+    """The one CNN of the process: every head reads the same frozen features."""
+    _configure_threads()
+    return load_musicnn()
+
+
+# A promotion switches heads at the next track; the previous engine is kept a little while
+# for tracks already under way, older ones are dropped (they share the CNN, a head is small).
+_KEEP_ENGINES = 2
+_engines: OrderedDict[Path, Engine] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -134,8 +147,10 @@ def get_engine(head_path: Path | None = None) -> Engine:
     key = Path(head_path or default_head_path())
     with _lock:
         if key not in _engines:
-            _configure_threads()
             _engines[key] = Engine(key)
+        _engines.move_to_end(key)
+        while len(_engines) > _KEEP_ENGINES:
+            _engines.popitem(last=False)
         return _engines[key]
 
 
