@@ -54,7 +54,8 @@ def original_procedure(engine, path: Path) -> int:
     audio, sr = librosa.load(path, sr=AUDIO.sample_rate)
     rep = librosa.feature.melspectrogram(y=audio, sr=sr, hop_length=AUDIO.hop_length,
                                          n_fft=AUDIO.n_fft, n_mels=AUDIO.n_mels).T
-    rep = np.log10(10000 * rep.astype(np.float16) + 1)
+    # musicnn casts to float16 before the log; float16 arithmetic would overflow under numpy 2
+    rep = np.log10(10000 * rep.astype(np.float16).astype(np.float32) + 1)
     batch = None
     for start in range(0, rep.shape[0] - AUDIO.patch_frames + 1, AUDIO.patch_frames):
         patch = rep[None, start:start + AUDIO.patch_frames]
