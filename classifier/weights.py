@@ -1,0 +1,109 @@
+"""Load the pretrained musicnn MSD model: convert the wheel's checkpoint once, then use a cache.
+
+The musicnn==0.1.0 wheel ships the TensorFlow checkpoint; its files are pinned by sha256 in
+the registry and converted by our own reader (no TensorFlow). The converted state dict is
+cached as safetensors, and later loads read only that cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from classifier import registry
+from classifier.checkpoint import DATA_FILE, read_checkpoint
+from classifier.errors import ModelError
+from classifier.musicnn import MusiCNN, musicnn_from_state_dict, state_dict_from_tf
+
+CACHE_FILE = "musicnn_msd.safetensors"
+# Names the converted weights in verdicts: the pinned checkpoint's content decides it.
+MUSICNN_VERSION = "musicnn-msd-" + registry.MUSICNN_SHA256[DATA_FILE][:8]
+
+
+def checkpoint_dir() -> Path:
+    """The wheel's MSD_musicnn folder, found without importing musicnn (it imports TF)."""
+    spec = importlib.util.find_spec("musicnn")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        folder = Path(location) / registry.MUSICNN_CHECKPOINT_DIR
+        if folder.is_dir():
+            return folder
+    raise ModelError(
+        f"the pretrained musicnn weights are not installed: run "
+        f"`pip install --no-deps {registry.MUSICNN_WHEEL}` (only its weight files are used)"
+    )
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_checkpoint(folder: Path) -> None:
+    """Refuse checkpoint files whose sha256 differs from the pinned one."""
+    for suffix, expected in registry.MUSICNN_SHA256.items():
+        path = folder / suffix
+        if not path.is_file():
+            raise ModelError(f"the musicnn checkpoint file {path} is missing: reinstall with "
+                             f"`pip install --no-deps --force-reinstall {registry.MUSICNN_WHEEL}`")
+        actual = sha256_of(path)
+        if actual != expected:
+            raise ModelError(f"the musicnn checkpoint file {path} is not the pinned one: "
+                             f"sha256 {actual}, expected {expected}")
+
+
+def convert_checkpoint(folder: Path) -> dict[str, torch.Tensor]:
+    """The verified checkpoint in `folder` as a MusiCNN state dict."""
+    verify_checkpoint(folder)
+    return state_dict_from_tf(read_checkpoint(folder))
+
+
+def _write_atomically(state: dict[str, torch.Tensor], path: Path) -> None:
+    # A crash or a concurrent load never sees a half-written cache: write beside it, rename.
+    handle, temp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        save_file(state, temp, metadata={"model": MUSICNN_VERSION})
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _read_cache(path: Path) -> dict[str, torch.Tensor] | None:
+    """The cached state dict, or None where the cache was written for another version."""
+    try:
+        with safe_open(path, framework="pt") as cache:
+            if (cache.metadata() or {}).get("model") != MUSICNN_VERSION:
+                return None
+            names = cache.keys()  # safe_open is not iterable, unlike a dict
+            return {name: cache.get_tensor(name) for name in names}
+    except (SafetensorError, OSError) as exc:
+        raise ModelError(f"the cached musicnn weights {path} are damaged ({exc}): "
+                         "delete the file and they will be converted again") from exc
+
+
+def load_musicnn(cache_dir: Path | None = None, checkpoint: Path | None = None) -> MusiCNN:
+    """The pretrained musicnn MSD model in eval mode.
+
+    The first call converts the wheel's checkpoint (or the checkpoint folder given) and
+    caches it as `<cache_dir or registry.model_dir()>/musicnn_msd.safetensors`; later calls
+    read only that file.
+    """
+    folder = Path(cache_dir) if cache_dir is not None else registry.model_dir()
+    path = folder / CACHE_FILE
+    state = _read_cache(path) if path.is_file() else None
+    if state is None:
+        state = convert_checkpoint(checkpoint if checkpoint is not None else checkpoint_dir())
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_atomically(state, path)
+    return musicnn_from_state_dict(state)
