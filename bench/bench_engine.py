@@ -4,7 +4,10 @@ Builds 4-minute tracks from the GTZAN clips in ../shared (real music, FLAC), the
 - `analyse()` with the default chunk budget and with `--full` (the model loaded once, warm);
 - the original musicnn extractor's procedure: librosa.load at 16 kHz, librosa's mel spectrogram,
   patches stacked one by one and the CNN run one patch at a time (musicnn's BATCH_SIZE = 1),
-  here with the torch port since TensorFlow is not part of the project.
+  here with the torch port since TensorFlow is not part of the project;
+- with --original-python, the original extractor itself (`musicnn.extractor.extractor`, on
+  TensorFlow) on the same tracks, run by that interpreter in a separate environment where
+  `musicnn` and TensorFlow are installed (never in the project's own).
 The real-time factor is seconds of audio analysed per second of wall time.
 Last line: rtf_default=<x> rtf_full=<x> seconds_per_4min_track=<x>
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -66,6 +70,28 @@ def original_procedure(engine, path: Path) -> int:
     return len(batch)
 
 
+ORIGINAL = """
+import sys, time
+from musicnn.extractor import extractor
+run = lambda p: extractor(p, model="MSD_musicnn", input_length=3, input_overlap=False,
+                          extract_features=True)
+run(sys.argv[1])  # warm-up: TensorFlow's first graph build is not the steady state
+start = time.perf_counter()
+for path in sys.argv[1:]:
+    run(path)
+print(f"ORIGINAL_SECONDS={time.perf_counter() - start}")
+"""
+
+
+def original_extractor(python: str, tracks: list[Path]) -> float:
+    """Seconds the original musicnn extractor (TensorFlow) takes for the tracks."""
+    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([python, "-c", ORIGINAL, *map(str, tracks)], env=env,
+                            capture_output=True, text=True, check=True)
+    line = [x for x in result.stdout.splitlines() if x.startswith("ORIGINAL_SECONDS=")][-1]
+    return float(line.split("=")[1])
+
+
 def timed(fn, tracks: list[Path]) -> float:
     start = time.perf_counter()
     for path in tracks:
@@ -76,6 +102,8 @@ def timed(fn, tracks: list[Path]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tracks", type=int, default=5, help="4-minute tracks to analyse")
+    parser.add_argument("--original-python", metavar="PYTHON",
+                        help="an interpreter with musicnn==0.1.0 and TensorFlow installed")
     args = parser.parse_args()
     if not GTZAN.exists():
         sys.exit(f"{GTZAN} is absent: the benchmark needs the shared GTZAN clips")
@@ -90,6 +118,8 @@ def main() -> None:
         default = timed(lambda p: engine.analyse(p), tracks)
         full = timed(lambda p: engine.analyse(p, full=True), tracks)
         original = timed(lambda p: original_procedure(engine, p), tracks)
+        tensorflow = (original_extractor(args.original_python, tracks)
+                      if args.original_python else None)
     per_track = default / len(tracks)
     print(f"{len(tracks)} tracks, {seconds:.0f} s of audio")
     print(f"default budget: {default:.2f} s wall, {seconds / default:.1f}x real time")
@@ -98,6 +128,10 @@ def main() -> None:
           f"{seconds / original:.1f}x real time")
     print(f"speed-up over the original procedure: default {original / default:.1f}x, "
           f"full {original / full:.1f}x")
+    if tensorflow is not None:
+        print(f"original musicnn extractor (TensorFlow): {tensorflow:.2f} s wall, "
+              f"{seconds / tensorflow:.1f}x real time; speed-up: default "
+              f"{tensorflow / default:.1f}x, full {tensorflow / full:.1f}x")
     print(f"rtf_default={seconds / default:.1f} rtf_full={seconds / full:.1f} "
           f"seconds_per_4min_track={per_track:.3f}")
 

@@ -12,6 +12,20 @@ GTZAN = SHARED / "data" / "gtzan_mini"
 REFERENCE = SHARED / "reference" / "musicnn_msd"
 
 
+def _worker_redis_url() -> str:
+    """The Redis database the real-worker tests use (and flush).
+
+    The broker this process already talks to when that is Redis: a worker on another
+    database would never see the tasks this process sends.
+    """
+    configured = os.environ.get("CELERY_BROKER_URL", "")
+    default = configured if configured.startswith("redis") else "redis://127.0.0.1:6379/3"
+    return os.environ.get("GENREWEB_TEST_REDIS_URL", default)
+
+
+WORKER_REDIS_URL = _worker_redis_url()
+
+
 def require_shared(path: Path) -> Path:
     """Return `path`, or skip (fail under CI=true) where ../shared is not beside the repo."""
     if path.exists():

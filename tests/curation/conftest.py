@@ -19,13 +19,15 @@ from pathlib import Path
 import pytest
 from django.test import override_settings
 
+from tests.conftest import WORKER_REDIS_URL
+
 REPO = Path(__file__).resolve().parents[2]
 # 3 genres x 4 clips; clips 0-3 train/validate, 4-6 are left for the baseline head and tracks.
 SUBSET_GENRES = ("blues", "classical", "metal")
 SUBSET_CLIPS = range(4)
 BASELINE_GENRES = ("blues", "classical")
 BASELINE_CLIPS = (4, 5)
-REDIS_URL = os.environ.get("CURATION_TEST_REDIS", "redis://127.0.0.1:6379/7")
+REDIS_URL = WORKER_REDIS_URL
 WORKER_START_LIMIT = 180  # seconds for a cold worker to load Django, torch and the CNN
 
 

@@ -26,12 +26,13 @@ from django.urls import reverse
 
 from classifier.models import Track
 from recommender.models import CatalogArtist, CatalogTrack, Status
+from tests.conftest import WORKER_REDIS_URL
 from tests.recommender.conftest import joined_clips
 
 pytestmark = [pytest.mark.worker, pytest.mark.shared, pytest.mark.django_db(transaction=True)]
 
 REPO = Path(__file__).resolve().parents[2]
-REDIS_URL = os.environ.get("RECOMMENDER_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
+REDIS_URL = WORKER_REDIS_URL
 
 
 def database_url() -> str:

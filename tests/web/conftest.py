@@ -19,10 +19,11 @@ from django.test import Client
 from classifier import pipeline
 from classifier.models import Track
 from tests.audiofiles import make_audio_file, write_audio
+from tests.conftest import WORKER_REDIS_URL
 
 REPO = Path(__file__).resolve().parents[2]
 # The worker tests' broker: their own Redis database, flushed before each worker starts.
-TEST_REDIS_URL = os.environ.get("GENREWEB_TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
+TEST_REDIS_URL = WORKER_REDIS_URL
 WAIT_SECONDS = 120
 PASSWORD = "a-long-test-password-9"
 
