@@ -377,3 +377,67 @@ class _Progress:
     def done(self) -> None:
         if self._callback is not None:
             self._callback(1.0)
+
+
+# --- sections by seeking ------------------------------------------------------------------
+
+# Resampling starts this long before a section and runs this long past it, so the filter's
+# start-up and end fall outside the samples returned.
+SECTION_MARGIN = 0.1
+
+
+def decode_section(path: str | Path, start: float, seconds: float,
+                   sample_rate: int = AUDIO.sample_rate) -> tuple[int, np.ndarray] | None:
+    """Mono float32 samples of [start, start + seconds) at `sample_rate`, found by seeking.
+
+    Returns (index of the first sample in the whole decoded track, samples), equal to that
+    slice of iter_decode's output up to float rounding: resampling starts on an instant that
+    lies on both the file's and the output's sample grid. None where the file cannot be cut
+    exactly (no timestamps, or the seek landed after the section): decode it all instead.
+    """
+    path = Path(path)
+    with _open_audio(path) as (container, stream):
+        rate = int(stream.rate)
+        grid = math.gcd(rate, sample_rate)
+        first = max(0, math.floor((start - SECTION_MARGIN) * grid)) * (rate // grid)
+        wanted = math.ceil((start + seconds + SECTION_MARGIN) * rate) - first
+        try:
+            container.seek(int(first / rate / stream.time_base), stream=stream, backward=True)
+            native = _native_from(container, stream, first, wanted)
+        except (av.error.FFmpegError, OSError):
+            return None
+    if native is None:
+        return None
+    out = soxr.resample(native, rate, sample_rate, quality=SOXR_QUALITY) \
+        if rate != sample_rate else native
+    offset = first * sample_rate // rate
+    lead = round(start * sample_rate) - offset
+    return offset + lead, out[lead:lead + round(seconds * sample_rate)]
+
+
+def _native_from(container: av.container.InputContainer, stream: av.AudioStream, first: int,
+                 wanted: int) -> np.ndarray | None:
+    """`wanted` mono samples at the file's rate from sample index `first` (fewer at the end)."""
+    to_float: av.AudioResampler | None = None
+    parts: list[np.ndarray] = []
+    have = 0
+    position: int | None = None
+    for frame in container.decode(stream):
+        if position is None:
+            if frame.pts is None:
+                return None
+            position = round(frame.pts * frame.time_base * frame.sample_rate)
+            if position > first:
+                return None
+            to_float = av.AudioResampler(format="fltp", layout=frame.layout,
+                                         rate=frame.sample_rate)
+        for converted in to_float.resample(frame):
+            mono = converted.to_ndarray().mean(axis=0, dtype=np.float32)
+            skip = max(0, first - position)
+            position += mono.size
+            if skip < mono.size:
+                parts.append(mono[skip:])
+                have += mono.size - skip
+        if have >= wanted:
+            break
+    return np.concatenate(parts)[:wanted] if parts else None

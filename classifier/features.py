@@ -23,7 +23,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from threadpoolctl import ThreadpoolController
 
-from .audio import iter_decode
+from .audio import decode_section, iter_decode, probe
 from .config import AUDIO, DEFAULT_CHUNK_BUDGET
 from .errors import EmptyAudioError
 
@@ -220,8 +220,19 @@ def extract_chunks(path: str | Path, budget: int | None = DEFAULT_CHUNK_BUDGET,
 
     budget None keeps every non-silent chunk (--full). Raises the AudioError subclasses of
     iter_decode, and EmptyAudioError when every chunk is silent.
+    A track with many more chunks than the budget is not decoded whole: each chosen chunk is
+    decoded by seeking (see sparse_chunks), so a long track costs what a short one does.
     """
     path = Path(path)
+    if budget is not None:
+        sparse = sparse_chunks(path, budget, on_progress)
+        if sparse is not None:
+            return sparse
+    return _streamed_chunks(path, budget, on_progress)
+
+
+def _streamed_chunks(path: Path, budget: int | None,
+                     on_progress: Callable[[float], None] | None) -> Chunks:
     stream, patcher, picker = MelStream(), Patcher(), _Collector()
     samples = 0
     for block in iter_decode(path, on_progress=on_progress):
@@ -238,6 +249,66 @@ def extract_chunks(path: str | Path, budget: int | None = DEFAULT_CHUNK_BUDGET,
     starts = np.array([picker.positions[i] for i in chosen], np.float64) * AUDIO.patch_seconds
     return Chunks(patches=patches, starts=starts, duration=samples / AUDIO.sample_rate,
                   total=len(picker.kept), silent=picker.silent)
+
+
+# Seeking pays once a track holds this many times the budget's chunks.
+SPARSE_FROM = 2
+# Codecs FFmpeg seeks in to the exact sample (checked against the streamed pass in the
+# tests). MP3, AAC and Vorbis carry encoder delay and coarse seek points: they are streamed.
+EXACT_SEEK_CODECS = ("flac", "alac", "wavpack", "opus", "pcm_")
+
+
+def sparse_chunks(path: Path, budget: int, on_progress: Callable[[float], None] | None = None
+                  ) -> Chunks | None:
+    """`budget` chunks spread over a long track, each decoded on its own by seeking.
+
+    None where the track is short, cannot be cut exactly, or every chosen chunk is silent:
+    the streamed pass then decides. A silent chunk found here is dropped, not replaced.
+    `total` is then the track's patch count as its declared duration gives it.
+    """
+    info = probe(path)
+    if not info.codec.startswith(EXACT_SEEK_CODECS):
+        return None
+    total = (1 + int(info.duration * AUDIO.sample_rate) // HOP) // PATCH
+    if total <= SPARSE_FROM * budget:
+        return None
+    patches, starts, silent = [], [], 0
+    for done, index in enumerate(spread(total, budget), 1):
+        patch = patch_at(path, index)
+        if patch is None:
+            return None
+        if is_silent(patch):
+            silent += 1
+        else:
+            patches.append(patch)
+            starts.append(index * AUDIO.patch_seconds)
+        if on_progress:
+            on_progress(done / budget)
+    if not patches:
+        return None
+    return Chunks(patches=np.stack(patches), starts=np.array(starts), duration=info.duration,
+                  total=total - silent, silent=silent)
+
+
+def patch_at(path: Path, index: int) -> np.ndarray | None:
+    """The log-mel patch `index` of the track (as the streamed pass computes it), by seeking."""
+    first = index * PATCH * HOP - N_FFT // 2  # the first frame is centred on the patch start
+    length = (PATCH - 1) * HOP + N_FFT
+    start = max(first, 0)
+    section = decode_section(path, start / AUDIO.sample_rate,
+                             (first + length - start) / AUDIO.sample_rate)
+    if section is None or section[0] != start:
+        return None
+    samples = section[1]
+    if first + length - start - samples.size > N_FFT // 2:
+        return None  # the track ends before its declared duration: stream it instead
+    # Zeros before the track's start and after its end: librosa's centre padding.
+    samples = np.concatenate([np.zeros(start - first, np.float32), samples,
+                              np.zeros(max(0, length - (start - first) - samples.size),
+                                       np.float32)])
+    windows = sliding_window_view(samples, N_FFT)[::HOP][:PATCH]
+    with one_blas_thread():
+        return compress(mel_power(windows))
 
 
 class _Collector:
