@@ -20,6 +20,7 @@ import pytest
 from django.test import override_settings
 
 from tests.conftest import WORKER_REDIS_URL
+from tests.workers import stop
 
 REPO = Path(__file__).resolve().parents[2]
 # 3 genres x 4 clips; clips 0-3 train/validate, 4-6 are left for the baseline head and tracks.
@@ -170,12 +171,7 @@ def celery_worker(transactional_db, curation_root: Path, baseline_head, tmp_path
         with celery_broker(REDIS_URL):
             yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()
         flush_redis(REDIS_URL)
         print(log_path.read_text()[-4000:])  # shown by pytest when the test failed

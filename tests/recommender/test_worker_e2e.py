@@ -28,6 +28,7 @@ from classifier.models import Track
 from recommender.models import CatalogArtist, CatalogTrack, Status
 from tests.conftest import WORKER_REDIS_URL
 from tests.recommender.conftest import joined_clips
+from tests.workers import stop, wait_for_sessions_to_close
 
 pytestmark = [pytest.mark.worker, pytest.mark.shared, pytest.mark.django_db(transaction=True)]
 
@@ -102,26 +103,8 @@ def start_worker(broker, catalog_settings, media, tmp_path) -> Iterator[Callable
 
     yield start
     for process in processes:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    _wait_for_sessions_to_close()
-
-
-def _wait_for_sessions_to_close(seconds: float = 15) -> None:
-    # The stopped worker's PostgreSQL sessions end a moment later; the test database can be
-    # dropped only then.
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                           "current_database() AND pid <> pg_backend_pid()")
-            if cursor.fetchone()[0] == 0:
-                return
-        time.sleep(0.1)
+        stop(process)
+    wait_for_sessions_to_close()
 
 
 def build(*args: str) -> str:

@@ -20,6 +20,7 @@ from classifier import pipeline
 from classifier.models import Track
 from tests.audiofiles import make_audio_file, write_audio
 from tests.conftest import WORKER_REDIS_URL
+from tests.workers import stop, wait_for_sessions_to_close
 
 REPO = Path(__file__).resolve().parents[2]
 # The worker tests' broker: their own Redis database, flushed before each worker starts.
@@ -204,27 +205,9 @@ def celery_worker(transactional_db, settings, tmp_path: Path,
             pytest.fail(f"the Celery worker exited at start:\n{worker.output()}")
         yield worker
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         _forget_broker_connections()
-        _wait_for_sessions_to_close()
-
-
-def _wait_for_sessions_to_close(seconds: float = 15) -> None:
-    """PostgreSQL ends a stopped worker's sessions a moment later; until then the test
-    database could not be dropped."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                           "current_database() AND pid <> pg_backend_pid()")
-            if cursor.fetchone()[0] == 0:
-                return
-        time.sleep(0.1)
+        wait_for_sessions_to_close()
 
 
 def wait_for(condition: Callable[[], bool], what: str, worker: Worker | None = None,
