@@ -1,6 +1,7 @@
 """The one model registry: where weights live and which versions the engine uses."""
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -15,6 +16,22 @@ MUSICNN_SHA256 = {
     ".index": "87f3e0f3550c8d3bafc840374003e5c8af5eeb5ecf6add61af09a7822d3282c8",
     ".data-00000-of-00001": "8579734ee6388f799ed0def4bbd0d1fdcbeaf213ef2a9dc860917bd76a303de6",
 }
+
+
+def checkpoint_dir() -> Path:
+    """The wheel's MSD_musicnn folder, found without importing musicnn (it imports TF)."""
+    from classifier.errors import ModelError
+
+    spec = importlib.util.find_spec("musicnn")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        folder = Path(location) / MUSICNN_CHECKPOINT_DIR
+        if folder.is_dir():
+            return folder
+    raise ModelError(
+        f"the pretrained musicnn weights are not installed: run "
+        f"`pip install --no-deps {MUSICNN_WHEEL}` (only its weight files are used)"
+    )
 
 
 def model_dir() -> Path:

@@ -7,7 +7,6 @@ cached as safetensors, and later loads read only that cache.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import tempfile
 from pathlib import Path
@@ -24,20 +23,6 @@ from classifier.musicnn import MusiCNN, musicnn_from_state_dict, state_dict_from
 CACHE_FILE = "musicnn_msd.safetensors"
 # Names the converted weights in verdicts: the pinned checkpoint's content decides it.
 MUSICNN_VERSION = "musicnn-msd-" + registry.MUSICNN_SHA256[DATA_FILE][:8]
-
-
-def checkpoint_dir() -> Path:
-    """The wheel's MSD_musicnn folder, found without importing musicnn (it imports TF)."""
-    spec = importlib.util.find_spec("musicnn")
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    for location in locations:
-        folder = Path(location) / registry.MUSICNN_CHECKPOINT_DIR
-        if folder.is_dir():
-            return folder
-    raise ModelError(
-        f"the pretrained musicnn weights are not installed: run "
-        f"`pip install --no-deps {registry.MUSICNN_WHEEL}` (only its weight files are used)"
-    )
 
 
 def sha256_of(path: Path) -> str:
@@ -103,7 +88,8 @@ def load_musicnn(cache_dir: Path | None = None, checkpoint: Path | None = None) 
     path = folder / CACHE_FILE
     state = _read_cache(path) if path.is_file() else None
     if state is None:
-        state = convert_checkpoint(checkpoint if checkpoint is not None else checkpoint_dir())
+        source = checkpoint if checkpoint is not None else registry.checkpoint_dir()
+        state = convert_checkpoint(source)
         folder.mkdir(parents=True, exist_ok=True)
         _write_atomically(state, path)
     return musicnn_from_state_dict(state)

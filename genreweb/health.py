@@ -5,8 +5,6 @@ model fails analyses but not the site), 503 otherwise. Cheap: it never loads the
 """
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -57,11 +55,16 @@ def model_status() -> dict[str, Any]:
     """The pinned musicnn checkpoint and the genre head are installed (neither is loaded:
     importing torch would cost every web process a few hundred MB)."""
     from classifier import registry
+    from classifier.errors import ModelError
     from classifier.models import Status, Track
 
-    if not _musicnn_installed():
-        return {"ok": False, "error": "the pretrained musicnn weights are not installed: run "
-                                      f"`pip install --no-deps {registry.MUSICNN_WHEEL}`"}
+    try:
+        folder = registry.checkpoint_dir()
+    except ModelError as exc:
+        return {"ok": False, "error": str(exc)}
+    missing = [name for name in registry.MUSICNN_SHA256 if not (folder / name).is_file()]
+    if missing:
+        return {"ok": False, "error": f"the musicnn checkpoint lacks {', '.join(missing)}"}
     head = registry.default_head_path()
     if not head.is_file():
         return {"ok": False, "error": f"the genre head {head.name} is missing"}
@@ -72,17 +75,6 @@ def model_status() -> dict[str, Any]:
         latest = None
     return {"ok": True, "head": head.name, "last_model_version": latest,
             "min_confidence": settings.GENREWEB_MIN_CONFIDENCE}
-
-
-def _musicnn_installed() -> bool:
-    from classifier import registry
-
-    spec = importlib.util.find_spec("musicnn")
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        folder = Path(location) / registry.MUSICNN_CHECKPOINT_DIR
-        if all((folder / suffix).is_file() for suffix in registry.MUSICNN_SHA256):
-            return True
-    return False
 
 
 def redact(url: str) -> str:

@@ -22,7 +22,8 @@ from classifier.checkpoint import (
 )
 from classifier.errors import ModelError
 from classifier.musicnn import MusiCNN, state_dict_from_tf
-from classifier.weights import CACHE_FILE, checkpoint_dir, load_musicnn
+from classifier.registry import checkpoint_dir
+from classifier.weights import CACHE_FILE, load_musicnn
 
 MUSICNN_PARAMETERS = 792_079
 
