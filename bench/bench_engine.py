@@ -8,7 +8,10 @@ Builds 4-minute tracks from the GTZAN clips in ../shared (real music, FLAC), the
 - with --original-python, the original extractor itself (`musicnn.extractor.extractor`, on
   TensorFlow) on the same tracks, run by that interpreter in a separate environment where
   `musicnn` and TensorFlow are installed (never in the project's own).
-The real-time factor is seconds of audio analysed per second of wall time.
+The real-time factor is seconds of audio analysed per second of wall time. Each measurement is
+repeated over --rounds rounds, interleaved (ours, then the original's, then ours again...), and the
+best round of each is reported: on a shared machine the least disturbed round is the truest
+figure, and interleaving gives both sides the same odds of a quiet spell.
 Last line: rtf_default=<x> rtf_full=<x> seconds_per_4min_track=<x>
 """
 from __future__ import annotations
@@ -19,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import django
@@ -70,26 +74,65 @@ def original_procedure(engine, path: Path) -> int:
     return len(batch)
 
 
+# Reads "go" on stdin before each round and answers the round's seconds, so that rounds of
+# the original interleave with ours while TensorFlow stays loaded and warm.
 ORIGINAL = """
 import sys, time
 from musicnn.extractor import extractor
 run = lambda p: extractor(p, model="MSD_musicnn", input_length=3, input_overlap=False,
                           extract_features=True)
 run(sys.argv[1])  # warm-up: TensorFlow's first graph build is not the steady state
-start = time.perf_counter()
-for path in sys.argv[1:]:
-    run(path)
-print(f"ORIGINAL_SECONDS={time.perf_counter() - start}")
+print("READY", flush=True)
+for _ in sys.stdin:
+    start = time.perf_counter()
+    for path in sys.argv[1:]:
+        run(path)
+    print(f"ORIGINAL_SECONDS={time.perf_counter() - start}", flush=True)
 """
 
 
-def original_extractor(python: str, tracks: list[Path]) -> float:
-    """Seconds the original musicnn extractor (TensorFlow) takes for the tracks."""
-    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([python, "-c", ORIGINAL, *map(str, tracks)], env=env,
-                            capture_output=True, text=True, check=True)
-    line = [x for x in result.stdout.splitlines() if x.startswith("ORIGINAL_SECONDS=")][-1]
-    return float(line.split("=")[1])
+class OriginalExtractor:
+    """The original musicnn extractor (TensorFlow) in its own interpreter, timed a round at a
+    time on the same tracks."""
+
+    def __init__(self, python: str, tracks: list[Path]) -> None:
+        env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+        # TensorFlow's chatter, shown if it fails; closed by close()
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115
+        self.process = subprocess.Popen([python, "-c", ORIGINAL, *map(str, tracks)], env=env,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=self.log, text=True)
+        self._expect("READY")
+
+    def _expect(self, prefix: str) -> str:
+        for line in self.process.stdout:
+            if line.startswith(prefix):
+                return line.strip()
+        code = self.process.wait()
+        self.log.seek(0)
+        raise RuntimeError(f"the original extractor stopped (exit {code}):\n"
+                           f"{self.log.read()[-2000:]}")
+
+    def round(self) -> float:
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+        return float(self._expect("ORIGINAL_SECONDS=").split("=")[1])
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+        self.log.close()
+
+
+def best_rounds(measures: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
+    """The least seconds of each measure over `rounds` interleaved rounds."""
+    seconds: dict[str, list[float]] = {name: [] for name in measures}
+    for n in range(rounds):
+        for name, measure in measures.items():
+            seconds[name].append(measure())
+        print(f"round {n + 1}: " + ", ".join(f"{name} {values[-1]:.2f} s"
+                                              for name, values in seconds.items()), flush=True)
+    return {name: min(values) for name, values in seconds.items()}
 
 
 def timed(fn, tracks: list[Path]) -> float:
@@ -102,6 +145,8 @@ def timed(fn, tracks: list[Path]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tracks", type=int, default=5, help="4-minute tracks to analyse")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved repetitions; the best of each is reported")
     parser.add_argument("--original-python", metavar="PYTHON",
                         help="an interpreter with musicnn==0.1.0 and TensorFlow installed")
     args = parser.parse_args()
@@ -115,11 +160,22 @@ def main() -> None:
         tracks = make_tracks(Path(tmp), args.tracks)
         seconds = sum(soundfile.info(p).duration for p in tracks)
         engine.analyse(tracks[0])  # warm-up: first-call allocations are not the steady state
-        default = timed(lambda p: engine.analyse(p), tracks)
-        full = timed(lambda p: engine.analyse(p, full=True), tracks)
-        original = timed(lambda p: original_procedure(engine, p), tracks)
-        tensorflow = (original_extractor(args.original_python, tracks)
-                      if args.original_python else None)
+        measures = {
+            "default": lambda: timed(lambda p: engine.analyse(p), tracks),
+            "full": lambda: timed(lambda p: engine.analyse(p, full=True), tracks),
+            "procedure": lambda: timed(lambda p: original_procedure(engine, p), tracks),
+        }
+        extractor = OriginalExtractor(args.original_python, tracks) \
+            if args.original_python else None
+        if extractor:
+            measures["tensorflow"] = extractor.round
+        try:
+            best = best_rounds(measures, args.rounds)
+        finally:
+            if extractor:
+                extractor.close()
+    default, full, original = best["default"], best["full"], best["procedure"]
+    tensorflow = best.get("tensorflow")
     per_track = default / len(tracks)
     print(f"{len(tracks)} tracks, {seconds:.0f} s of audio")
     print(f"default budget: {default:.2f} s wall, {seconds / default:.1f}x real time")

@@ -3,8 +3,9 @@
     .venv/bin/python bench/musicnn_speed.py [--batches 16 64] [--repeats 5] [--threads 2]
 
 Prints patches per second (best and median wall clock, and per CPU-second) for the shipped
-configuration and for the alternatives it was chosen over: other front-end group sizes and
-the plain ReLU -> batch norm -> max order on the full conv maps. The load average is printed
+configuration and for the alternatives it was chosen over: the timbral convolutions computed
+directly instead of through the DFT over frequency, other front-end group sizes, and the plain
+ReLU -> batch norm -> max order on the full conv maps. The load average is printed
 too: on a shared machine other processes skew wall-clock figures.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -24,6 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from classifier import musicnn  # noqa: E402
+from classifier.inference import SplitInference  # noqa: E402
 from classifier.musicnn import MusiCNN  # noqa: E402
 from classifier.weights import load_musicnn  # noqa: E402
 
@@ -54,21 +56,50 @@ def frontend_group(size: int) -> Iterator[None]:
         musicnn.FRONTEND_GROUP = shipped
 
 
-def measure(run: Callable[[], object]) -> tuple[float, float]:
-    """Wall and CPU seconds of one run."""
+@contextmanager
+def unsplit() -> Iterator[None]:
+    """The batch runs as one call on torch's intra-op threads (SplitInference not used)."""
+    global run  # noqa: PLW0603
+    shipped = run
+    run = shipped.model
+    try:
+        yield
+    finally:
+        run = shipped
+
+
+@contextmanager
+def direct_convolution() -> Iterator[None]:
+    """The timbral blocks convolve directly (conv2d) rather than through the DFT."""
+    musicnn.SPECTRAL = False
+    try:
+        yield
+    finally:
+        musicnn.SPECTRAL = True
+
+
+# What one round calls on the batch: the engine's SplitInference, unless a variant swaps it.
+run: Callable[[torch.Tensor], object]
+
+
+def measure(call: Callable[[], object]) -> tuple[float, float]:
+    """Wall and CPU seconds of one call."""
     wall, cpu = time.perf_counter(), time.process_time()
-    run()
+    call()
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def variants(model: MusiCNN, batch: int) -> dict[str, Callable[[], AbstractContextManager]]:
+    """Each variant is a context around one call of the model on the batch (eval mode)."""
     shipped = musicnn.FRONTEND_GROUP
     others = {
         f"front-end groups of {size}": (lambda size=size: frontend_group(size))
         for size in (1, 2, 4) if size != shipped
     }
     return {
-        f"shipped (front-end groups of {shipped})": lambda: frontend_group(shipped),
+        f"shipped (split over {torch.get_num_threads()} one-thread workers)": nullcontext,
+        f"whole batch on {torch.get_num_threads()} threads, not split": unsplit,
+        "timbral convs direct, not by DFT": direct_convolution,
         **others,
         f"whole batch ({batch}) at once": lambda: frontend_group(batch),
         "plain ReLU/BN/max pooling": lambda: plain_pooling(model),
@@ -98,7 +129,7 @@ def rounds(model: MusiCNN, batch: int, repeats: int, only_shipped: bool) -> dict
         for _ in range(repeats + 1):
             for name, context in chosen.items():
                 with context():
-                    wall, cpu = measure(lambda: model(patches))
+                    wall, cpu = measure(lambda: run(patches))
                 walls[name].append(wall)
                 cpus[name].append(cpu)
     # The first round warms up.
@@ -116,6 +147,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as cache:
         model = load_musicnn(cache_dir=Path(cache))
+    global run  # noqa: PLW0603
+    run = SplitInference(model)
     print(f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f}")
     for batch in args.batches:

@@ -18,6 +18,7 @@ import torch
 from classifier.config import DEFAULT_CHUNK_BUDGET, DEFAULT_MIN_CONFIDENCE, INFERENCE_BATCH
 from classifier.features import Chunks, extract_chunks
 from classifier.head import GenreHead, HeadInfo, load_head
+from classifier.inference import SplitInference
 from classifier.labels import MSD_TAGS, STYLE_TAGS, TAG_SPELLING
 from classifier.musicnn import MusiCNN
 from classifier.registry import default_head_path
@@ -54,6 +55,7 @@ class Engine:
 
     def __init__(self, head_path: Path | None = None) -> None:
         self.cnn = shared_cnn()
+        self.infer = shared_inference()
         self.head_path = Path(head_path or default_head_path())
         self.head, self.info, head_version = load_head(self.head_path)
         self.model = f"{MUSICNN_VERSION}+head-{head_version}"
@@ -63,6 +65,7 @@ class Engine:
         """An engine without a head, for computing training features."""
         engine = cls.__new__(cls)
         engine.cnn = shared_cnn()
+        engine.infer = shared_inference()
         engine.head, engine.info = None, HeadInfo(genres=[])
         engine.model = MUSICNN_VERSION
         return engine
@@ -74,7 +77,7 @@ class Engine:
         with torch.inference_mode():
             for start in range(0, total, INFERENCE_BATCH):
                 batch = torch.from_numpy(chunks.patches[start:start + INFERENCE_BATCH])
-                out = self.cnn(batch)
+                out = self.infer(batch)
                 outputs.append(tuple(t.numpy() for t in (out.taggram, out.penultimate,
                                                          out.max_pool, out.mean_pool)))
                 if on_progress:
@@ -133,6 +136,12 @@ def shared_cnn() -> MusiCNN:
     """The one CNN of the process: every head reads the same frozen features."""
     _configure_threads()
     return load_musicnn()
+
+
+@functools.cache
+def shared_inference() -> SplitInference:
+    """The CNN's batches split over one single-threaded worker per torch thread."""
+    return SplitInference(shared_cnn())
 
 
 # A promotion switches heads at the next track; the previous engine is kept a little while
