@@ -30,7 +30,11 @@ def require_shared(path: Path) -> Path:
     """Return `path`, or skip (fail under CI=true) where ../shared is not beside the repo."""
     if path.exists():
         return path
-    reason = f"{path} is absent: the shared training data is not beside this checkout"
+    unavailable(f"{path} is absent: the shared training data is not beside this checkout")
+
+
+def unavailable(reason: str) -> None:
+    """Skip a test whose data or service is missing; under CI=true its absence is a failure."""
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(reason + " (CI=true: its absence is a failure)")
     pytest.skip(reason)

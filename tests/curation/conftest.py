@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from django.test import override_settings
 
-from tests.conftest import WORKER_REDIS_URL
+from tests.conftest import WORKER_REDIS_URL, unavailable
 from tests.workers import stop
 
 REPO = Path(__file__).resolve().parents[2]
@@ -139,12 +139,12 @@ def celery_worker(transactional_db, curation_root: Path, baseline_head, tmp_path
     from django.db import connection
 
     if connection.vendor != "postgresql":
-        _unavailable("a worker process shares the test database only on PostgreSQL: "
+        unavailable("a worker process shares the test database only on PostgreSQL: "
                      "set DATABASE_URL=postgres://...")
     try:
         flush_redis(REDIS_URL)
     except Exception as exc:  # noqa: BLE001 - whatever redis-py raises, the reason is shown
-        _unavailable(f"Redis at {REDIS_URL} cannot be reached: {exc}")
+        unavailable(f"Redis at {REDIS_URL} cannot be reached: {exc}")
     db = connection.settings_dict
     env = {
         **os.environ,
@@ -175,13 +175,6 @@ def celery_worker(transactional_db, curation_root: Path, baseline_head, tmp_path
         log.close()
         flush_redis(REDIS_URL)
         print(log_path.read_text()[-4000:])  # shown by pytest when the test failed
-
-
-def _unavailable(reason: str) -> None:
-    """Skip where the services are missing, as with ../shared; under CI=true it is a failure."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(reason + " (CI=true: its absence is a failure)")
-    pytest.skip(reason)
 
 
 def _wait_until_ready(process: subprocess.Popen, log_path: Path) -> None:
