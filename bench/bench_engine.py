@@ -37,8 +37,8 @@ import librosa  # noqa: E402
 import soundfile  # noqa: E402
 import torch  # noqa: E402
 
-from classifier.analysis import get_engine  # noqa: E402
-from classifier.config import AUDIO  # noqa: E402
+from classifier.engine.config import AUDIO  # noqa: E402
+from classifier.engine.runner import get_engine  # noqa: E402
 
 GTZAN = Path(os.environ.get("GENREWEB_SHARED_DIR", REPO.parent / "shared")) / "data/gtzan_mini"
 

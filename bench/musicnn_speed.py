@@ -24,10 +24,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from classifier import musicnn  # noqa: E402
-from classifier.inference import SplitInference  # noqa: E402
-from classifier.musicnn import MusiCNN  # noqa: E402
-from classifier.weights import load_musicnn  # noqa: E402
+from classifier.engine import musicnn  # noqa: E402
+from classifier.engine.inference import SplitInference  # noqa: E402
+from classifier.engine.musicnn import MusiCNN  # noqa: E402
+from classifier.engine.weights import load_musicnn  # noqa: E402
 
 
 @contextmanager

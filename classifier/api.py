@@ -15,9 +15,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from classifier import pipeline
 from classifier.forms import LibraryFilterForm
-from classifier.library import filter_tracks
 from classifier.models import Track
 from classifier.serializers import (
     ReanalyseSerializer,
@@ -25,6 +23,10 @@ from classifier.serializers import (
     TrackSerializer,
     UploadSerializer,
 )
+from classifier.services import actions, downloads
+from classifier.services import intake as intake_service
+from classifier.services.library import filter_tracks
+from classifier.tasks import queue_analyses
 
 LIST_PARAMETERS = [
     OpenApiParameter("q", str, description="words to find in title, artist, album, file name"),
@@ -74,12 +76,13 @@ class TrackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
                     "uploaded again returns the existing track with status 200.")
     def create(self, request: Request) -> Response:
         try:
-            pipeline.check_request_size(request.META.get("CONTENT_LENGTH"))
+            intake_service.check_request_size(request.META.get("CONTENT_LENGTH"))
             upload = UploadSerializer(data=request.data)
             upload.is_valid(raise_exception=True)
-            intake = pipeline.accept_upload(request.user, upload.validated_data["file"],
-                                            upload.validated_data["tag_policy"])
-        except pipeline.UploadRefused as exc:
+            intake = intake_service.accept_upload(request.user, upload.validated_data["file"],
+                                                  upload.validated_data["tag_policy"])
+            queue_analyses(intake.to_analyse)
+        except intake_service.UploadRefused as exc:
             return Response({"error": str(exc)}, status=exc.status)
         data = TrackSerializer(intake.track, context=self.get_serializer_context()).data
         return Response(data, status=status.HTTP_201_CREATED if intake.created
@@ -91,7 +94,7 @@ class TrackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
     def download(self, request: Request, pk: str | None = None) -> FileResponse:
         track = self.get_object()
         return FileResponse(track.file.open("rb"), as_attachment=True,
-                            filename=pipeline.download_name(track))
+                            filename=downloads.download_name(track))
 
     @extend_schema(request=None, responses={202: ReanalyseSerializer, 409: ReanalyseSerializer},
                    description="Queue the track for a new analysis (409 while it is being "
@@ -99,7 +102,9 @@ class TrackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
     @action(detail=True, methods=["post"])
     def reanalyse(self, request: Request, pk: str | None = None) -> Response:
         track = self.get_object()
-        queued = bool(pipeline.reanalyse(Track.objects.filter(pk=track.pk)))
+        queued_ids = actions.reanalyse(Track.objects.filter(pk=track.pk))
+        queue_analyses(queued_ids)
+        queued = bool(queued_ids)
         track.refresh_from_db()
         body = {"queued": queued,
                 "track": TrackSerializer(track, context=self.get_serializer_context()).data}
@@ -107,4 +112,4 @@ class TrackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
                         else status.HTTP_409_CONFLICT)
 
     def perform_destroy(self, instance: Track) -> None:
-        pipeline.delete_tracks(Track.objects.filter(pk=instance.pk))
+        actions.delete_tracks(Track.objects.filter(pk=instance.pk))

@@ -6,33 +6,22 @@ check the track's owner.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 
-from classifier.labels import GENRES, TAG_SPELLING
+from classifier.engine.files import atomic_write
 from classifier.models import Track
+from classifier.services import taxonomy
+from classifier.services.taxonomy import genre_colour
 
-# One colour per genre, shared by the pages (bars, legend) and the PNGs.
-GENRE_COLOURS: dict[str, str] = {
-    "blues": "#3b6fd8", "classical": "#8f6bd6", "country": "#d08a2c", "disco": "#e0579b",
-    "hiphop": "#2aa198", "jazz": "#b5892f", "metal": "#5b6470", "pop": "#f06b4f",
-    "reggae": "#4caf50", "rock": "#c0392b", "uncertain": "#a0a7b4",
-}
-FALLBACK_COLOUR = "#7a8699"
 # Long tracks: the spectrogram shows their first ten minutes.
 SPECTROGRAM_SECONDS = 600
 # A genre under this probability in every chunk is left out of the timeline and its legend.
 TIMELINE_MIN = 0.01
 _INK = "#334155"
-
-
-def genre_colour(genre: str) -> str:
-    return GENRE_COLOURS.get(genre, FALLBACK_COLOUR)
 
 
 def cache_dir(track: Track) -> Path:
@@ -55,11 +44,9 @@ def timeline_png(track: Track) -> Path:
 def _cached(path: Path, draw: Callable[[], bytes]) -> Path:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Written aside then renamed, so a concurrent request never reads half a PNG.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(draw())
-        os.replace(tmp, path)
+        # A concurrent request never reads half a PNG.
+        with atomic_write(path, mode=0o640) as temp:
+            temp.write_bytes(draw())
     return path
 
 
@@ -87,8 +74,8 @@ def _png(figure: object) -> bytes:
 
 
 def _first_samples(path: str, seconds: int) -> np.ndarray:
-    from classifier.audio import iter_decode
-    from classifier.config import AUDIO
+    from classifier.engine.audio import iter_decode
+    from classifier.engine.config import AUDIO
 
     wanted = seconds * AUDIO.sample_rate
     blocks, total = [], 0
@@ -101,8 +88,8 @@ def _first_samples(path: str, seconds: int) -> np.ndarray:
 
 
 def _draw_spectrogram(path: str) -> bytes:
-    from classifier.config import AUDIO
-    from classifier.features import log_mel
+    from classifier.engine.config import AUDIO
+    from classifier.engine.features import log_mel
 
     samples = _first_samples(path, SPECTROGRAM_SECONDS)
     mel = np.asarray(log_mel(samples))
@@ -122,13 +109,14 @@ def _draw_timeline(timeline: list[dict]) -> bytes:
                   transform=axes.transAxes)
         return _png(figure)
     starts = np.array([chunk["start"] for chunk in timeline])
-    genres = _timeline_genres(timeline)
+    names = taxonomy.current()
+    genres = _timeline_genres(timeline, names)
     width = _bar_width(starts)
     bottom = np.zeros(len(starts))
     for genre in genres:
         values = np.array([chunk["probabilities"].get(genre, 0.0) for chunk in timeline])
         axes.bar(starts, values, width=width, bottom=bottom, align="edge",
-                 color=genre_colour(genre), label=TAG_SPELLING.get(genre, genre),
+                 color=genre_colour(genre), label=names.label(genre),
                  linewidth=0)
         bottom += values
     axes.set_ylim(0, 1)
@@ -139,18 +127,18 @@ def _draw_timeline(timeline: list[dict]) -> bytes:
     return _png(figure)
 
 
-def _timeline_genres(timeline: list[dict]) -> list[str]:
+def _timeline_genres(timeline: list[dict], names: taxonomy.Taxonomy) -> list[str]:
     """The genres visible somewhere in the timeline (1 % or more), in label order."""
     peak: dict[str, float] = {}
     for chunk in timeline:
         for genre, p in chunk["probabilities"].items():
             peak[genre] = max(peak.get(genre, 0.0), p)
     shown = {genre for genre, p in peak.items() if p >= TIMELINE_MIN}
-    return [g for g in GENRES if g in shown] + sorted(shown - set(GENRES))
+    return names.ordered(shown)
 
 
 def _bar_width(starts: np.ndarray) -> float:
-    from classifier.config import AUDIO
+    from classifier.engine.config import AUDIO
 
     if len(starts) < 2:
         return AUDIO.patch_seconds

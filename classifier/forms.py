@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from django import forms
 
-from classifier.library import SORT_LABELS, genre_choices
 from classifier.models import Status, TagPolicy
+from classifier.services.library import SORT_LABELS, genre_choices
 
 BULK_ACTIONS = [
     ("reanalyse", "Re-analyse"),
@@ -25,7 +25,9 @@ class UploadForm(forms.Form):
 
 class LibraryFilterForm(forms.Form):
     q = forms.CharField(required=False, max_length=200, label="Search")
-    genre = forms.ChoiceField(required=False, choices=[("", "All genres"), *genre_choices()],
+    # A callable: the choices follow the active model (a promoted head's new genres).
+    genre = forms.ChoiceField(required=False, choices=lambda: [("", "All genres"),
+                                                               *genre_choices()],
                               widget=forms.Select(attrs={"aria-label": "Genre"}))
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *Status.choices],
                                widget=forms.Select(attrs={"aria-label": "Status"}))

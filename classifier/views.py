@@ -24,15 +24,17 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from classifier import charts, pipeline
+from classifier import charts
 from classifier.curation.services.versions import (
     reanalyse_older_tracks,
     tracks_from_older_versions,
 )
 from classifier.forms import BulkForm, LibraryFilterForm, RetagForm, UploadForm
-from classifier.labels import TAG_SPELLING
-from classifier.library import filter_tracks, genre_distribution
 from classifier.models import Status, TagPolicy, Track
+from classifier.services import actions, downloads, taxonomy
+from classifier.services import intake as intake_service
+from classifier.services.library import filter_tracks, genre_distribution
+from classifier.tasks import queue_analyses
 
 
 def owned(request: HttpRequest, pk: int) -> Track:
@@ -79,6 +81,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 def reanalyse_outdated(request: HttpRequest) -> HttpResponse:
     """Queue the user's tracks whose verdict an older model version made."""
     queued = reanalyse_older_tracks(request.user)
+    queue_analyses(queued)
     messages.success(request, f"{len(queued)} track(s) made by an older model queued for a "
                               "new analysis.")
     return HttpResponseRedirect(reverse("dashboard"))
@@ -90,13 +93,14 @@ def upload(request: HttpRequest) -> HttpResponse:
         return render(request, "classifier/upload.html", {
             "form": UploadForm(), "max_mb": settings.GENREWEB_MAX_UPLOAD_MB})
     try:
-        pipeline.check_request_size(request.META.get("CONTENT_LENGTH"))
+        intake_service.check_request_size(request.META.get("CONTENT_LENGTH"))
         form = UploadForm(request.POST, request.FILES)
         if not form.is_valid():
-            raise pipeline.UploadRefused(_first_error(form))
-        intake = pipeline.accept_upload(request.user, form.cleaned_data["file"],
-                                        form.cleaned_data["tag_policy"])
-    except pipeline.UploadRefused as exc:
+            raise intake_service.UploadRefused(_first_error(form))
+        intake = intake_service.accept_upload(request.user, form.cleaned_data["file"],
+                                              form.cleaned_data["tag_policy"])
+        queue_analyses(intake.to_analyse)
+    except intake_service.UploadRefused as exc:
         if wants_json(request):
             return JsonResponse({"error": str(exc)}, status=exc.status)
         messages.error(request, str(exc))
@@ -134,12 +138,13 @@ def track_status(request: HttpRequest, pk: int) -> JsonResponse:
 
 def status_payload(track: Track) -> dict[str, Any]:
     """What the upload page polls for: where the analysis is, and its verdict once done."""
+    names = taxonomy.current()
     return {
         "id": track.pk, "name": track.original_name, "title": track.display_title,
         "status": track.status, "stage": track.stage, "progress": track.progress,
         "error": track.error, "primary_genre": track.primary_genre,
         "uncertain": track.uncertain,
-        "genres": [{**g, "label": TAG_SPELLING.get(g["name"], g["name"])} for g in track.genres],
+        "genres": [{**g, "label": names.label(g["name"])} for g in track.genres],
         "genres_after": track.genres_after,
         "url": reverse("track-detail", args=[track.pk]),
         "status_url": reverse("track-status", args=[track.pk]),
@@ -154,7 +159,7 @@ def status_payload(track: Track) -> dict[str, Any]:
 def track_download(request: HttpRequest, pk: int) -> FileResponse:
     track = owned(request, pk)
     return FileResponse(track.file.open("rb"), as_attachment=True,
-                        filename=pipeline.download_name(track))
+                        filename=downloads.download_name(track))
 
 
 @login_required
@@ -182,7 +187,9 @@ def _png(path: Any) -> FileResponse:
 @require_POST
 def track_reanalyse(request: HttpRequest, pk: int) -> HttpResponse:
     track = owned(request, pk)
-    if pipeline.reanalyse(Track.objects.filter(pk=track.pk)):
+    queued = actions.reanalyse(Track.objects.filter(pk=track.pk))
+    queue_analyses(queued)
+    if queued:
         messages.success(request, f"{track.display_title} is queued for a new analysis.")
     else:
         messages.info(request, f"{track.display_title} is being analysed right now.")
@@ -195,7 +202,7 @@ def track_retag(request: HttpRequest, pk: int) -> HttpResponse:
     track = owned(request, pk)
     form = RetagForm(request.POST)
     if form.is_valid():
-        result = pipeline.retag(Track.objects.filter(pk=track.pk), form.cleaned_data["tag_policy"])
+        result = actions.retag(Track.objects.filter(pk=track.pk), form.cleaned_data["tag_policy"])
         _report_retag(request, result)
     else:
         messages.error(request, "Choose how to write the tags.")
@@ -207,7 +214,7 @@ def track_retag(request: HttpRequest, pk: int) -> HttpResponse:
 def track_delete(request: HttpRequest, pk: int) -> HttpResponse:
     track = owned(request, pk)
     name = track.display_title
-    pipeline.delete_tracks(Track.objects.filter(pk=track.pk))
+    actions.delete_tracks(Track.objects.filter(pk=track.pk))
     messages.success(request, f"{name} was deleted.")
     return redirect("dashboard")
 
@@ -227,25 +234,26 @@ def bulk(request: HttpRequest) -> HttpResponse:
     if action == "download":
         return zip_response(tracks)
     if action == "reanalyse":
-        queued = pipeline.reanalyse(tracks)
+        queued = actions.reanalyse(tracks)
+        queue_analyses(queued)
         messages.success(request, f"{len(queued)} track(s) queued for a new analysis.")
     elif action == "write_tags":
-        _report_retag(request, pipeline.retag(tracks, form.cleaned_data["tag_policy"]))
+        _report_retag(request, actions.retag(tracks, form.cleaned_data["tag_policy"]))
     elif action == "delete":
-        messages.success(request, f"{pipeline.delete_tracks(tracks)} track(s) deleted.")
+        messages.success(request, f"{actions.delete_tracks(tracks)} track(s) deleted.")
     return HttpResponseRedirect(back)
 
 
 def zip_response(tracks: QuerySet[Track]) -> FileResponse:
     # An anonymous temporary file: gone once the response is sent and closed.
     handle = tempfile.TemporaryFile()  # noqa: SIM115
-    pipeline.write_zip(tracks.order_by("id"), handle)
+    downloads.write_zip(tracks.order_by("id"), handle)
     handle.seek(0)
     return FileResponse(handle, as_attachment=True, filename="genreweb-tracks.zip",
                         content_type="application/zip")
 
 
-def _report_retag(request: HttpRequest, result: pipeline.RetagResult) -> None:
+def _report_retag(request: HttpRequest, result: actions.RetagResult) -> None:
     parts = [f"{result.written} file(s) tagged"]
     if result.unchanged:
         parts.append(f"{result.unchanged} already had these genres")

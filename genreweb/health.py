@@ -54,9 +54,10 @@ def broker_status() -> dict[str, Any]:
 def model_status() -> dict[str, Any]:
     """The pinned musicnn checkpoint and the genre head are installed (neither is loaded:
     importing torch would cost every web process a few hundred MB)."""
-    from classifier import registry
-    from classifier.errors import ModelError
+    from classifier.engine import registry
+    from classifier.engine.errors import ModelError
     from classifier.models import Status, Track
+    from classifier.services.active_model import head_path
 
     try:
         folder = registry.checkpoint_dir()
@@ -65,7 +66,7 @@ def model_status() -> dict[str, Any]:
     missing = [name for name in registry.MUSICNN_SHA256 if not (folder / name).is_file()]
     if missing:
         return {"ok": False, "error": f"the musicnn checkpoint lacks {', '.join(missing)}"}
-    head = registry.default_head_path()
+    head = head_path()
     if not head.is_file():
         return {"ok": False, "error": f"the genre head {head.name} is missing"}
     try:

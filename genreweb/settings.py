@@ -147,6 +147,8 @@ if not 0.0 <= GENREWEB_MIN_CONFIDENCE <= 1.0:
     raise ImproperlyConfigured("GENREWEB_MIN_CONFIDENCE must be between 0 and 1, "
                                f"not {GENREWEB_MIN_CONFIDENCE}")
 GENREWEB_TORCH_THREADS = env_int("GENREWEB_TORCH_THREADS", 0, minimum=0)
+# The genre head when staff have promoted none ("": the bundled head).
+GENREWEB_HEAD_PATH = env_str("GENREWEB_HEAD_PATH", "")
 
 # --- Celery -----------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
@@ -174,7 +176,7 @@ GENREWEB_STALE_AFTER = env_int("GENREWEB_STALE_AFTER", GENREWEB_TASK_TIME_LIMIT 
 GENREWEB_SWEEP_EVERY = env_int("GENREWEB_SWEEP_EVERY", 5 * 60, minimum=10)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-tracks": {
-        "task": "classifier.tasks.requeue_stale_tracks",
+        "task": "classifier.requeue_stale_tracks",
         "schedule": float(GENREWEB_SWEEP_EVERY),
     },
 }

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from django.conf import settings
 from django.core.files import File
@@ -23,6 +22,10 @@ from django.db import transaction
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
+from classifier.engine.analysis import Analysis
+from classifier.engine.runner import analyse
+from classifier.services.active_model import engine_config
+from classifier.services.stored import analysis_fields
 from recommender import conf, sampler
 from recommender.models import (
     CatalogArtist,
@@ -210,7 +213,7 @@ def _network_failure(track: CatalogTrack, token: uuid.UUID, exc: Exception) -> s
 
 def analyse_track(track_id: int) -> str:
     """Run the engine on the sample, store verdict and embedding, add it to the index."""
-    from classifier.errors import AudioError
+    from classifier.engine.errors import AudioError
 
     token = claim(track_id, Status.SAMPLED)
     if token is None:
@@ -228,7 +231,7 @@ def analyse_track(track_id: int) -> str:
     except Exception as exc:
         release(track_id, token, f"{type(exc).__name__}: {exc}")
         raise
-    fields = verdict_fields(analysis)
+    fields = analysis_fields(analysis)
     with transaction.atomic():
         stored = claimed(track_id, token).filter(status=Status.SAMPLED).update(
             status=Status.ANALYSED, analysed_at=timezone.now(), failure_reason="",
@@ -239,27 +242,8 @@ def analyse_track(track_id: int) -> str:
     return "analysed" if stored else "lost"
 
 
-def run_engine(path: Path) -> Any:
-    from classifier.analysis import analyse
-
-    return analyse(path, min_confidence=getattr(settings, "GENREWEB_MIN_CONFIDENCE", None))
-
-
-def verdict_fields(analysis: Any) -> dict[str, Any]:
-    """The CatalogTrack fields that hold an engine Analysis."""
-    verdict = analysis.to_json()
-    for key in ("path", "error"):
-        verdict.pop(key, None)
-    verdict["probabilities"] = {g: round(float(p), 4) for g, p in analysis.probabilities.items()}
-    embedding = analysis.embedding
-    return {
-        "verdict": verdict,
-        "embedding": None if embedding is None else [float(x) for x in embedding],
-        "model_version": analysis.model,
-        "primary_genre": analysis.primary or "",
-        "confidence": analysis.genres[0].confidence if analysis.genres else None,
-        "uncertain": analysis.uncertain,
-    }
+def run_engine(path: Path) -> Analysis:
+    return analyse(path, engine_config(), min_confidence=settings.GENREWEB_MIN_CONFIDENCE)
 
 
 @contextmanager

@@ -26,10 +26,12 @@ import re
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from classifier.engine.features import one_blas_thread
 
 DIM = 200
 NPROBE = 16              # cells scanned per query
@@ -41,27 +43,6 @@ SNAPSHOT_EVERY = 1000
 
 def cells_for(rows: int) -> int:
     return int(min(16_384, max(16, CELLS_PER_SQRT * rows ** 0.5)))
-
-
-_blas = None
-
-
-def single_threaded_blas() -> AbstractContextManager:
-    """One BLAS thread for a single query's product.
-
-    On a busy machine a multi-threaded matrix-vector product waits for a time slice on every
-    core: measured here, 12 ms instead of 1.3 ms for 20,000 rows. threadpoolctl comes with
-    scikit-learn (a librosa dependency); without it the product runs as configured.
-    """
-    global _blas
-    if _blas is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-
-            _blas = ThreadpoolController()
-        except ImportError:
-            _blas = False
-    return _blas.limit(limits=1, user_api="blas") if _blas else nullcontext()
 
 
 def normalised(vectors: np.ndarray) -> np.ndarray:
@@ -208,7 +189,7 @@ class GenreIndex:
 
     def _search_exact(self, query: np.ndarray, start: int, stop: int, want: int
                       ) -> tuple[np.ndarray, np.ndarray]:
-        with single_threaded_blas():
+        with one_blas_thread():
             scores = self._vectors[start:stop] @ query[0]
         want = min(want, len(scores))
         if want == 0:

@@ -24,6 +24,8 @@ def _worker_redis_url() -> str:
 
 
 WORKER_REDIS_URL = _worker_redis_url()
+# The converted musicnn weights, cached where the web app keeps them (converted once).
+MODEL_DIR = Path(os.environ.get("GENREWEB_MODEL_DIR", REPO / "var" / "models"))
 
 
 def require_shared(path: Path) -> Path:
@@ -38,6 +40,14 @@ def unavailable(reason: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(reason + " (CI=true: its absence is a failure)")
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def engine_config():
+    """The engine's configuration for engine tests: the bundled head, the shared weights cache."""
+    from classifier.engine.runner import EngineConfig
+
+    return EngineConfig(model_dir=MODEL_DIR)
 
 
 @pytest.fixture(scope="session")

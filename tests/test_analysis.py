@@ -4,20 +4,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from classifier.analysis import Engine, get_engine
-from classifier.config import DEFAULT_CHUNK_BUDGET
-from classifier.labels import GENRES, STYLE_TAGS
-from classifier.registry import DEFAULT_HEAD
+from classifier.engine.config import DEFAULT_CHUNK_BUDGET
+from classifier.engine.head import read_head_info
+from classifier.engine.labels import STYLE_TAGS
+from classifier.engine.registry import DEFAULT_HEAD
+from classifier.engine.runner import Engine, get_engine
 from tests.audiofiles import make_audio_file, tone, write_audio
+
+GENRES = tuple(read_head_info(DEFAULT_HEAD).genres)
 
 
 @pytest.fixture(scope="module")
-def engine():
-    return get_engine(DEFAULT_HEAD)
+def engine(engine_config):
+    return get_engine(engine_config)
 
 
-def test_engine_loads_once_per_process(engine):
-    assert get_engine(DEFAULT_HEAD) is engine
+def test_engine_loads_once_per_process(engine, engine_config):
+    assert get_engine(engine_config) is engine
 
 
 def test_verdict_on_a_real_clip(engine, gtzan_dir):
@@ -89,10 +92,12 @@ def test_tag_values_use_the_tag_spelling(engine, gtzan_dir):
 
 
 @pytest.mark.parametrize("clip", ["blues.00000", "classical.00001", "metal.00002"])
-def test_track_taggram_from_audio_matches_original_musicnn(clip, gtzan_dir, reference_dir):
+def test_track_taggram_from_audio_matches_original_musicnn(clip, gtzan_dir, reference_dir,
+                                                          engine_config):
     """Decoding, resampling and the spectrogram as well as the CNN: the whole path from a file."""
     reference = np.load(reference_dir / f"{clip}.npz")
-    outputs = Engine.cnn_only().embed(gtzan_dir / clip.split(".")[0] / f"{clip}.flac", full=True)
+    clip_path = gtzan_dir / clip.split(".")[0] / f"{clip}.flac"
+    outputs = Engine.cnn_only(engine_config).embed(clip_path, full=True)
     assert outputs.taggram.shape == reference["taggram"].shape
     error = np.abs(outputs.taggram.mean(0) - reference["taggram"].mean(0)).max()
     assert error < 0.02

@@ -1,4 +1,4 @@
-"""classifier.audio: streaming PyAV decoding to mono 16 kHz, and its typed errors."""
+"""classifier.engine.audio: streaming PyAV decoding to mono 16 kHz, and its typed errors."""
 from __future__ import annotations
 
 import tracemalloc
@@ -11,8 +11,8 @@ import librosa
 import numpy as np
 import pytest
 
-from classifier.audio import AudioInfo, decode, iter_decode, probe
-from classifier.errors import AudioError, EmptyAudioError, NotAudioError, TruncatedAudioError
+from classifier.engine.audio import AudioInfo, decode, iter_decode, probe
+from classifier.engine.errors import AudioError, EmptyAudioError, NotAudioError, TruncatedAudioError
 from tests.audiofiles import FORMATS, make_audio_file, tone, write_audio
 
 SR = 16_000

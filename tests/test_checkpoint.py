@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from classifier import registry
-from classifier.checkpoint import (
+from classifier.engine import registry
+from classifier.engine.checkpoint import (
     DATA_FILE,
     INDEX_FILE,
     TABLE_MAGIC,
@@ -20,10 +20,10 @@ from classifier.checkpoint import (
     read_entries,
     unmask_crc,
 )
-from classifier.errors import ModelError
-from classifier.musicnn import MusiCNN, state_dict_from_tf
-from classifier.registry import checkpoint_dir
-from classifier.weights import CACHE_FILE, load_musicnn
+from classifier.engine.errors import ModelError
+from classifier.engine.musicnn import MusiCNN, state_dict_from_tf
+from classifier.engine.registry import checkpoint_dir
+from classifier.engine.weights import CACHE_FILE, load_musicnn
 
 MUSICNN_PARAMETERS = 792_079
 

@@ -1,15 +1,15 @@
-"""classifier.features: the musicnn log-mel recipe, streamed, and the chunk selection."""
+"""classifier.engine.features: the musicnn log-mel recipe, streamed, and the chunk selection."""
 from __future__ import annotations
 
 import librosa
 import numpy as np
 import pytest
 
-from classifier import features
-from classifier.audio import decode, iter_decode
-from classifier.config import AUDIO, DEFAULT_CHUNK_BUDGET
-from classifier.errors import EmptyAudioError
-from classifier.features import (
+from classifier.engine import features
+from classifier.engine.audio import decode, iter_decode
+from classifier.engine.config import AUDIO, DEFAULT_CHUNK_BUDGET
+from classifier.engine.errors import EmptyAudioError
+from classifier.engine.features import (
     Chunks,
     extract_chunks,
     is_silent,
@@ -26,6 +26,19 @@ REFERENCE_CLIPS = ["blues/blues.00000", "classical/classical.00001", "metal/meta
 # leaves room for a float16 rounding flip (<= 3e-4 in log10) under another BLAS build;
 # a wrong resampler (FFmpeg's swresample) is off by up to 1.06, reflect padding by 1.6.
 REFERENCE_TOLERANCE = 1e-3
+
+
+def assert_equal_but_float16_flips(actual: np.ndarray, expected: np.ndarray) -> None:
+    """Equal log-mel frames, but for rare one-step flips of the float16 mel power.
+
+    The mel power is cast to float16 (as musicnn's recipe does); where BLAS blocks a batch
+    of frames differently (it does on some processors with another row count), a value on
+    a float16 rounding boundary can land one step over: at most ~5e-4 after the log, in a
+    handful of the values. Anything else is a real difference.
+    """
+    diff = np.abs(np.asarray(actual, np.float64) - np.asarray(expected, np.float64))
+    assert diff.max() < 1e-3, diff.max()
+    assert np.count_nonzero(diff > 1e-5) <= max(1, diff.size // 10_000)
 
 
 def librosa_recipe(samples: np.ndarray) -> np.ndarray:
@@ -62,13 +75,13 @@ def test_streaming_log_mel_equals_whole_signal():
     blocks = np.split(samples, cuts[cuts < samples.size])
     streamed = np.concatenate(list(iter_log_mel(blocks)))
     assert streamed.shape == whole.shape
-    np.testing.assert_allclose(streamed, whole, rtol=0, atol=1e-5)
+    assert_equal_but_float16_flips(streamed, whole)
 
 
 def test_streaming_log_mel_of_a_decoded_file(tmp_path):
     path = write_audio(tmp_path / "t.flac", tone(9.0, 22_050, seed=2), 22_050, "flac")
     streamed = np.concatenate(list(iter_log_mel(iter_decode(path))))
-    np.testing.assert_allclose(streamed, log_mel(decode(path)), rtol=0, atol=1e-5)
+    assert_equal_but_float16_flips(streamed, log_mel(decode(path)))
 
 
 @pytest.mark.shared
@@ -126,7 +139,7 @@ def test_no_budget_keeps_every_chunk(two_minutes):
     assert chunks.patches.shape[0] == chunks.total == 40
     whole = log_mel(decode(two_minutes))
     patches = whole[:40 * AUDIO.patch_frames].reshape(40, AUDIO.patch_frames, AUDIO.n_mels)
-    np.testing.assert_allclose(chunks.patches, patches, rtol=0, atol=1e-5)
+    assert_equal_but_float16_flips(chunks.patches, patches)
     np.testing.assert_allclose(chunks.starts, np.arange(40) * PATCH_SECONDS)
     progress: list[float] = []
     assert extract_chunks(two_minutes, budget=4, on_progress=progress.append).total == 40

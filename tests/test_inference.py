@@ -6,8 +6,8 @@ import threading
 import pytest
 import torch
 
-from classifier.inference import SplitInference
-from classifier.weights import load_musicnn
+from classifier.engine.inference import SplitInference
+from classifier.engine.weights import load_musicnn
 
 
 @pytest.fixture(scope="module")

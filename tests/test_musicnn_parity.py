@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from classifier.errors import ModelError
-from classifier.musicnn import MusiCNN, spectral_frequency_max, spectral_kernel
-from classifier.weights import CACHE_FILE, MUSICNN_VERSION, load_musicnn
+from classifier.engine.errors import ModelError
+from classifier.engine.musicnn import MusiCNN, spectral_frequency_max, spectral_kernel
+from classifier.engine.weights import CACHE_FILE, MUSICNN_VERSION, load_musicnn
 
 ATOL = 1e-3
 OUTPUTS = ("taggram", "penultimate", "max_pool", "mean_pool")

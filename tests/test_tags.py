@@ -2,7 +2,7 @@
 
 Each test encodes a short tone with tests/audiofiles.py, so the files are what an encoder
 (FFmpeg through PyAV) really writes, and checks the result through mutagen and PyAV directly
-rather than only through classifier.tags itself.
+rather than only through classifier.engine.filetags itself.
 """
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ from mutagen.flac import Picture
 from mutagen.id3 import APIC, COMM, ID3, TALB, TIT2, TPE1, TRCK, PictureType
 from mutagen.mp4 import MP4Cover
 
-from classifier.errors import TagError
-from classifier.tags import read_tags, write_genres
+from classifier.engine.errors import TagError
+from classifier.engine.filetags import read_tags, write_genres
 from tests.audiofiles import FORMATS, make_audio_file
 
 REPO = Path(__file__).resolve().parent.parent
@@ -444,8 +444,8 @@ def test_a_failure_part_way_through_the_write_leaves_the_original_and_no_temp_fi
     before = _snapshot(song)
     script = textwrap.dedent(f"""
         import resource, signal
-        from classifier.errors import TagError
-        from classifier.tags import write_genres
+        from classifier.engine.errors import TagError
+        from classifier.engine.filetags import write_genres
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         limit = {song.stat().st_size}
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from classifier.errors import ModelError
-from classifier.head import HeadInfo, TrainConfig, load_head, save_head
-from classifier.training import (
+from classifier.engine.errors import ModelError
+from classifier.engine.head import HeadInfo, TrainConfig, load_head, save_head
+from classifier.engine.training import (
     Evaluation,
     LabelledFile,
     contiguous_folds,

@@ -20,6 +20,12 @@ from classifier.curation.services import CurationError
 from classifier.curation.services.counts import balance_warnings, genre_counts
 from classifier.curation.services.importing import import_folder, import_zip
 from classifier.curation.services.versions import active_version, promote, roll_back
+from classifier.curation.tasks import (
+    queue_verdict_refresh,
+    refresh_verdicts_after_promotion,
+    start_run,
+)
+from classifier.tasks import queue_analyses
 
 
 def _counts_context() -> dict:
@@ -198,8 +204,6 @@ class SampleAdmin(admin.ModelAdmin):
     @admin.action(description="Recompute the active model's verdicts (in a worker)",
                   permissions=["change"])
     def refresh_verdicts(self, request: HttpRequest, queryset) -> None:
-        from classifier.curation.tasks import queue_verdict_refresh
-
         ids = list(queryset.values_list("pk", flat=True))
         if queue_verdict_refresh(ids):
             self.message_user(request, f"Verdicts of {len(ids)} samples queued.")
@@ -242,8 +246,6 @@ class SampleAdmin(admin.ModelAdmin):
 
 def run_import(data: dict):
     """Import what the form names and queue the new samples' verdicts."""
-    from classifier.curation.tasks import queue_verdict_refresh
-
     if data.get("archive"):
         result = import_zip(data["archive"], data["archive"].name, status=data["status"])
     else:
@@ -322,8 +324,6 @@ class TrainingRunAdmin(admin.ModelAdmin):
         return super().add_view(request, form_url, extra)
 
     def save_model(self, request: HttpRequest, obj: TrainingRun, form, change: bool) -> None:
-        from classifier.curation.tasks import start_run
-
         obj.created_by = request.user
         super().save_model(request, obj, form, change)
         start_run(obj)
@@ -453,6 +453,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         except CurationError as exc:
             self.message_user(request, f"Not rolled back: {exc}", messages.ERROR)
         else:
+            refresh_verdicts_after_promotion()
             name = version.model if version else "the bundled head"
             self.message_user(request, f"Rolled back: {name} is now the active model.",
                               messages.SUCCESS)
@@ -464,6 +465,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if not self.has_change_permission(request):
             raise PermissionDenied
         queued = reanalyse_older_tracks(None)  # every user's
+        queue_analyses(queued)
         self.message_user(request, f"{len(queued)} tracks queued for re-analysis.",
                           messages.SUCCESS)
         return redirect("admin:curation_modelversion_changelist")
@@ -475,6 +477,7 @@ def _promote(model_admin: admin.ModelAdmin, request: HttpRequest, version: Model
     except CurationError as exc:
         model_admin.message_user(request, f"Not promoted: {exc}", messages.ERROR)
     else:
+        refresh_verdicts_after_promotion()
         model_admin.message_user(request, f"{version.model} is now the active model.",
                                  messages.SUCCESS)
 

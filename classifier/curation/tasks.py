@@ -54,6 +54,11 @@ def start_run(run) -> None:
     transaction.on_commit(send)
 
 
+def refresh_verdicts_after_promotion() -> None:
+    """Once a promotion commits, have every sample judged again by the new active head."""
+    transaction.on_commit(lambda: queue_verdict_refresh(None))
+
+
 def queue_verdict_refresh(sample_ids: list[int] | None) -> bool:
     """Ask a worker for verdicts; False (and logged) when the broker cannot be reached."""
     try:

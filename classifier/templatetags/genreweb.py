@@ -4,22 +4,21 @@ from __future__ import annotations
 from django import template
 from django.utils.html import format_html
 
-from classifier.charts import genre_colour as _genre_colour
-from classifier.labels import TAG_SPELLING
+from classifier.services import taxonomy
 
 register = template.Library()
 
 
 @register.filter
 def genre_colour(genre: str) -> str:
-    return _genre_colour(genre or "uncertain")
+    return taxonomy.genre_colour(genre or taxonomy.UNCERTAIN)
 
 
 @register.filter
 def genre_label(genre: str) -> str:
     if not genre:
         return ""
-    return "Uncertain" if genre == "uncertain" else TAG_SPELLING.get(genre, genre.title())
+    return taxonomy.current().label(genre)
 
 
 @register.filter

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from django.test import override_settings
 
-from tests.conftest import WORKER_REDIS_URL, unavailable
+from tests.conftest import MODEL_DIR, WORKER_REDIS_URL, unavailable
 from tests.workers import stop
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,12 +67,12 @@ def baseline_head(curation_root: Path, gtzan_dir: Path) -> tuple[Path, str]:
 
     Returns (path, model string). Settings point GENREWEB_HEAD_PATH at it, as an operator would.
     """
-    from classifier.analysis import Engine
-    from classifier.head import HeadInfo, TrainConfig, save_head
-    from classifier.training import fit
-    from classifier.weights import MUSICNN_VERSION
+    from classifier.engine.head import HeadInfo, TrainConfig, save_head
+    from classifier.engine.runner import Engine, EngineConfig
+    from classifier.engine.training import fit
+    from classifier.engine.weights import model_version
 
-    engine = Engine.cnn_only()
+    engine = Engine.cnn_only(EngineConfig(model_dir=MODEL_DIR))
     features, labels = [], []
     for label, genre in enumerate(BASELINE_GENRES):
         for n in BASELINE_CLIPS:
@@ -82,7 +82,7 @@ def baseline_head(curation_root: Path, gtzan_dir: Path) -> tuple[Path, str]:
     path = curation_root / "baseline.safetensors"
     version = save_head(head, HeadInfo(genres=list(BASELINE_GENRES), trained_on="test baseline"),
                         path)
-    return path, f"{MUSICNN_VERSION}+head-{version}"
+    return path, model_version(version)
 
 
 @pytest.fixture

@@ -163,8 +163,8 @@ def make_track(owner, tmp_path: Path, name: str, primary_genre: str, seed: int):
     """A user's analysed upload (the web app's Track), with a real audio file."""
     from django.core.files import File
 
+    from classifier.engine.files import sha256_of
     from classifier.models import Track
-    from classifier.pipeline import sha256_of
 
     path = write_audio(tmp_path / name, tone(1.0, seed=seed), 22_050, "flac")
     track = Track(owner=owner, original_name=name, sha256=sha256_of(path),

@@ -7,8 +7,6 @@ import numpy as np
 import pytest
 from django.db import IntegrityError, transaction
 
-from classifier.analysis import get_engine
-from classifier.curation.active import active_head_path
 from classifier.curation.models import Genre, ModelVersion, Sample, TrainingRun
 from classifier.curation.services.embeddings import cache_path
 from classifier.curation.services.importing import import_folder
@@ -19,8 +17,8 @@ from classifier.curation.services.versions import (
     roll_back,
     tracks_from_older_versions,
 )
-from classifier.head import load_head
-from classifier.registry import default_head_path
+from classifier.engine.head import load_head
+from classifier.services.active_model import active_engine, head_path, promoted_head_path
 
 pytestmark = [pytest.mark.django_db, pytest.mark.shared]
 
@@ -153,8 +151,8 @@ def test_a_run_is_claimed_once(approved_subset):
 
 def test_promotion_switches_the_engine_and_roll_back_restores(approved_subset, baseline_head):
     baseline_path, baseline_model = baseline_head
-    assert active_head_path() is None
-    assert default_head_path() == baseline_path
+    assert promoted_head_path() is None
+    assert head_path() == baseline_path
     assert active_model_string() == baseline_model
 
     first = trained(TrainingRun.objects.create(epochs=40)).model_version
@@ -162,19 +160,19 @@ def test_promotion_switches_the_engine_and_roll_back_restores(approved_subset, b
     assert first.version != second.version
 
     promote(first)
-    assert active_head_path() == Path(first.head.path)
-    assert get_engine().model == first.model  # the engine of the promoted head
-    assert get_engine().info.tag_spelling["metal"] == "Metal"
+    assert promoted_head_path() == Path(first.head.path)
+    assert active_engine().model == first.model  # the engine of the promoted head
+    assert active_engine().info.tag_spelling["metal"] == "Metal"
     promote(second)
     assert ModelVersion.objects.get(is_active=True) == second
-    assert get_engine().model == second.model
+    assert active_engine().model == second.model
     assert active_model_string() == second.model
 
     assert roll_back() == first
-    assert get_engine().model == first.model
+    assert active_engine().model == first.model
     assert roll_back() is None  # nothing was promoted before the first: the bundled head
-    assert active_head_path() is None
-    assert get_engine().model == baseline_model
+    assert promoted_head_path() is None
+    assert active_engine().model == baseline_model
 
 
 def test_only_one_version_can_be_active(approved_subset):
@@ -191,8 +189,8 @@ def test_a_promoted_head_whose_file_vanished_falls_back(approved_subset, baselin
     promote(version)
     Path(version.head.path).rename(version.head.path + ".moved")
     try:
-        assert active_head_path() is None
-        assert default_head_path() == baseline_head[0]
+        assert promoted_head_path() is None
+        assert head_path() == baseline_head[0]
     finally:
         Path(version.head.path + ".moved").rename(version.head.path)
 

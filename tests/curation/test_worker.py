@@ -18,10 +18,13 @@ RUN_FORM = {"epochs": 200, "learning_rate": 0.01, "weight_decay": 0.001, "hidden
 
 
 def upload_track(owner, path):
-    from classifier import pipeline
+    from classifier.services import intake
+    from classifier.tasks import queue_analyses
 
     upload = SimpleUploadedFile(path.name, path.read_bytes(), content_type="audio/flac")
-    return pipeline.accept_upload(owner, upload).track
+    taken = intake.accept_upload(owner, upload)
+    queue_analyses(taken.to_analyse)
+    return taken.track
 
 
 def analysed(track):
@@ -35,6 +38,7 @@ def test_training_run_through_a_worker_then_the_worker_uses_the_promoted_version
         reanalyse_older_tracks,
         tracks_from_older_versions,
     )
+    from classifier.tasks import queue_analyses
 
     _, baseline_model = baseline_head
     # Import; the verdicts are computed by the worker.
@@ -91,7 +95,9 @@ def test_training_run_through_a_worker_then_the_worker_uses_the_promoted_version
 
     # The track made by the older version is found, and re-analysed with the active one.
     assert list(tracks_from_older_versions(staff)) == [before]
-    assert reanalyse_older_tracks(staff) == [before.pk]
+    queued = reanalyse_older_tracks(staff)
+    assert queued == [before.pk]
+    queue_analyses(queued)
     wait_for(lambda: analysed(before) and before.model_version == version.model,
              what="the re-analysis")
     assert not tracks_from_older_versions(staff).exists()

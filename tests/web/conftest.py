@@ -16,8 +16,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
 
-from classifier import pipeline
 from classifier.models import Track
+from classifier.services import intake, processing
 from tests.audiofiles import make_audio_file, write_audio
 from tests.conftest import WORKER_REDIS_URL
 from tests.workers import stop, wait_for_sessions_to_close
@@ -128,15 +128,15 @@ def clip_upload(gtzan_dir: Path, clip_dir: Path) -> Callable[[str, int], SimpleU
 @pytest.fixture
 def pending_track(user, make_upload, django_capture_on_commit_callbacks) -> Track:
     with django_capture_on_commit_callbacks(execute=False):
-        return pipeline.accept_upload(user, make_upload()).track
+        return intake.accept_upload(user, make_upload()).track
 
 
 @pytest.fixture
 def analysed_track(user, clip_upload, django_capture_on_commit_callbacks) -> Track:
     """A classical clip, uploaded and analysed by the real engine (no broker)."""
     with django_capture_on_commit_callbacks(execute=False):
-        track = pipeline.accept_upload(user, clip_upload("classical", 1)).track
-    assert pipeline.process_track(track.pk) == "done", Track.objects.get(pk=track.pk).error
+        track = intake.accept_upload(user, clip_upload("classical", 1)).track
+    assert processing.process_track(track.pk) == "done", Track.objects.get(pk=track.pk).error
     track.refresh_from_db()
     return track
 

@@ -10,8 +10,8 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from classifier import pipeline
 from classifier.models import Status, Track
+from classifier.services import processing
 from tests.web.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -110,7 +110,7 @@ def test_reanalyse(api, analysed_track, pending_track, django_capture_on_commit_
     assert response.status_code == 202 and response.json()["queued"] is True
     assert response.json()["track"]["status"] == "pending"
     assert len(callbacks) == 1
-    pipeline.claim_track(pending_track.pk)
+    processing.claim_track(pending_track.pk)
     busy = api.post(reverse("api:track-reanalyse", args=[pending_track.pk]))
     assert busy.status_code == 409
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
+from classifier.engine.filetags import read_tags
 from classifier.models import Status, Track
-from classifier.tags import read_tags
 from tests.web.conftest import PASSWORD, WAIT_SECONDS, clip_excerpt
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]

@@ -10,9 +10,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from classifier import pipeline
+from classifier.engine.files import sha256_of
+from classifier.engine.filetags import read_tags, write_genres
 from classifier.models import Stage, Status, Track
-from classifier.tags import read_tags, write_genres
+from classifier.services import actions, downloads, intake, processing
+from classifier.tasks import queue_analyses, requeue_stale_tracks
 from tests.audiofiles import make_audio_file
 from tests.web.conftest import CLIP_SECONDS
 
@@ -26,9 +28,10 @@ def test_upload_is_stored_hashed_and_queued_on_commit(user, make_upload,
                                                       django_capture_on_commit_callbacks):
     upload = make_upload("flac")
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        intake = pipeline.accept_upload(user, upload)
-    track = intake.track
-    assert intake.created
+        taken = intake.accept_upload(user, upload)
+        queue_analyses(taken.to_analyse)
+    track = taken.track
+    assert taken.created and taken.to_analyse == [track.pk]
     assert len(callbacks) == 1  # one analysis queued, and only once the row is committed
     assert track.status == Status.PENDING and track.stage == Stage.QUEUED
     assert track.original_name == upload.name
@@ -36,7 +39,7 @@ def test_upload_is_stored_hashed_and_queued_on_commit(user, make_upload,
     stored = Path(track.file.path)
     upload.seek(0)
     assert stored.read_bytes() == upload.read()
-    assert track.sha256 == pipeline.sha256_of(stored)
+    assert track.sha256 == sha256_of(stored)
     assert f"tracks/{user.pk}/" in track.file.name  # one folder per user
     assert track.audio_format == "flac"
 
@@ -53,7 +56,7 @@ def test_tags_of_the_file_are_read_at_upload(user, audio_dir,
     tags.add(mutagen.id3.TALB(encoding=3, text=["Fixtures"]))
     tags.save(path)
     with django_capture_on_commit_callbacks(execute=False):
-        track = pipeline.accept_upload(user, SimpleUploadedFile(path.name,
+        track = intake.accept_upload(user, SimpleUploadedFile(path.name,
                                                                 path.read_bytes())).track
     assert (track.title, track.artist, track.album) == ("Night Drive", "The Testers", "Fixtures")
     assert track.genres_before == ["Ambient"]
@@ -62,9 +65,11 @@ def test_tags_of_the_file_are_read_at_upload(user, audio_dir,
 def test_same_content_twice_is_recognised(user, other_user, make_upload,
                                           django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        first = pipeline.accept_upload(user, make_upload(seed=1))
-        again = pipeline.accept_upload(user, make_upload(seed=1, name="renamed"))
-        theirs = pipeline.accept_upload(other_user, make_upload(seed=1))
+        first = intake.accept_upload(user, make_upload(seed=1))
+        again = intake.accept_upload(user, make_upload(seed=1, name="renamed"))
+        theirs = intake.accept_upload(other_user, make_upload(seed=1))
+        for taken in (first, again, theirs):
+            queue_analyses(taken.to_analyse)
     assert first.created and not again.created
     assert again.track.pk == first.track.pk
     assert theirs.created and theirs.track.pk != first.track.pk  # per user, not global
@@ -74,32 +79,32 @@ def test_same_content_twice_is_recognised(user, other_user, make_upload,
 
 def test_not_audio_is_refused_with_a_reason(user):
     fake = SimpleUploadedFile("song.mp3", b"<html>definitely not a song</html>" * 50)
-    with pytest.raises(pipeline.UploadRefused) as refused:
-        pipeline.accept_upload(user, fake)
+    with pytest.raises(intake.UploadRefused) as refused:
+        intake.accept_upload(user, fake)
     assert "song.mp3" in str(refused.value)
     assert refused.value.status == 400
     assert not Track.objects.exists()
 
 
 def test_empty_file_is_refused(user):
-    with pytest.raises(pipeline.UploadRefused, match="empty"):
-        pipeline.accept_upload(user, SimpleUploadedFile("x.flac", b""))
+    with pytest.raises(intake.UploadRefused, match="empty"):
+        intake.accept_upload(user, SimpleUploadedFile("x.flac", b""))
 
 
 def test_size_limit_is_configurable(user, make_upload, settings):
     settings.GENREWEB_MAX_UPLOAD_MB = 1
     big = SimpleUploadedFile("big.wav", b"\0" * (1024 * 1024 + 1))
-    with pytest.raises(pipeline.UploadRefused, match="limit is 1 MB") as refused:
-        pipeline.accept_upload(user, big)
+    with pytest.raises(intake.UploadRefused, match="limit is 1 MB") as refused:
+        intake.accept_upload(user, big)
     assert refused.value.status == 413
-    with pytest.raises(pipeline.UploadRefused):
-        pipeline.check_request_size(str(2 * 1024 * 1024))
-    pipeline.check_request_size(str(500 * 1024))  # under the limit: no error
+    with pytest.raises(intake.UploadRefused):
+        intake.check_request_size(str(2 * 1024 * 1024))
+    intake.check_request_size(str(500 * 1024))  # under the limit: no error
 
 
 def test_default_limit_is_200_mb(settings):
     assert settings.GENREWEB_MAX_UPLOAD_MB == 200
-    assert pipeline.max_upload_bytes() == 200 * 1024 * 1024
+    assert intake.max_upload_bytes() == 200 * 1024 * 1024
 
 
 # ---------------------------------------------------------------- processing
@@ -128,33 +133,33 @@ def test_analysis_stores_verdict_timeline_embedding_and_tags(analysed_track):
 
 
 def test_a_track_is_claimed_once(pending_track):
-    first = pipeline.claim_track(pending_track.pk, task_id="task-a")
+    first = processing.claim_track(pending_track.pk, task_id="task-a")
     assert first is not None
-    assert pipeline.claim_track(pending_track.pk, task_id="task-b") is None
-    assert pipeline.claim_track(pending_track.pk) is None
+    assert processing.claim_track(pending_track.pk, task_id="task-b") is None
+    assert processing.claim_track(pending_track.pk) is None
     # A redelivery of the message that claimed it (its worker died) takes it over.
-    again = pipeline.claim_track(pending_track.pk, task_id="task-a")
+    again = processing.claim_track(pending_track.pk, task_id="task-a")
     assert again is not None and again != first
     # The first attempt's claim is void: it can no longer store anything.
-    assert not pipeline.update_claimed(pending_track.pk, first, status=Status.DONE)
+    assert not processing.update_claimed(pending_track.pk, first, status=Status.DONE)
     assert Track.objects.get(pk=pending_track.pk).attempts == 2
 
 
 def test_done_track_is_not_analysed_again_by_a_second_message(analysed_track):
     before = Track.objects.get(pk=analysed_track.pk)
-    assert pipeline.process_track(analysed_track.pk, task_id="late-duplicate") == "skipped"
+    assert processing.process_track(analysed_track.pk, task_id="late-duplicate") == "skipped"
     after = Track.objects.get(pk=analysed_track.pk)
     assert after.analysed_at == before.analysed_at and after.attempts == before.attempts
 
 
 def test_missing_track_is_skipped():
-    assert pipeline.process_track(987654) == "skipped"
+    assert processing.process_track(987654) == "skipped"
 
 
 def test_undecodable_file_fails_with_a_message(pending_track):
     # The stored file is damaged after the upload check (a disk error, say).
     Path(pending_track.file.path).write_bytes(b"\x00garbage" * 100)
-    assert pipeline.process_track(pending_track.pk) == "failed"
+    assert processing.process_track(pending_track.pk) == "failed"
     track = Track.objects.get(pk=pending_track.pk)
     assert track.status == Status.FAILED and track.stage == Stage.FAILED
     assert pending_track.original_name in track.error or "audio" in track.error.lower()
@@ -162,16 +167,16 @@ def test_undecodable_file_fails_with_a_message(pending_track):
 
 
 def test_worker_that_keeps_dying_gives_up(pending_track):
-    for n in range(pipeline.MAX_ATTEMPTS):
-        assert pipeline.claim_track(pending_track.pk, task_id="same-message") is not None, n
-    assert pipeline.claim_track(pending_track.pk, task_id="same-message") is None
+    for n in range(processing.MAX_ATTEMPTS):
+        assert processing.claim_track(pending_track.pk, task_id="same-message") is not None, n
+    assert processing.claim_track(pending_track.pk, task_id="same-message") is None
     track = Track.objects.get(pk=pending_track.pk)
     assert track.status == Status.FAILED and "3 times" in track.error
 
 
 def test_progress_is_written_by_stage(pending_track):
-    token = pipeline.claim_track(pending_track.pk)
-    report = pipeline.progress_reporter(pending_track.pk, token)
+    token = processing.claim_track(pending_track.pk)
+    report = processing.progress_reporter(pending_track.pk, token)
     report("decoding", 0.5)
     assert Track.objects.get(pk=pending_track.pk).progress == 0.5
     report("decoding", 0.55)  # under a tenth: not worth a write
@@ -183,28 +188,30 @@ def test_progress_is_written_by_stage(pending_track):
 
 def test_stuck_track_is_queued_again(pending_track, django_capture_on_commit_callbacks,
                                      settings):
-    token = pipeline.claim_track(pending_track.pk, task_id="lost")
+    token = processing.claim_track(pending_track.pk, task_id="lost")
     assert token is not None
-    assert pipeline.requeue_stale() == []  # just claimed: not stuck
-    later = timezone.now() + timedelta(seconds=settings.GENREWEB_STALE_AFTER + 1)
+    assert processing.requeue_stale() == []  # just claimed: not stuck
+    earlier = timezone.now() - timedelta(seconds=settings.GENREWEB_STALE_AFTER + 1)
+    Track.objects.filter(pk=pending_track.pk).update(claimed_at=earlier)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        assert pipeline.requeue_stale(now=later) == [pending_track.pk]
+        assert requeue_stale_tracks() == [pending_track.pk]  # the beat task queues it
     assert len(callbacks) == 1
     track = Track.objects.get(pk=pending_track.pk)
     assert track.status == Status.PENDING and track.claim_token is None
     # The lost worker, should it come back, can no longer store a result.
-    assert not pipeline.update_claimed(pending_track.pk, token, status=Status.DONE)
-    assert pipeline.process_track(pending_track.pk) in ("done", "failed")
+    assert not processing.update_claimed(pending_track.pk, token, status=Status.DONE)
+    assert processing.process_track(pending_track.pk) in ("done", "failed")
 
 
 def test_pending_track_whose_message_was_lost_is_sent_again(pending_track, settings,
                                                             django_capture_on_commit_callbacks):
-    later = timezone.now() + timedelta(seconds=settings.GENREWEB_STALE_AFTER + 1)
+    earlier = timezone.now() - timedelta(seconds=settings.GENREWEB_STALE_AFTER + 1)
+    Track.objects.filter(pk=pending_track.pk).update(updated_at=earlier)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        assert pipeline.requeue_stale(now=later) == [pending_track.pk]
+        assert requeue_stale_tracks() == [pending_track.pk]  # the beat task queues them
     assert len(callbacks) == 1
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        assert pipeline.requeue_stale(now=later) == []  # sent once per stale period
+        assert requeue_stale_tracks() == []  # sent once per stale period
     assert callbacks == []
 
 
@@ -213,9 +220,10 @@ def test_pending_track_whose_message_was_lost_is_sent_again(pending_track, setti
 
 def test_reanalyse_queues_finished_tracks_only(analysed_track, pending_track,
                                                django_capture_on_commit_callbacks):
-    pipeline.claim_track(pending_track.pk)  # now processing
+    processing.claim_track(pending_track.pk)  # now processing
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        queued = pipeline.reanalyse(Track.objects.all())
+        queued = actions.reanalyse(Track.objects.all())
+        queue_analyses(queued)
     assert queued == [analysed_track.pk] and len(callbacks) == 1
     assert Track.objects.get(pk=analysed_track.pk).status == Status.PENDING
     assert Track.objects.get(pk=pending_track.pk).status == Status.PROCESSING
@@ -225,14 +233,14 @@ def test_retag_with_each_policy(analysed_track):
     path = analysed_track.file.path
     write_genres(path, ["Soundtrack"], policy="replace")
     tracks = Track.objects.filter(pk=analysed_track.pk)
-    result = pipeline.retag(tracks, "fill")  # the file has a genre: fill leaves it
+    result = actions.retag(tracks, "fill")  # the file has a genre: fill leaves it
     assert (result.written, result.unchanged) == (0, 1)
     assert read_tags(path).genres == ["Soundtrack"]
     assert Track.objects.get(pk=analysed_track.pk).genres_after == ["Soundtrack"]
-    result = pipeline.retag(tracks, "merge")
+    result = actions.retag(tracks, "merge")
     assert (result.written, result.unchanged) == (1, 0)
     assert read_tags(path).genres == ["Soundtrack", "Classical"]
-    pipeline.retag(tracks, "replace")
+    actions.retag(tracks, "replace")
     assert read_tags(path).genres == ["Classical"]
     track = Track.objects.get(pk=analysed_track.pk)
     assert track.genres_after == ["Classical"] and track.tag_policy == "replace"
@@ -242,7 +250,7 @@ def test_uncertain_verdict_never_empties_the_files_genres(analysed_track, settin
     Track.objects.filter(pk=analysed_track.pk).update(
         verdict={**analysed_track.verdict, "tag_values": []}, uncertain=True)
     write_genres(analysed_track.file.path, ["Soundtrack"], policy="replace")
-    result = pipeline.retag(Track.objects.filter(pk=analysed_track.pk), "replace")
+    result = actions.retag(Track.objects.filter(pk=analysed_track.pk), "replace")
     assert result.skipped == 1
     assert read_tags(analysed_track.file.path).genres == ["Soundtrack"]
 
@@ -250,7 +258,7 @@ def test_uncertain_verdict_never_empties_the_files_genres(analysed_track, settin
 def test_zip_holds_the_tagged_files_under_readable_names(analysed_track, pending_track):
     Track.objects.filter(pk=analysed_track.pk).update(title="Adagio", artist="Orchestra")
     buffer = io.BytesIO()
-    count = pipeline.write_zip(Track.objects.order_by("id"), buffer)
+    count = downloads.write_zip(Track.objects.order_by("id"), buffer)
     assert count == 2
     with zipfile.ZipFile(buffer) as archive:
         names = archive.namelist()
@@ -261,6 +269,6 @@ def test_zip_holds_the_tagged_files_under_readable_names(analysed_track, pending
 
 def test_delete_removes_rows_and_files(pending_track, media_root):
     path = Path(pending_track.file.path)
-    assert pipeline.delete_tracks(Track.objects.all()) == 1
+    assert actions.delete_tracks(Track.objects.all()) == 1
     assert not path.exists() and not Track.objects.exists()
     assert not any(p.is_file() for p in Path(media_root).rglob("*"))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from classifier.tags import read_tags
+from classifier.engine.filetags import read_tags
 from tests.web.conftest import REPO, clip_excerpt, wait_for
 
 pytestmark = pytest.mark.worker

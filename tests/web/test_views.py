@@ -11,9 +11,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from classifier import pipeline
+from classifier.engine.filetags import read_tags, write_genres
 from classifier.models import Status, Track
-from classifier.tags import read_tags, write_genres
+from classifier.services import intake, processing
 from tests.web.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -111,8 +111,8 @@ def test_form_upload_without_javascript(alice, make_upload, django_capture_on_co
 def test_status_endpoint_follows_the_analysis(alice, pending_track):
     url = reverse("track-status", args=[pending_track.pk])
     assert alice.get(url).json()["stage"] == "queued"
-    token = pipeline.claim_track(pending_track.pk)
-    pipeline.progress_reporter(pending_track.pk, token)("analysing", 0.5)
+    token = processing.claim_track(pending_track.pk)
+    processing.progress_reporter(pending_track.pk, token)("analysing", 0.5)
     body = alice.get(url).json()
     assert (body["status"], body["stage"], body["progress"]) == ("processing", "analysing", 0.5)
 
@@ -293,7 +293,7 @@ def test_another_users_track_is_404(mallory, analysed_track, method, name):
 def test_bulk_with_another_users_track_is_404(mallory, other_user, analysed_track, action,
                                               make_upload, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False):
-        theirs = pipeline.accept_upload(other_user, make_upload()).track
+        theirs = intake.accept_upload(other_user, make_upload()).track
     response = mallory.post(reverse("bulk"), {"action": action, "tag_policy": "replace",
                                               "tracks": [theirs.pk, analysed_track.pk]})
     assert response.status_code == 404

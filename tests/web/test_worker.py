@@ -10,8 +10,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
+from classifier.engine.filetags import read_tags
 from classifier.models import Status, Track
-from classifier.tags import read_tags
 from tests.web.conftest import clip_excerpt, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]

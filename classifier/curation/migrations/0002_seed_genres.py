@@ -1,7 +1,7 @@
 """Seed the taxonomy with the default head's genres and their tag spellings."""
 from django.db import migrations
 
-# A copy, not an import: a migration must not change when classifier.labels does.
+# A copy, not an import: a migration must not change when classifier.engine.labels does.
 GENRES = {
     "blues": "Blues", "classical": "Classical", "country": "Country", "disco": "Disco",
     "hiphop": "Hip-Hop", "jazz": "Jazz", "metal": "Metal", "pop": "Pop",

@@ -6,7 +6,6 @@ a retrain reuses every unchanged sample and a new CNN never reads stale features
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from pathlib import Path
 
@@ -14,15 +13,17 @@ import numpy as np
 from django.core.files.storage import default_storage
 
 from classifier.curation.models import Sample
+from classifier.engine.files import atomic_write
+from classifier.engine.runner import Engine
+from classifier.engine.weights import model_version
+from classifier.services.active_model import engine_config
 
 CACHE_PREFIX = "curation/embeddings"
 _lock = threading.Lock()
 
 
 def cnn_version() -> str:
-    from classifier.weights import MUSICNN_VERSION
-
-    return MUSICNN_VERSION
+    return model_version(None)
 
 
 def cache_path(content_hash: str, feature: str) -> Path:
@@ -51,18 +52,15 @@ def sample_features(sample: Sample, feature: str = "penultimate") -> np.ndarray:
 
 
 def _write(path: Path, array: np.ndarray) -> None:
-    # Written to a private name, then renamed: two workers never see half a file.
+    # Two workers embedding the same sample never see half a file.
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npy")
-    np.save(tmp, array)
-    tmp.replace(path)
+    with atomic_write(path, mode=0o644) as temp, temp.open("wb") as handle:
+        np.save(handle, array)
 
 
 @functools.cache
-def _cnn_engine():
-    from classifier.analysis import Engine
-
-    return Engine.cnn_only()
+def _cnn_engine() -> Engine:
+    return Engine.cnn_only(engine_config())
 
 
 def _cnn():

@@ -1,7 +1,6 @@
 """Adding labelled audio to the dataset: folders, zip archives and single files."""
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 import zipfile
@@ -14,11 +13,12 @@ from django.core.files import File
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
-from classifier.config import AUDIO_SUFFIXES
 from classifier.curation.models import Genre, Sample
 from classifier.curation.services import CurationError
-from classifier.errors import TagError
-from classifier.training import labelled_folder
+from classifier.engine.config import AUDIO_SUFFIXES
+from classifier.engine.errors import TagError
+from classifier.engine.files import sha256_of
+from classifier.engine.training import labelled_folder
 
 # A zip import refuses archives that would unpack to more than this (a zip bomb stops here).
 MAX_UNZIPPED_BYTES = 4 * 1024**3
@@ -43,20 +43,6 @@ class ImportResult:
         return "; ".join(parts)
 
 
-def content_hash(source: Path | IO[bytes]) -> str:
-    digest = hashlib.sha256()
-    handle = open(source, "rb") if isinstance(source, Path) else source  # noqa: SIM115
-    try:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    finally:
-        if isinstance(source, Path):
-            handle.close()
-        else:
-            handle.seek(0)
-    return digest.hexdigest()
-
-
 def genre_for(spelling: str, result: ImportResult | None = None) -> Genre:
     """The genre a folder name means; an unknown name becomes a new genre of the taxonomy."""
     genre = Genre.objects.resolve(spelling)
@@ -75,7 +61,7 @@ def add_sample(path: Path, genre: Genre, *, source: str = Sample.Source.IMPORT,
                status: str = Sample.Status.PROPOSED, artist: str = "", source_ref: str = "",
                notes: str = "", original_name: str = "") -> Sample | None:
     """Copy one audio file into the dataset; None when the same audio is already a sample."""
-    digest = content_hash(path)
+    digest = sha256_of(path)
     if Sample.objects.filter(content_hash=digest).exists():
         return None
     sample = Sample(content_hash=digest, genre=genre, source=source, status=status,
@@ -94,7 +80,7 @@ def add_sample(path: Path, genre: Genre, *, source: str = Sample.Source.IMPORT,
 
 
 def artist_from_tags(path: Path) -> str:
-    from classifier.tags import read_tags
+    from classifier.engine.filetags import read_tags
 
     try:
         return (read_tags(path).artist or "")[:200]

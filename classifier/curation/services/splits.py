@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from classifier.curation.models import normalise
-from classifier.training import LabelledFile, contiguous_folds
+from classifier.engine.training import LabelledFile, contiguous_folds
 
 TRAIN, VALIDATION, TEST, AUTO = "train", "validation", "test", "auto"
 

@@ -22,8 +22,10 @@ from classifier.curation.models import Genre, ModelVersion, Sample, TrainingRun
 from classifier.curation.services import CurationError
 from classifier.curation.services.embeddings import sample_features
 from classifier.curation.services.splits import TEST, TRAIN, VALIDATION, SplitItem, assign_splits
-from classifier.errors import EngineError, ModelError
-from classifier.training import Evaluation, confusion_png, evaluate, fit
+from classifier.engine.errors import EngineError, ModelError
+from classifier.engine.training import Evaluation, confusion_png, evaluate, fit
+from classifier.engine.weights import model_version
+from classifier.services.active_model import head_path
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +129,7 @@ def train(run: TrainingRun) -> None:
 
 
 def run_config(run: TrainingRun):
-    from classifier.head import TrainConfig
+    from classifier.engine.head import TrainConfig
 
     return TrainConfig(epochs=run.epochs, lr=run.learning_rate, weight_decay=run.weight_decay,
                        hidden=run.hidden, seed=run.seed)
@@ -197,14 +199,12 @@ def _artists_on_both_sides(parts: dict[str, list[Labelled]]) -> list[str]:
 
 def compare_with_active(items: list[Labelled], genres: list[str], head) -> dict:
     """The active model's figures on the same validation samples, and where the two differ."""
-    from classifier.head import load_head, track_probabilities
-    from classifier.registry import default_head_path
-    from classifier.weights import MUSICNN_VERSION
+    from classifier.engine.head import load_head, track_probabilities
 
     if not items:
         return {"error": "no validation samples"}
     try:
-        path = default_head_path()
+        path = head_path()
         old_head, info, version = load_head(path)
         old_features = [sample_features(i.sample, info.feature) for i in items]
     except (ModelError, EngineError) as exc:
@@ -219,7 +219,7 @@ def compare_with_active(items: list[Labelled], genres: list[str], head) -> dict:
     evaluation = Evaluation(columns, confusion)
     per_genre = {g: m for g, m in evaluation.per_genre().items() if g != OTHER}
     return {
-        "model": f"{MUSICNN_VERSION}+head-{version}",
+        "model": model_version(version),
         "head": path.name,
         "trained_on_these": _seen_by_active(version, items),
         "accuracy": evaluation.accuracy,
@@ -250,8 +250,7 @@ def _seen_by_active(head_version: str, items: list[Labelled]) -> int | None:
 def save_version(run: TrainingRun, head, genres: list[str],
                  evaluation: Evaluation | None) -> ModelVersion:
     """Write the head file and its ModelVersion (the same weights make the same version)."""
-    from classifier.head import HeadInfo, head_version, save_head
-    from classifier.weights import MUSICNN_VERSION
+    from classifier.engine.head import HeadInfo, head_version, save_head
 
     spelling = dict(Genre.objects.filter(name__in=genres).values_list("name", "tag_spelling"))
     info = HeadInfo(genres=genres, feature=run.feature, hidden=run.hidden,
@@ -266,7 +265,7 @@ def save_version(run: TrainingRun, head, genres: list[str],
     name = default_storage.generate_filename(f"curation/heads/{version}.safetensors")
     save_head(head, info, Path(default_storage.path(name)))
     return ModelVersion.objects.create(
-        version=version, model=f"{MUSICNN_VERSION}+head-{version}", head=name, genres=genres,
+        version=version, model=model_version(version), head=name, genres=genres,
         tag_spelling=spelling, accuracy=evaluation.accuracy if evaluation else None)
 
 

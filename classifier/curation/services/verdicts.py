@@ -7,7 +7,9 @@ import numpy as np
 
 from classifier.curation.models import Sample
 from classifier.curation.services.embeddings import cached_features, sample_features
-from classifier.errors import EngineError
+from classifier.engine.errors import EngineError
+from classifier.services.active_model import active_engine
+from classifier.services.stored import probabilities_of
 
 VERDICT_FIELDS = ["verdict_genre", "verdict_confidence", "disagreement", "uncertainty",
                   "verdict_probabilities", "verdict_model", "verdict_error"]
@@ -20,9 +22,7 @@ def refresh_verdicts(samples: Iterable[Sample], *, embed_missing: bool = True,
     Samples whose audio was never analysed are analysed now (embed_missing) or left as they
     are. The engine is asked for the active head here, so a promotion is picked up at once.
     """
-    from classifier.analysis import get_engine
-
-    engine = get_engine()
+    engine = active_engine()
     samples = list(samples)
     judged = 0
     for n, sample in enumerate(samples, 1):
@@ -35,7 +35,7 @@ def refresh_verdicts(samples: Iterable[Sample], *, embed_missing: bool = True,
             _store_error(sample, str(exc))
             features = None
         if features is not None:
-            judge(sample, engine.head.probabilities(features).mean(0), engine.info.genres,
+            judge(sample, engine.probabilities(features).mean(0), engine.info.genres,
                   engine.model)
             judged += 1
         if on_progress:
@@ -51,8 +51,7 @@ def judge(sample: Sample, probabilities: np.ndarray, genres: list[str], model: s
     sample.verdict_confidence = float(probabilities[best])
     sample.disagreement = 1.0 - label_probability
     sample.uncertainty = 1.0 - float(probabilities[best])
-    sample.verdict_probabilities = {g: round(float(p), 4)
-                                     for g, p in zip(genres, probabilities, strict=True)}
+    sample.verdict_probabilities = probabilities_of(genres, probabilities)
     sample.verdict_model = model
     sample.verdict_error = ""
     Sample.objects.filter(pk=sample.pk).update(**{f: getattr(sample, f) for f in VERDICT_FIELDS})

@@ -9,6 +9,12 @@ from django.utils import timezone
 
 from classifier.curation.models import ModelVersion, Promotion
 from classifier.curation.services import CurationError
+from classifier.engine.errors import ModelError
+from classifier.engine.head import load_head
+from classifier.engine.weights import model_version
+from classifier.models import Status, Track
+from classifier.services import actions
+from classifier.services.active_model import head_path
 
 log = logging.getLogger(__name__)
 
@@ -19,19 +25,14 @@ def active_version() -> ModelVersion | None:
 
 def active_model_string() -> str | None:
     """The model string verdicts made now record (Analysis.model); None without any head."""
-    from classifier.errors import ModelError
-    from classifier.head import load_head
-    from classifier.registry import default_head_path
-    from classifier.weights import MUSICNN_VERSION
-
     version = active_version()
     if version is not None:
         return version.model
     try:
-        _, _, head_version = load_head(default_head_path())
+        _, _, head_version = load_head(head_path())
     except ModelError:
         return None
-    return f"{MUSICNN_VERSION}+head-{head_version}"
+    return model_version(head_version)
 
 
 def promote(version: ModelVersion | None, user=None, *, rollback: bool = False
@@ -39,7 +40,8 @@ def promote(version: ModelVersion | None, user=None, *, rollback: bool = False
     """Make `version` the active head (None: back to the bundled head) for every process.
 
     Workers and the web app ask for the active head once per track, so they switch at their
-    next track. The samples' verdicts are then recomputed with the new head.
+    next track. The caller then has the samples' verdicts recomputed with the new head
+    (curation.tasks.refresh_verdicts_after_promotion).
     """
     with transaction.atomic():
         # Lock the active row so two promotions in flight cannot both end up active.
@@ -55,7 +57,6 @@ def promote(version: ModelVersion | None, user=None, *, rollback: bool = False
             version.save(update_fields=["is_active", "promoted_at", "promoted_by"])
         Promotion.objects.create(version=version, rollback=rollback,
                                  by=user if getattr(user, "pk", None) else None)
-        transaction.on_commit(_queue_verdict_refresh)
     log.info("active genre head is now %s", version or "the bundled head")
     return version
 
@@ -86,19 +87,11 @@ def promotion_stack() -> list[int | None]:
     return stack
 
 
-def _queue_verdict_refresh() -> None:
-    from classifier.curation.tasks import queue_verdict_refresh
-
-    queue_verdict_refresh(None)
-
-
 def tracks_from_older_versions(user=None):
     """Analysed tracks whose verdict was made by another model than the active one.
 
     `user`: only that user's tracks (the dashboard); None: everyone's (the admin).
     """
-    from classifier.models import Status, Track
-
     current = active_model_string()
     # Only finished tracks: one pending or processing is already on its way to a new verdict.
     tracks = Track.objects.filter(status=Status.DONE).exclude(model_version="")
@@ -110,7 +103,6 @@ def tracks_from_older_versions(user=None):
 
 
 def reanalyse_older_tracks(user=None) -> list[int]:
-    """Queue every track of tracks_from_older_versions(user) for a fresh analysis."""
-    from classifier import pipeline
-
-    return pipeline.reanalyse(tracks_from_older_versions(user))
+    """Mark every track of tracks_from_older_versions(user) for a fresh analysis: the tracks
+    to queue."""
+    return actions.reanalyse(tracks_from_older_versions(user))

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from classifier.curation.models import Sample
 from classifier.curation.services import CurationError
 from classifier.curation.services.importing import import_folder
-from classifier.errors import EngineError
+from classifier.engine.errors import EngineError
 
 
 class Command(BaseCommand):

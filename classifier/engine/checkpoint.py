@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier.errors import ModelError
+from classifier.engine.errors import ModelError
 
 INDEX_FILE = ".index"
 DATA_FILE = ".data-00000-of-00001"

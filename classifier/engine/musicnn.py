@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from classifier.config import AUDIO, INFERENCE_BATCH
-from classifier.errors import ModelError
+from classifier.engine.config import AUDIO, INFERENCE_BATCH
+from classifier.engine.errors import ModelError
 
 TF_BN_EPS = 1e-3
 N_TAGS = 50

@@ -6,31 +6,26 @@ cached as safetensors, and later loads read only that cache.
 """
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from classifier import registry
-from classifier.checkpoint import DATA_FILE, read_checkpoint
-from classifier.errors import ModelError
-from classifier.musicnn import MusiCNN, musicnn_from_state_dict, state_dict_from_tf
+from classifier.engine import registry
+from classifier.engine.checkpoint import DATA_FILE, read_checkpoint
+from classifier.engine.errors import ModelError
+from classifier.engine.files import atomic_write, sha256_of
+from classifier.engine.musicnn import MusiCNN, musicnn_from_state_dict, state_dict_from_tf
 
 CACHE_FILE = "musicnn_msd.safetensors"
 # Names the converted weights in verdicts: the pinned checkpoint's content decides it.
 MUSICNN_VERSION = "musicnn-msd-" + registry.MUSICNN_SHA256[DATA_FILE][:8]
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def model_version(head_version: str | None) -> str:
+    """The one model version string: the CNN's version, then the head's (none: the CNN alone)."""
+    return MUSICNN_VERSION if head_version is None else f"{MUSICNN_VERSION}+head-{head_version}"
 
 
 def verify_checkpoint(folder: Path) -> None:
@@ -52,16 +47,10 @@ def convert_checkpoint(folder: Path) -> dict[str, torch.Tensor]:
     return state_dict_from_tf(read_checkpoint(folder))
 
 
-def _write_atomically(state: dict[str, torch.Tensor], path: Path) -> None:
-    # A crash or a concurrent load never sees a half-written cache: write beside it, rename.
-    handle, temp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        save_file(state, temp, metadata={"model": MUSICNN_VERSION})
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+def _write_cache(state: dict[str, torch.Tensor], path: Path) -> None:
+    # A crash or a concurrent load never sees a half-written cache.
+    with atomic_write(path, mode=0o644) as temp:
+        save_file(state, str(temp), metadata={"model": MUSICNN_VERSION})
 
 
 def _read_cache(path: Path) -> dict[str, torch.Tensor] | None:
@@ -81,15 +70,15 @@ def load_musicnn(cache_dir: Path | None = None, checkpoint: Path | None = None) 
     """The pretrained musicnn MSD model in eval mode.
 
     The first call converts the wheel's checkpoint (or the checkpoint folder given) and
-    caches it as `<cache_dir or registry.model_dir()>/musicnn_msd.safetensors`; later calls
-    read only that file.
+    caches it as `<cache_dir>/musicnn_msd.safetensors` (by default in the user's cache
+    folder); later calls read only that file.
     """
-    folder = Path(cache_dir) if cache_dir is not None else registry.model_dir()
+    folder = Path(cache_dir) if cache_dir is not None else registry.default_model_dir()
     path = folder / CACHE_FILE
     state = _read_cache(path) if path.is_file() else None
     if state is None:
         source = checkpoint if checkpoint is not None else registry.checkpoint_dir()
         state = convert_checkpoint(source)
         folder.mkdir(parents=True, exist_ok=True)
-        _write_atomically(state, path)
+        _write_cache(state, path)
     return musicnn_from_state_dict(state)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier.config import AUDIO_SUFFIXES
-from classifier.head import GenreHead, TrainConfig, track_probabilities, train_head
+from classifier.engine.config import AUDIO_SUFFIXES
+from classifier.engine.head import GenreHead, TrainConfig, track_probabilities, train_head
 
 
 @dataclass(frozen=True)

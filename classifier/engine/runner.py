@@ -1,7 +1,8 @@
-"""From an audio file to a verdict: chunks, the CNN, the genre head, averaged.
+"""From an audio file to an analysis: chunks, the CNN, the genre head, averaged.
 
-`analyse(path)` is what the command line, the Celery tasks and the recommender call.
-The engine (CNN + head) loads once per process and is reused.
+`analyse(path, config)` is what the command line, the Celery tasks and the recommender call.
+The engine (CNN + head) loads once per process and configuration, and is reused. Its
+configuration comes in as an EngineConfig: the engine reads no settings of its own.
 """
 from __future__ import annotations
 
@@ -9,25 +10,37 @@ import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from classifier.config import DEFAULT_CHUNK_BUDGET, DEFAULT_MIN_CONFIDENCE, INFERENCE_BATCH
-from classifier.features import Chunks, extract_chunks
-from classifier.head import GenreHead, HeadInfo, load_head
-from classifier.inference import SplitInference
-from classifier.labels import MSD_TAGS, STYLE_TAGS, TAG_SPELLING
-from classifier.musicnn import MusiCNN
-from classifier.registry import default_head_path
-from classifier.verdict import Analysis, Chunk, GenreScore, StyleScore
-from classifier.weights import MUSICNN_VERSION, load_musicnn
+from classifier.engine.analysis import Analysis, Chunk, GenreScore, StyleScore
+from classifier.engine.config import DEFAULT_CHUNK_BUDGET, DEFAULT_MIN_CONFIDENCE, INFERENCE_BATCH
+from classifier.engine.errors import ModelError
+from classifier.engine.features import Chunks, extract_chunks
+from classifier.engine.head import GenreHead, HeadInfo, load_head
+from classifier.engine.inference import SplitInference
+from classifier.engine.labels import MSD_TAGS, STYLE_TAGS
+from classifier.engine.musicnn import MusiCNN
+from classifier.engine.registry import DEFAULT_HEAD, default_model_dir
+from classifier.engine.weights import load_musicnn, model_version
 
 Progress = Callable[[str, float], None]
 STYLE_COUNT = 5
 _STYLE_INDEX = np.array([MSD_TAGS.index(tag) for tag in STYLE_TAGS])
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """What the engine needs to know from its caller."""
+    model_dir: Path = field(default_factory=default_model_dir)  # the converted weights' cache
+    head_path: Path = DEFAULT_HEAD  # the genre head
+    threads: int = 0  # torch's CPU threads; 0: torch decides
+
+    def with_head(self, head_path: Path | None) -> EngineConfig:
+        return self if head_path is None else replace(self, head_path=Path(head_path))
 
 
 @dataclass
@@ -53,22 +66,24 @@ def head_features(taggram: np.ndarray, penultimate: np.ndarray, max_pool: np.nda
 class Engine:
     """The musicnn CNN and a genre head, loaded once."""
 
-    def __init__(self, head_path: Path | None = None) -> None:
-        self.cnn = shared_cnn()
-        self.infer = shared_inference()
-        self.head_path = Path(head_path or default_head_path())
-        self.head, self.info, head_version = load_head(self.head_path)
-        self.model = f"{MUSICNN_VERSION}+head-{head_version}"
+    head: GenreHead | None
+
+    def __init__(self, config: EngineConfig | None = None, *, with_head: bool = True) -> None:
+        self.config = config or EngineConfig()
+        self.cnn = shared_cnn(self.config.model_dir, self.config.threads)
+        self.infer = shared_inference(self.config.model_dir, self.config.threads)
+        self.head_path = Path(self.config.head_path)
+        if with_head:
+            self.head, self.info, head_version = load_head(self.head_path)
+            self.model = model_version(head_version)
+        else:
+            self.head, self.info = None, HeadInfo(genres=[])
+            self.model = model_version(None)
 
     @classmethod
-    def cnn_only(cls) -> Engine:
+    def cnn_only(cls, config: EngineConfig | None = None) -> Engine:
         """An engine without a head, for computing training features."""
-        engine = cls.__new__(cls)
-        engine.cnn = shared_cnn()
-        engine.infer = shared_inference()
-        engine.head, engine.info = None, HeadInfo(genres=[])
-        engine.model = MUSICNN_VERSION
-        return engine
+        return cls(config, with_head=False)
 
     def run_chunks(self, chunks: Chunks, feature: str, on_progress: Progress | None = None
                    ) -> ChunkOutputs:
@@ -98,8 +113,14 @@ class Engine:
                 min_confidence: float | None = None, on_progress: Progress | None = None
                 ) -> Analysis:
         outputs = self.embed(path, full=full, feature=self.info.feature, on_progress=on_progress)
-        chunk_probs = self.head.probabilities(outputs.features)
+        chunk_probs = self.probabilities(outputs.features)
         return self.verdict(str(path), outputs, chunk_probs, top_k, min_confidence)
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """The head's genre probabilities for each row of chunk features."""
+        if self.head is None:
+            raise ModelError("this engine has no genre head: it only computes features")
+        return self.head.probabilities(features)
 
     def verdict(self, path: str, outputs: ChunkOutputs, chunk_probs: np.ndarray, top_k: int,
                 min_confidence: float | None) -> Analysis:
@@ -117,7 +138,7 @@ class Engine:
             model=self.model,
             uncertain=bool(ranked[0].confidence < threshold),
             min_confidence=threshold,
-            tag_spelling={**TAG_SPELLING, **self.info.tag_spelling},
+            tag_spelling=dict(self.info.tag_spelling),
             timeline=[Chunk(float(start), {g: float(p) for g, p in zip(genres, probs, strict=True)})
                       for start, probs in zip(outputs.chunks.starts, chunk_probs, strict=True)],
             embedding=outputs.penultimate.mean(0).astype(np.float32),
@@ -132,28 +153,29 @@ def styles(taggram: np.ndarray, count: int = STYLE_COUNT) -> list[StyleScore]:
 
 
 @functools.cache
-def shared_cnn() -> MusiCNN:
+def shared_cnn(model_dir: Path, threads: int = 0) -> MusiCNN:
     """The one CNN of the process: every head reads the same frozen features."""
-    _configure_threads()
-    return load_musicnn()
+    if threads:
+        torch.set_num_threads(threads)
+    return load_musicnn(cache_dir=model_dir)
 
 
 @functools.cache
-def shared_inference() -> SplitInference:
+def shared_inference(model_dir: Path, threads: int = 0) -> SplitInference:
     """The CNN's batches split over one single-threaded worker per torch thread."""
-    return SplitInference(shared_cnn())
+    return SplitInference(shared_cnn(model_dir, threads))
 
 
 # A promotion switches heads at the next track; the previous engine is kept a little while
 # for tracks already under way, older ones are dropped (they share the CNN, a head is small).
 _KEEP_ENGINES = 2
-_engines: OrderedDict[Path, Engine] = OrderedDict()
+_engines: OrderedDict[EngineConfig, Engine] = OrderedDict()
 _lock = threading.Lock()
 
 
-def get_engine(head_path: Path | None = None) -> Engine:
-    """The process-wide engine for a head (the default head when None)."""
-    key = Path(head_path or default_head_path())
+def get_engine(config: EngineConfig | None = None) -> Engine:
+    """The process-wide engine for a configuration (the bundled head when None)."""
+    key = config or EngineConfig()
     with _lock:
         if key not in _engines:
             _engines[key] = Engine(key)
@@ -163,20 +185,12 @@ def get_engine(head_path: Path | None = None) -> Engine:
         return _engines[key]
 
 
-def analyse(path: str | Path, *, full: bool = False, top_k: int = 3,
-            min_confidence: float | None = None, on_progress: Progress | None = None,
-            head_path: Path | None = None) -> Analysis:
-    """The verdict for one file (see Engine.analyse)."""
-    return get_engine(head_path).analyse(path, full=full, top_k=top_k,
-                                         min_confidence=min_confidence, on_progress=on_progress)
+def analyse(path: str | Path, config: EngineConfig | None = None, *, full: bool = False,
+            top_k: int = 3, min_confidence: float | None = None,
+            on_progress: Progress | None = None) -> Analysis:
+    """The analysis of one file (see Engine.analyse)."""
+    return get_engine(config).analyse(path, full=full, top_k=top_k,
+                                      min_confidence=min_confidence, on_progress=on_progress)
 
 
-def _configure_threads() -> None:
-    from django.conf import settings
-
-    threads = getattr(settings, "GENREWEB_TORCH_THREADS", 0) if settings.configured else 0
-    if threads:
-        torch.set_num_threads(threads)
-
-
-__all__ = ["Engine", "GenreHead", "analyse", "get_engine", "head_features"]
+__all__ = ["Engine", "EngineConfig", "GenreHead", "analyse", "get_engine", "head_features"]

@@ -7,13 +7,10 @@ crash, a full disk or a mutagen error leaves the original exactly as it was.
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import re
 import shutil
-import stat
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +26,8 @@ from mutagen.oggopus import OggOpus
 from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
 
-from classifier.errors import TagError
+from classifier.engine.errors import TagError
+from classifier.engine.files import atomic_write
 
 POLICIES = ("fill", "replace", "merge")
 ID3_VERSIONS = (3, 4)
@@ -354,51 +352,15 @@ class _Edit:
 
 def _rewrite_atomically(target: Path, *steps: Callable[[IO[bytes], Path], None]) -> None:
     """Run `steps` on a synced copy of `target` in its folder, then rename it over `target`."""
-    tmp = None
     try:
         original = target.stat()
-        # Same folder, so the rename cannot cross file systems; hidden, so library scanners
-        # watching the folder skip it; the name is cut so it stays under NAME_MAX.
-        fd, name = tempfile.mkstemp(prefix=f".{target.name[:80]}.", suffix=".genreweb-tmp",
-                                    dir=target.parent)
-        tmp = Path(name)
-        with os.fdopen(fd, "r+b") as handle:
+        with atomic_write(target, like=original) as temp, temp.open("r+b") as handle:
             with target.open("rb") as source:
                 shutil.copyfileobj(source, handle)
             for step in steps:
                 handle.seek(0)
                 step(handle, target)
-            handle.flush()
-            os.fsync(handle.fileno())
-        _copy_owner_and_mode(original, tmp)
-        os.replace(tmp, target)
-        tmp = None
     except TagError:
         raise
     except Exception as exc:
         raise TagError(_explain(exc, target, "write")) from exc
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-    _fsync_directory(target.parent)
-
-
-def _copy_owner_and_mode(original: os.stat_result, tmp: Path) -> None:
-    # Only root may give a file away; otherwise the copy belongs to whoever writes it.
-    with contextlib.suppress(PermissionError):
-        os.chown(tmp, original.st_uid, original.st_gid)
-    # After chown, which may clear set-id bits.
-    os.chmod(tmp, stat.S_IMODE(original.st_mode))
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        # Some file systems cannot sync a folder; the rename has happened all the same.
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
-            raise TagError(_explain(exc, directory, "write")) from exc
-    finally:
-        os.close(fd)

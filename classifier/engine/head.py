@@ -15,7 +15,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from classifier.errors import ModelError
+from classifier.engine.errors import ModelError
+from classifier.engine.files import atomic_write
 
 
 @dataclass
@@ -104,12 +105,22 @@ def save_head(head: GenreHead, info: HeadInfo, path: Path) -> str:
     """Write the head and its info atomically; returns its version."""
     path.parent.mkdir(parents=True, exist_ok=True)
     version = head_version(head, info)
-    tmp = path.with_name(path.name + ".tmp")
     metadata = {"info": json.dumps(asdict(info)), "version": version}
-    save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(tmp), metadata)
-    tmp.chmod(0o644)  # a head is shared by the web app and the workers, maybe as other users
-    tmp.replace(path)
+    # Readable by all: a head is shared by the web app and the workers, maybe as other users.
+    with atomic_write(path, mode=0o644) as temp:
+        save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(temp), metadata)
     return version
+
+
+def read_head_info(path: Path) -> HeadInfo:
+    """A head file's info (its genres and their spellings) without loading its weights."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        return HeadInfo(**json.loads(metadata["info"]))
+    except (KeyError, ValueError, TypeError, OSError, SafetensorError) as exc:
+        raise ModelError(f"The genre head {Path(path).name} is damaged or missing: "
+                         f"{exc}") from None
 
 
 def load_head(path: Path) -> tuple[GenreHead, HeadInfo, str]:

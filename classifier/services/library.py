@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from django.db.models import Count, F, OrderBy, Q, QuerySet, Value
 from django.db.models.functions import Coalesce, Lower, NullIf
 
-from classifier.labels import GENRES, TAG_SPELLING
 from classifier.models import Status, Track
+from classifier.services import taxonomy
+from classifier.services.taxonomy import UNCERTAIN
 
-UNCERTAIN = "uncertain"
 # What the library can be sorted by: the choice's name -> the ordering it stands for.
 SORTS: dict[str, tuple[str, ...]] = {
     "added": ("-created_at", "-id"),
@@ -25,7 +25,8 @@ SORT_LABELS = {"added": "Newest", "title": "Title", "artist": "Artist", "album":
 
 
 def genre_choices() -> list[tuple[str, str]]:
-    return [(g, TAG_SPELLING.get(g, g)) for g in GENRES] + [(UNCERTAIN, "Uncertain")]
+    """The genres a library can be filtered by: the active model's, and "uncertain"."""
+    return taxonomy.current().choices()
 
 
 def filter_tracks(tracks: QuerySet[Track], *, q: str = "", genre: str = "", status: str = "",
@@ -84,6 +85,6 @@ def genre_distribution(tracks: QuerySet[Track]) -> list[GenreCount]:
     if uncertain:
         rows[UNCERTAIN] = uncertain
     total = sum(rows.values())
-    labels = dict(genre_choices())
-    counts = [GenreCount(g, labels.get(g, g), n, n / total) for g, n in rows.items()]
+    names = taxonomy.current()
+    counts = [GenreCount(g, names.label(g), n, n / total) for g, n in rows.items()]
     return sorted(counts, key=lambda c: (-c.count, c.genre))

@@ -1,13 +1,8 @@
-"""The one place for label lists: the genre taxonomy and the musicnn MSD tags."""
+"""The engine's label lists: the musicnn MSD tags, and genre spellings for training."""
 from __future__ import annotations
 
-# The default head's genres, in the order of its output units.
-GENRES: tuple[str, ...] = (
-    "blues", "classical", "country", "disco", "hiphop",
-    "jazz", "metal", "pop", "reggae", "rock",
-)
-
-# How each genre is spelled in a file's tags.
+# How a head trained on folders named by genre spells those genres in a file's tags (a head
+# stores its own spellings; the app reads them from the active head, never from here).
 TAG_SPELLING: dict[str, str] = {
     "blues": "Blues", "classical": "Classical", "country": "Country", "disco": "Disco",
     "hiphop": "Hip-Hop", "jazz": "Jazz", "metal": "Metal", "pop": "Pop",

@@ -6,8 +6,6 @@ from typing import Any
 
 import numpy as np
 
-from classifier.labels import TAG_SPELLING
-
 
 @dataclass(frozen=True)
 class GenreScore:
@@ -41,7 +39,8 @@ class Analysis:
     timeline: list[Chunk] = field(default_factory=list)
     embedding: np.ndarray | None = None  # mean of the chunks' 200-d penultimate features
     min_confidence: float = 0.35      # the threshold `uncertain` was judged against
-    tag_spelling: dict[str, str] = field(default_factory=lambda: dict(TAG_SPELLING))
+    # How the head spells each genre in a file's tags (its taxonomy); the name where absent.
+    tag_spelling: dict[str, str] = field(default_factory=dict)
 
     @property
     def primary(self) -> str | None:

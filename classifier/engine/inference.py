@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from classifier.musicnn import MusiCNN, MusiCNNOutput
+from classifier.engine.musicnn import MusiCNN, MusiCNNOutput
 
 
 class SplitInference:

@@ -1,0 +1,84 @@
+"""What a user does to tracks of the library: re-analyse, re-tag, delete."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from classifier.engine.errors import TagError
+from classifier.models import Stage, Status, TagPolicy, Track
+from classifier.services.processing import write_track_tags
+
+
+def reanalyse(tracks: QuerySet[Track]) -> list[int]:
+    """Mark the tracks for a fresh analysis (not those being analysed right now): the ones
+    to queue."""
+    now = timezone.now()
+    queued = []
+    with transaction.atomic():
+        for pk in tracks.exclude(status=Status.PROCESSING).values_list("pk", flat=True):
+            updated = Track.objects.filter(pk=pk).exclude(status=Status.PROCESSING).update(
+                status=Status.PENDING, stage=Stage.QUEUED, progress=0.0, error="", task_id="",
+                claim_token=None, claimed_at=None, attempts=0, updated_at=now)
+            if updated:
+                queued.append(pk)
+    return queued
+
+
+@dataclass
+class RetagResult:
+    written: int = 0  # files whose genres changed
+    unchanged: int = 0  # files that already had them (or, with "fill", any genre)
+    skipped: int = 0  # not analysed yet, or uncertain
+    errors: list[str] | None = None
+
+
+def retag(tracks: QuerySet[Track], policy: str) -> RetagResult:
+    """Write each analysed track's genres into its file with `policy`."""
+    if policy not in TagPolicy.values:
+        raise ValueError(f"unknown tag policy {policy!r}")
+    result = RetagResult(errors=[])
+    for track in tracks.filter(status=Status.DONE):
+        if not track.tag_values:
+            result.skipped += 1
+            continue
+        try:
+            after, changed = write_track_tags(track, track.tag_values, policy,
+                                              track.model_version)
+        except TagError as exc:
+            result.errors.append(f"{track.display_title}: {exc}")
+            continue
+        Track.objects.filter(pk=track.pk).update(genres_after=after, tag_policy=policy,
+                                                 updated_at=timezone.now())
+        result.written += changed
+        result.unchanged += not changed
+    result.skipped += tracks.exclude(status=Status.DONE).count()
+    return result
+
+
+def delete_tracks(tracks: QuerySet[Track]) -> int:
+    """Delete the tracks and their stored files."""
+    count = 0
+    for track in tracks:
+        track.file.delete(save=False)
+        _remove_empty_parents(Path(track.file.path).parent if track.file.name else None)
+        track.delete()
+        count += 1
+    return count
+
+
+def _remove_empty_parents(folder: Path | None) -> None:
+    root = Path(settings.MEDIA_ROOT).resolve()
+    while folder is not None and folder.resolve() != root and root in folder.resolve().parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
+
+

@@ -1,0 +1,143 @@
+"""Taking uploads in: checked, hashed, stored as pending tracks."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+
+from classifier.engine.audio import iter_decode, probe
+from classifier.engine.errors import AudioError, TagError
+from classifier.engine.files import sha256_of
+from classifier.engine.filetags import read_tags
+from classifier.models import TagPolicy, Track
+
+log = logging.getLogger(__name__)
+
+
+class UploadRefused(Exception):
+    """An upload the server will not keep; the message is shown to the person uploading."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status to answer with: 413 for too large
+
+
+@dataclass
+class Intake:
+    track: Track
+    created: bool  # False: the same content was already in this user's library
+
+    @property
+    def to_analyse(self) -> list[int]:
+        """The tracks to queue for analysis now (once the caller's transaction commits)."""
+        return [self.track.pk] if self.created else []
+
+
+# ---------------------------------------------------------------- intake
+
+
+def max_upload_bytes() -> int:
+    return settings.GENREWEB_MAX_UPLOAD_MB * 1024 * 1024
+
+
+def check_request_size(content_length: str | None) -> None:
+    """Refuse a request body far over the limit before Django spools it to disk."""
+    try:
+        length = int(content_length or 0)
+    except ValueError:
+        return
+    # Multipart framing and form fields add a little around the file itself.
+    if length > max_upload_bytes() + 64 * 1024:
+        raise UploadRefused(_too_big_message("This upload", length), status=413)
+
+
+def accept_upload(owner: Any, upload: UploadedFile,
+                  tag_policy: str = TagPolicy.FILL) -> Intake:
+    """Check `upload`, then store it as a pending track of `owner`, to be queued for analysis
+    (`Intake.to_analyse`).
+
+    The same content uploaded again by the same user returns the existing track.
+    Raises UploadRefused with a message for the person uploading.
+    """
+    name = PurePosixPath(upload.name or "upload").name
+    if upload.size is not None and upload.size > max_upload_bytes():
+        raise UploadRefused(_too_big_message(name, upload.size), status=413)
+    if not upload.size:
+        raise UploadRefused(f"{name} is empty.")
+    with local_copy(upload) as path:
+        digest = sha256_of(path)
+        existing = Track.objects.filter(owner=owner, sha256=digest).first()
+        if existing is not None:
+            return Intake(existing, created=False)
+        check_audio(path, name)
+        tags = read_tags_quietly(path)
+        track = Track(owner=owner, original_name=name[:255], sha256=digest, size=upload.size,
+                      tag_policy=tag_policy, **tags)
+        try:
+            with transaction.atomic():
+                track.file.save(name, upload, save=False)
+                track.save()
+        except IntegrityError:
+            # The same file arrived twice at once; the first one is kept.
+            track.file.delete(save=False)
+            return Intake(Track.objects.get(owner=owner, sha256=digest), created=False)
+    return Intake(track, created=True)
+
+
+def _too_big_message(name: str, size: int) -> str:
+    return (f"{name} is {size / 1024 / 1024:.0f} MB; the limit is "
+            f"{settings.GENREWEB_MAX_UPLOAD_MB} MB per file.")
+
+
+@contextlib.contextmanager
+def local_copy(upload: UploadedFile) -> Iterator[Path]:
+    """A path on disk holding the upload's bytes (its temporary file where it has one)."""
+    if hasattr(upload, "temporary_file_path"):
+        yield Path(upload.temporary_file_path())
+        return
+    suffix = PurePosixPath(upload.name or "").suffix[:10]
+    with tempfile.NamedTemporaryFile(suffix=".upload" + suffix) as handle:
+        upload.seek(0)
+        shutil.copyfileobj(upload, handle)
+        handle.flush()
+        upload.seek(0)
+        yield Path(handle.name)
+
+
+def check_audio(path: Path, name: str) -> None:
+    """Refuse a file that does not decode as audio: probe it and decode its first block."""
+    try:
+        probe(path)
+        blocks = iter_decode(path)
+        try:
+            first = next(iter(blocks), None)
+        finally:
+            close = getattr(blocks, "close", None)
+            if close is not None:
+                close()
+    except AudioError as exc:
+        raise UploadRefused(f"{name} was refused: {exc}") from exc
+    if first is None or len(first) == 0:
+        raise UploadRefused(f"{name} was refused: it holds no audio samples.")
+
+
+def read_tags_quietly(path: Path) -> dict[str, Any]:
+    """The Track fields taken from the file's own tags; blank where they cannot be read."""
+    try:
+        info = read_tags(path)
+    except TagError as exc:
+        log.info("tags of %s not read: %s", path, exc)
+        return {}
+    return {"title": (info.title or "")[:500], "artist": (info.artist or "")[:500],
+            "album": (info.album or "")[:500], "audio_format": info.format,
+            "genres_before": list(info.genres), "genres_after": list(info.genres)}

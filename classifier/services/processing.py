@@ -1,0 +1,212 @@
+"""Processing a track: claim it, analyse it, store the analysis and tags, or fail it.
+
+A track moves pending -> processing -> done | failed; a task claims it with a conditional
+update, so two messages for one track never both analyse it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from classifier.engine.analysis import Analysis
+from classifier.engine.errors import EngineError, TagError
+from classifier.engine.filetags import read_tags, write_genres
+from classifier.engine.runner import analyse
+from classifier.models import Stage, Status, Track
+from classifier.services.active_model import engine_config
+from classifier.services.stored import track_fields
+
+log = logging.getLogger(__name__)
+
+# A track whose analysis kills its worker this many times is marked failed, not retried.
+MAX_ATTEMPTS = 3
+# Progress is written to the database at most every this much of a stage.
+PROGRESS_STEP = 0.1
+
+TimeLimitErrors = tuple[type[BaseException], ...]
+
+
+def process_track(track_id: int, task_id: str | None = None, *,
+                  time_limits: TimeLimitErrors = ()) -> str:
+    """Analyse one track and write its tags; returns "done", "failed" or "skipped".
+
+    Only a pending track is claimed (or, for the message that claimed it, its own
+    processing track again: a redelivery after the worker died). Results are stored only
+    while the claim still holds, so a track never ends with two results. `time_limits` are
+    the exceptions by which the caller's task queue stops a task that ran out of time.
+    """
+    token = claim_track(track_id, task_id)
+    if token is None:
+        return "skipped"
+    track = Track.objects.filter(pk=track_id).first()
+    if track is None:  # deleted since it was claimed
+        return "skipped"
+    try:
+        analysis = run_engine(track, token)
+    except EngineError as exc:
+        return "failed" if fail_track(track_id, token, str(exc)) else "skipped"
+    except Exception as exc:
+        if is_transient(exc):
+            release_claim(track_id, token)
+            raise
+        log.exception("analysis of track %s failed", track_id)
+        failed = fail_track(track_id, token, explain_crash(exc, time_limits))
+        return "failed" if failed else "skipped"
+    return "done" if store_analysis(track, token, analysis) else "skipped"
+
+
+def claim_track(track_id: int, task_id: str | None = None) -> uuid.UUID | None:
+    """Mark the track processing if it is ours to analyse; the claim's token, or None."""
+    claimable = Q(status=Status.PENDING)
+    if task_id:
+        claimable |= Q(status=Status.PROCESSING, task_id=task_id)
+    token = uuid.uuid4()
+    now = timezone.now()
+    claimed = Track.objects.filter(claimable, pk=track_id, attempts__lt=MAX_ATTEMPTS).update(
+        status=Status.PROCESSING, stage=Stage.DECODING, progress=0.0, error="",
+        task_id=task_id or "", claim_token=token, claimed_at=now, updated_at=now,
+        attempts=F("attempts") + 1)
+    if claimed == 1:
+        return token
+    _fail_if_exhausted(track_id, claimable)
+    return None
+
+
+def _fail_if_exhausted(track_id: int, claimable: Q) -> None:
+    Track.objects.filter(claimable, pk=track_id, attempts__gte=MAX_ATTEMPTS).update(
+        status=Status.FAILED, stage=Stage.FAILED, claim_token=None, updated_at=timezone.now(),
+        error=f"The analysis stopped its worker {MAX_ATTEMPTS} times (out of memory, or a "
+              "crash while decoding); it was not tried again.")
+
+
+def _claimed(track_id: int, token: uuid.UUID) -> QuerySet[Track]:
+    return Track.objects.filter(pk=track_id, status=Status.PROCESSING, claim_token=token)
+
+
+def update_claimed(track_id: int, token: uuid.UUID, **fields: Any) -> bool:
+    """Update the track only while this claim holds it."""
+    return _claimed(track_id, token).update(updated_at=timezone.now(), **fields) == 1
+
+
+def progress_reporter(track_id: int, token: uuid.UUID) -> Callable[[str, float], None]:
+    """An on_progress callback for the engine, writing stage changes and every 10 %."""
+    last: dict[str, Any] = {"stage": None, "fraction": 0.0}
+
+    def report(stage: str, fraction: float) -> None:
+        moved = fraction - last["fraction"] >= PROGRESS_STEP or fraction >= 1.0
+        if stage == last["stage"] and not moved:
+            return
+        last.update(stage=stage, fraction=fraction)
+        stage_value = stage if stage in Stage.values else Stage.ANALYSING
+        update_claimed(track_id, token, stage=stage_value, progress=round(fraction, 3))
+
+    return report
+
+
+def run_engine(track: Track, token: uuid.UUID) -> Analysis:
+    return analyse(track.file.path, engine_config(),
+                   min_confidence=settings.GENREWEB_MIN_CONFIDENCE,
+                   on_progress=progress_reporter(track.pk, token))
+
+
+def store_analysis(track: Track, token: uuid.UUID, analysis: Analysis) -> bool:
+    """Store the verdict, write the tags with the track's policy, mark it done."""
+    fields = track_fields(analysis)
+    if not update_claimed(track.pk, token, stage=Stage.TAGGING, progress=0.0, **fields):
+        return False
+    tag_error = ""
+    try:
+        after, _ = write_track_tags(track, fields["verdict"]["tag_values"], track.tag_policy,
+                                    analysis.model)
+    except TagError as exc:
+        after, tag_error = track.genres_after, f"Genres found, but the tags were not written: {exc}"
+    return update_claimed(track.pk, token, status=Status.DONE, stage=Stage.DONE, progress=1.0,
+                          genres_after=after, error=tag_error, claim_token=None,
+                          analysed_at=timezone.now())
+
+
+def write_track_tags(track: Track, values: list[str], policy: str, model: str
+                     ) -> tuple[list[str], bool]:
+    """Write `values` into the stored file with `policy`: the file's genres afterwards, and
+    whether the file changed.
+
+    With nothing to write (an uncertain verdict) the file is left alone, whatever the
+    policy, so "replace" never empties a file's genres.
+    """
+    path = track.file.path
+    if not values:
+        return list(read_tags(path).genres), False
+    result = write_genres(path, values, policy=policy, provenance={"model": model})
+    return list(result.after), result.changed
+
+
+def fail_track(track_id: int, token: uuid.UUID, message: str) -> bool:
+    return update_claimed(track_id, token, status=Status.FAILED, stage=Stage.FAILED,
+                          error=message[:2000], claim_token=None)
+
+
+def release_claim(track_id: int, token: uuid.UUID) -> None:
+    """Hand the track back to pending (a network error: its task is retried)."""
+    with contextlib.suppress(Exception):  # the database may be what is down
+        update_claimed(track_id, token, status=Status.PENDING, stage=Stage.QUEUED,
+                       claim_token=None, attempts=F("attempts") - 1)
+
+
+# Errors of the network or database, worth a retry (the task retries them with backoff).
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors of the network or database, worth a retry; everything else is final."""
+    return isinstance(exc, TRANSIENT_ERRORS)
+
+
+def explain_crash(exc: BaseException, time_limits: TimeLimitErrors = ()) -> str:
+    """A readable reason for an unexpected failure; `time_limits`: the task queue's
+    "out of time" exceptions."""
+    if isinstance(exc, time_limits):
+        minutes = settings.GENREWEB_TASK_TIME_LIMIT / 60
+        return f"The analysis took longer than {minutes:.0f} minutes and was stopped."
+    if isinstance(exc, MemoryError):
+        return "The analysis ran out of memory."
+    return "The analysis failed because of an internal error; try re-analysing the track."
+
+
+def requeue_stale(now: Any = None) -> list[int]:
+    """Hand back tracks whose worker vanished, and find pending tracks whose message was
+    lost: the tracks to queue again.
+
+    A track processing for longer than GENREWEB_STALE_AFTER has lost its worker (tasks are
+    killed well before). A pending track untouched that long never reached a worker
+    (the broker was down when it was queued). A duplicate message is harmless: only
+    one can claim the track.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.GENREWEB_STALE_AFTER)
+    requeued = []
+    with transaction.atomic():
+        stuck = Track.objects.filter(status=Status.PROCESSING, claimed_at__lt=cutoff)
+        for pk, token in stuck.values_list("pk", "claim_token"):
+            if Track.objects.filter(pk=pk, status=Status.PROCESSING, claim_token=token).update(
+                    status=Status.PENDING, stage=Stage.QUEUED, progress=0.0, task_id="",
+                    claim_token=None, claimed_at=None, updated_at=now):
+                requeued.append(pk)
+        forgotten = Track.objects.filter(status=Status.PENDING, updated_at__lt=cutoff)
+        for pk in forgotten.values_list("pk", flat=True):
+            if Track.objects.filter(pk=pk, status=Status.PENDING).update(updated_at=now):
+                requeued.append(pk)
+    if requeued:
+        log.warning("queued %d stale tracks again: %s", len(requeued), requeued)
+    return requeued
+
+

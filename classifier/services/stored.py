@@ -1,0 +1,52 @@
+"""How an engine analysis is stored: the one mapping from an Analysis to model fields.
+
+Tracks, catalog tracks and dataset samples keep the same verdict shape, so the pages, the
+API and the review list read one format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from classifier.engine.analysis import Analysis
+
+
+def rounded(probabilities: Mapping[str, float]) -> dict[str, float]:
+    """Probabilities as stored: four decimals are more than a person or a ranking needs."""
+    return {genre: round(float(p), 4) for genre, p in probabilities.items()}
+
+
+def analysis_fields(analysis: Analysis) -> dict[str, Any]:
+    """The fields every stored analysis has (tracks and catalog tracks)."""
+    verdict = analysis.to_json()
+    verdict.pop("path", None)
+    verdict.pop("error", None)
+    verdict["probabilities"] = rounded(analysis.probabilities)
+    verdict["tag_values"] = analysis.tag_values()
+    verdict["min_confidence"] = analysis.min_confidence
+    embedding = analysis.embedding
+    return {
+        "verdict": verdict,
+        "embedding": None if embedding is None else [float(x) for x in embedding],
+        "model_version": analysis.model,
+        "primary_genre": analysis.primary or "",
+        "confidence": analysis.genres[0].confidence if analysis.genres else None,
+        "uncertain": analysis.uncertain,
+    }
+
+
+def track_fields(analysis: Analysis) -> dict[str, Any]:
+    """A library track's fields: the analysis, its duration and its per-chunk timeline."""
+    return {**analysis_fields(analysis), "duration": analysis.duration,
+            "timeline": timeline(analysis)}
+
+
+def timeline(analysis: Analysis) -> list[dict[str, Any]]:
+    return [{"start": round(chunk.start, 3), "probabilities": rounded(chunk.probabilities)}
+            for chunk in analysis.timeline]
+
+
+def probabilities_of(genres: Iterable[str], values: Iterable[float]) -> dict[str, float]:
+    """A head's output row as stored: genre name to rounded probability."""
+    return rounded(dict(zip(genres, values, strict=True)))
