@@ -16,6 +16,7 @@ import struct
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -230,7 +231,9 @@ class _MonoConverter:
         if key != self._key:
             out.extend(self._end_segment())
             self._start_segment(frame, key)
-        for converted in self._to_float.resample(frame):
+        to_float = self._to_float
+        assert to_float is not None  # _start_segment ran for this frame's segment
+        for converted in to_float.resample(frame):
             out.extend(self._resample(converted.to_ndarray().mean(axis=0, dtype=np.float32)))
         self.samples_in += frame.samples
         self.seconds_in += frame.samples / frame.sample_rate
@@ -402,7 +405,7 @@ def decode_section(path: str | Path, start: float, seconds: float,
         first = max(0, math.floor((start - SECTION_MARGIN) * grid)) * (rate // grid)
         wanted = math.ceil((start + seconds + SECTION_MARGIN) * rate) - first
         try:
-            container.seek(int(first / rate / stream.time_base), stream=stream, backward=True)
+            container.seek(int(first / rate / _time_base(stream)), stream=stream, backward=True)
             native = _native_from(container, stream, first, wanted)
         except (av.error.FFmpegError, OSError):
             return None
@@ -413,6 +416,13 @@ def decode_section(path: str | Path, start: float, seconds: float,
     offset = first * sample_rate // rate
     lead = round(start * sample_rate) - offset
     return offset + lead, out[lead:lead + round(seconds * sample_rate)]
+
+
+def _time_base(item: av.AudioStream | av.AudioFrame) -> Fraction:
+    """`item.time_base`, which PyAV types as optional (None would fail the arithmetic too)."""
+    if item.time_base is None:
+        raise TypeError(f"{type(item).__name__} has no time_base")
+    return item.time_base
 
 
 def _native_from(container: av.container.InputContainer, stream: av.AudioStream, first: int,
@@ -426,11 +436,12 @@ def _native_from(container: av.container.InputContainer, stream: av.AudioStream,
         if position is None:
             if frame.pts is None:
                 return None
-            position = round(frame.pts * frame.time_base * frame.sample_rate)
+            position = round(frame.pts * _time_base(frame) * frame.sample_rate)
             if position > first:
                 return None
             to_float = av.AudioResampler(format="fltp", layout=frame.layout,
                                          rate=frame.sample_rate)
+        assert to_float is not None  # made on the first frame, with `position`
         for converted in to_float.resample(frame):
             mono = converted.to_ndarray().mean(axis=0, dtype=np.float32)
             skip = max(0, first - position)

@@ -11,6 +11,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -169,11 +170,18 @@ class BundleEntry:
     crc32c: int | None  # masked, as stored
 
 
+def _message(value: int | bytes) -> bytes:
+    """A length-delimited field's bytes; a varint or fixed field in its place is a TypeError."""
+    if isinstance(value, int):
+        raise TypeError("a protobuf message was expected, got an int")
+    return value
+
+
 def _parse_shape(buf: bytes) -> tuple[int, ...]:
     dims = []
     for field, value in proto_fields(buf):
         if field == 2:  # TensorShapeProto.dim
-            size = next((v for f, v in proto_fields(value) if f == 1), 0)  # Dim.size
+            size = next((v for f, v in proto_fields(_message(value)) if f == 1), 0)  # Dim.size
             dims.append(int(size))
         elif field == 3 and value:  # unknown_rank
             raise ModelError("checkpoint holds a tensor of unknown rank")
@@ -181,12 +189,13 @@ def _parse_shape(buf: bytes) -> tuple[int, ...]:
 
 
 def parse_bundle_entry(buf: bytes) -> BundleEntry:
-    fields = {"dtype": 0, "shape": (), "shard_id": 0, "offset": 0, "size": 0, "crc32c": None}
+    fields: dict[str, Any] = {"dtype": 0, "shape": (), "shard_id": 0, "offset": 0, "size": 0,
+                              "crc32c": None}
     for field, value in proto_fields(buf):
         if field == 1:
             fields["dtype"] = value
         elif field == 2:
-            fields["shape"] = _parse_shape(value)
+            fields["shape"] = _parse_shape(_message(value))
         elif field == 3:
             fields["shard_id"] = value
         elif field == 4:

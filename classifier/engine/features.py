@@ -67,7 +67,7 @@ def mel_power(frames: np.ndarray) -> np.ndarray:
     power = np.abs(spectrum) ** 2
     # librosa contracts with np.einsum; the same float32 product through matmul gives the
     # same bits (the tests compare with the reference) without einsum's erratic dispatch.
-    mel = mel_basis() @ power.T
+    mel: np.ndarray = mel_basis() @ power.T
     return mel.T[:count].astype(np.float16)
 
 
@@ -105,7 +105,8 @@ def one_blas_thread() -> AbstractContextManager[object]:
     waiting for them to be scheduled made it 100x slower (0.9 s instead of 9 ms for a
     4-minute track's mel; 12 ms instead of 1.3 ms for a query of 20,000 rows).
     """
-    return _blas().limit(limits=1, user_api="blas")
+    limit: AbstractContextManager[object] = _blas().limit(limits=1, user_api="blas")
+    return limit
 
 
 class MelStream:

@@ -169,7 +169,7 @@ def _plan(before: list[str], wanted: list[str], policy: str) -> list[str]:
 def _open(source: Path | IO[bytes], target: Path, verb: str) -> mutagen.FileType:
     """`source` parsed by mutagen as one of the supported types, or a TagError about `target`."""
     try:
-        audio = mutagen.File(source, options=list(_KINDS))
+        audio: mutagen.FileType | None = mutagen.File(source, options=list(_KINDS))
     except Exception as exc:  # mutagen raises many types for damaged files
         raise TagError(_explain(exc, target, verb)) from exc
     if audio is None:
@@ -290,27 +290,33 @@ def _freeform_text(values: list[bytes]) -> list[str]:
 def _write_id3(audio: mutagen.FileType, genres: list[str], provenance: dict[str, str]) -> None:
     if audio.tags is None:
         audio.add_tags()  # WAV and AIFF straight from an encoder carry no ID3 chunk
-    audio.tags.setall("TCON", [TCON(encoding=Encoding.UTF8, text=genres)])
+    tags: Any = audio.tags  # an ID3 (mutagen types FileType.tags as None)
+    # mutagen's frame classes are unannotated (its py.typed covers no signatures).
+    tags.setall("TCON", [TCON(encoding=Encoding.UTF8, text=genres)])  # type: ignore[no-untyped-call]
     for key, value in provenance.items():
-        audio.tags.add(TXXX(encoding=Encoding.UTF8, desc=PROVENANCE_PREFIX + key.upper(),
-                            text=[value]))
+        tags.add(TXXX(encoding=Encoding.UTF8,  # type: ignore[no-untyped-call]  # as TCON
+                      desc=PROVENANCE_PREFIX + key.upper(), text=[value]))
 
 
 def _write_vorbis(audio: mutagen.FileType, genres: list[str], provenance: dict[str, str]) -> None:
     if audio.tags is None:
         audio.add_tags()
-    audio.tags["GENRE"] = list(genres)
+    tags: Any = audio.tags  # a VComment (mutagen types FileType.tags as None)
+    tags["GENRE"] = list(genres)
     for key, value in provenance.items():
-        audio.tags[PROVENANCE_PREFIX + key.upper()] = [value]
+        tags[PROVENANCE_PREFIX + key.upper()] = [value]
 
 
 def _write_mp4(audio: mutagen.FileType, genres: list[str], provenance: dict[str, str]) -> None:
     if audio.tags is None:
         audio.add_tags()
-    audio.tags["\xa9gen"] = list(genres)
+    tags: Any = audio.tags  # an MP4Tags (mutagen types FileType.tags as None)
+    tags["\xa9gen"] = list(genres)
     for key, value in provenance.items():
-        audio.tags[MP4_PROVENANCE_PREFIX + key.lower()] = [
-            MP4FreeForm(value.encode("utf-8"), dataformat=AtomDataType.UTF8)]
+        tags[MP4_PROVENANCE_PREFIX + key.lower()] = [
+            # mutagen's MP4FreeForm is unannotated (its py.typed covers no signatures).
+            MP4FreeForm(value.encode("utf-8"),  # type: ignore[no-untyped-call]
+                        dataformat=AtomDataType.UTF8)]
 
 
 _WRITERS: dict[str, Callable[[mutagen.FileType, list[str], dict[str, str]], None]] = {

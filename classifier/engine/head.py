@@ -9,6 +9,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,10 +29,14 @@ class HeadInfo:
     trained_on: str = ""
     # How each genre is spelled in a file's tags (the taxonomy the head was trained with).
     tag_spelling: dict[str, str] = field(default_factory=dict)
-    notes: dict = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
 
 
 class GenreHead(torch.nn.Module):
+    # Buffers (register_buffer), declared for the type checker.
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, in_dim: int, n_genres: int, hidden: int = 0) -> None:
         super().__init__()
         # Standardisation lives in the head so callers feed raw CNN features.
@@ -46,7 +51,8 @@ class GenreHead(torch.nn.Module):
             self.net = torch.nn.Sequential(torch.nn.Dropout(0.2), torch.nn.Linear(in_dim, n_genres))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net((x - self.mean) / self.std)
+        logits: torch.Tensor = self.net((x - self.mean) / self.std)
+        return logits
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         self.eval()

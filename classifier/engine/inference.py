@@ -29,13 +29,15 @@ class SplitInference:
     def __call__(self, patches: torch.Tensor) -> MusiCNNOutput:
         parts = min(self.workers, len(patches))
         if parts < 2:
-            return self.model(patches)
+            whole: MusiCNNOutput = self.model(patches)
+            return whole
         outputs = list(self._workers().map(self._run, torch.tensor_split(patches, parts)))
         return MusiCNNOutput(*(torch.cat(column) for column in zip(*outputs, strict=True)))
 
     def _run(self, part: torch.Tensor) -> MusiCNNOutput:
         with torch.inference_mode():
-            return self.model(part)
+            output: MusiCNNOutput = self.model(part)
+            return output
 
     def _workers(self) -> ThreadPoolExecutor:
         with self._lock:

@@ -9,6 +9,7 @@ TensorFlow's: batch-norm epsilon 0.001, TF 'same' padding, TF flatten order.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -77,14 +78,17 @@ class FrequencyPooledConv(nn.Module):
         """(n, 1, time, freq) -> (n, filters, time); `kernel` is this block's eval_kernel()."""
         padded = F.pad(x, (0, 0, *self.time_padding))
         if self.training:
-            return self.bn(F.relu(self.conv(padded))).amax(dim=3)
+            pooled: torch.Tensor = self.bn(F.relu(self.conv(padded))).amax(dim=3)
+            return pooled
         kernel = kernel or self.eval_kernel()
         if kernel.spectral is not None:
             flipped = spectral_frequency_max(padded, kernel.spectral)
         else:
             flipped = F.conv2d(padded, kernel.weight).amax(dim=3)
         extreme = flipped * kernel.sign[:, None]
-        return F.relu(extreme + self.conv.bias[:, None]) * kernel.scale[:, None] \
+        bias = self.conv.bias
+        assert bias is not None  # nn.Conv2d's default bias=True
+        return F.relu(extreme + bias[:, None]) * kernel.scale[:, None] \
             + kernel.shift[:, None]
 
     def eval_kernel(self) -> PooledKernel:
@@ -160,9 +164,11 @@ def _tf_same_padding(kernel: int) -> tuple[int, int]:
     return (kernel - 1) // 2, kernel // 2
 
 
-def _bn_affine(bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    return scale, bn.bias - bn.running_mean * scale
+def _bn_affine(bn: nn.BatchNorm1d | nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    running_mean, running_var = bn.running_mean, bn.running_var
+    assert running_mean is not None and running_var is not None  # track_running_stats=True
+    scale = bn.weight / torch.sqrt(running_var + bn.eps)
+    return scale, bn.bias - running_mean * scale
 
 
 class MidendConv(nn.Module):
@@ -175,7 +181,8 @@ class MidendConv(nn.Module):
         self.bn = _bn(MIDEND_FILTERS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(F.relu(self.conv(x)))
+        out: torch.Tensor = self.bn(F.relu(self.conv(x)))
+        return out
 
 
 class MusiCNN(nn.Module):
@@ -233,9 +240,9 @@ class MusiCNN(nn.Module):
     def frontend(self, x: torch.Tensor, kernels: list[PooledKernel] | None = None
                  ) -> torch.Tensor:
         """Normalised input (n, 1, time, freq) -> (n, 561, time) front-end features."""
-        kernels = kernels or [None] * len(self.frontend_blocks)
+        per_block: Sequence[PooledKernel | None] = kernels or [None] * len(self.frontend_blocks)
         return torch.cat([block(x, kernel) for block, kernel
-                          in zip(self.frontend_blocks, kernels, strict=True)], dim=1)
+                          in zip(self.frontend_blocks, per_block, strict=True)], dim=1)
 
     def infer(self, patches: np.ndarray | torch.Tensor,
               batch_size: int = INFERENCE_BATCH) -> MusiCNNOutput:

@@ -97,7 +97,7 @@ def evaluate(head: GenreHead, chunk_features: Sequence[np.ndarray], labels: Sequ
 
 def cross_validate(chunk_features: Sequence[np.ndarray], labels: Sequence[int],
                    folds: Sequence[int], genres: list[str], config: TrainConfig,
-                   on_fold: Callable[[int, int], None] | None = None) -> Evaluation:
+                   on_fold: Callable[[int, int], object] | None = None) -> Evaluation:
     """Out-of-fold track predictions summed into one confusion matrix."""
     n_folds = max(folds) + 1
     confusion = np.zeros((len(genres), len(genres)), dtype=int)
