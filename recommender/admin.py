@@ -7,8 +7,9 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from recommender import catalog
+from recommender import tasks
 from recommender.models import CatalogArtist, CatalogSeed, CatalogTrack, Status
+from recommender.services import curation
 
 
 def sample_player(track: CatalogTrack) -> str:
@@ -84,13 +85,14 @@ class CatalogTrackAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-fetch: new sample and verdict (and Spotify metadata)")
     def refetch_tracks(self, request: HttpRequest, queryset: QuerySet[CatalogTrack]) -> None:
-        count = catalog.refetch(queryset)
-        self.message_user(request, f"{count} track(s) queued to be fetched again.",
+        track_ids = curation.refetch(queryset)
+        tasks.queue_refetch(track_ids)
+        self.message_user(request, f"{len(track_ids)} track(s) queued to be fetched again.",
                           messages.SUCCESS)
 
     @admin.action(description="Exclude from recommendations")
     def exclude_tracks(self, request: HttpRequest, queryset: QuerySet[CatalogTrack]) -> None:
-        count = catalog.exclude(queryset.exclude(status=Status.EXCLUDED))
+        count = curation.exclude(queryset.exclude(status=Status.EXCLUDED))
         self.message_user(request, f"{count} track(s) excluded.", messages.SUCCESS)
 
 

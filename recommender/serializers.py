@@ -6,7 +6,7 @@ from typing import Any
 from django.urls import reverse
 from rest_framework import serializers
 
-from recommender.similar import Suggestion, Suggestions
+from recommender.services.similar import Suggestion, Suggestions
 
 
 class CatalogSuggestionSerializer(serializers.Serializer):

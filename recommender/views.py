@@ -20,7 +20,7 @@ from recommender.serializers import (
     SimilarResponseSerializer,
     suggestions_payload,
 )
-from recommender.similar import similar_catalog, similar_in_library
+from recommender.services.similar import similar_catalog, similar_in_library
 
 MAX_K = 50
 

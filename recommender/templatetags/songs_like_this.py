@@ -9,7 +9,7 @@ from typing import Any
 
 from django import template
 
-from recommender.similar import similar_catalog, similar_in_library
+from recommender.services.similar import similar_catalog, similar_in_library
 
 register = template.Library()
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from recommender import tasks
 from tests.audiofiles import tone, write_audio
 from tests.recommender.standins import MediaStandIn, SpotifyStandIn
 
@@ -27,6 +28,20 @@ def media() -> Iterator[MediaStandIn]:
     server = MediaStandIn().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[tuple[str, int]]:
+    """The (task name, track id) of each message the catalog's tasks send, in order.
+
+    Nothing reaches a broker: `delay` of each task only records its message here.
+    """
+    messages: list[tuple[str, int]] = []
+    for task in (tasks.sample_catalog_track, tasks.analyse_catalog_track,
+                 tasks.refetch_catalog_track):
+        monkeypatch.setattr(task, "delay",
+                            lambda track_id, name=task.name: messages.append((name, track_id)))
+    return messages
 
 
 @pytest.fixture

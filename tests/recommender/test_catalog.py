@@ -1,4 +1,5 @@
-"""recommender.catalog: seeds to tracks, claims, the sampling step, resuming, admin actions."""
+"""Building the catalog (recommender.services and the tasks that queue its steps): seeds to
+tracks, claims, the sampling step, resuming, admin actions, the index."""
 from __future__ import annotations
 
 import threading
@@ -10,14 +11,29 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from recommender import catalog
+from recommender import tasks
 from recommender.index import catalog_index
 from recommender.models import CatalogArtist, CatalogSeed, CatalogTrack, Status
+from recommender.services import (
+    analysis,
+    claims,
+    curation,
+    harvesting,
+    indexing,
+    progress,
+    sampling,
+)
 from recommender.spotify import RateLimited, RetryPolicy, SpotifyClient
 from tests.recommender.conftest import sectioned_song
 from tests.recommender.standins import SpotifyStandIn
 
 pytestmark = pytest.mark.django_db
+
+
+def harvest(client: SpotifyClient, seeds: list[tuple[str, str]],
+            limit: int) -> harvesting.HarvestReport:
+    """A harvest whose new tracks are queued for sampling, as build_catalog queues them."""
+    return harvesting.harvest(client, seeds, limit, on_new_tracks=tasks.queue_sampling)
 
 
 def client_for(server: SpotifyStandIn) -> SpotifyClient:
@@ -44,13 +60,15 @@ def library(spotify):
 
 
 def test_harvest_makes_pending_tracks_with_their_spotify_fields(catalog_settings, spotify,
-                                                                library,
+                                                                library, sent,
                                                                 django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks() as queued:
-        result = catalog.harvest(client_for(spotify), [("album", library["kind"].id),
-                                                       ("search", "Bohemian")], limit=10)
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        result = harvest(client_for(spotify), [("album", library["kind"].id),
+                                               ("search", "Bohemian")], limit=10)
     assert result.new_tracks == 3 and result.seeds == 2
     assert len(queued) == 3  # one sampling task per new track, sent on commit
+    assert sent == [(tasks.SAMPLE_CATALOG_TRACK, pk)
+                    for pk in CatalogTrack.objects.order_by("pk").values_list("pk", flat=True)]
     track = CatalogTrack.objects.get(title="So What")
     assert track.status == Status.PENDING
     assert track.spotify_id == library["kind"].tracks[0].id
@@ -67,8 +85,8 @@ def test_harvest_makes_pending_tracks_with_their_spotify_fields(catalog_settings
 
 
 def test_every_artist_is_fetched_once(catalog_settings, spotify, library):
-    catalog.harvest(client_for(spotify), [("album", library["jazz"].id),
-                                          ("search", "Blues 1")], limit=30)
+    harvest(client_for(spotify), [("album", library["jazz"].id), ("search", "Blues 1")],
+            limit=30)
     assert len(spotify.requests(f"^/v1/artists/{library['nina'].id}$")) == 1
     assert CatalogTrack.objects.filter(artist_genres=["jazz", "soul"]).count() == 25
 
@@ -76,9 +94,9 @@ def test_every_artist_is_fetched_once(catalog_settings, spotify, library):
 def test_a_second_run_fetches_nothing_twice(catalog_settings, spotify, library):
     seeds = [("search", 'genre:"jazz"'), ("album", library["kind"].id),
              ("artist", library["queen"].id)]
-    first = catalog.harvest(client_for(spotify), seeds, limit=20)
+    first = harvest(client_for(spotify), seeds, limit=20)
     seen = len(spotify.log)
-    second = catalog.harvest(client_for(spotify), seeds, limit=20)
+    second = harvest(client_for(spotify), seeds, limit=20)
     assert first.new_tracks == 23 and second.new_tracks == 0
     assert len(spotify.log) == seen  # not a single request, not even for a token
     assert len(second.skipped_seeds) == 3
@@ -100,21 +118,21 @@ def test_a_stopped_build_goes_on_from_its_last_page(catalog_settings, spotify, l
 
     spotify.handle = third_page_limited
     with pytest.raises(RateLimited, match="3600 s"):
-        catalog.harvest(client, [("search", 'genre:"jazz"')], limit=25)
+        harvest(client, [("search", 'genre:"jazz"')], limit=25)
     seed = CatalogSeed.objects.get()
     assert seed.found == 20 and not seed.exhausted
     assert CatalogTrack.objects.count() == 20
 
     spotify.handle = original
-    catalog.harvest(client_for(spotify), [("search", 'genre:"jazz"')], limit=25)
+    harvest(client_for(spotify), [("search", 'genre:"jazz"')], limit=25)
     offsets = [r.query["offset"] for r in spotify.requests("^/v1/search$")]
     assert offsets == ["0", "10", "20", "20"]  # the refused page once more, nothing before it
     assert CatalogTrack.objects.count() == 25
 
 
 def test_a_higher_limit_takes_more_from_the_same_seed(catalog_settings, spotify, library):
-    catalog.harvest(client_for(spotify), [("album", library["jazz"].id)], limit=5)
-    catalog.harvest(client_for(spotify), [("album", library["jazz"].id)], limit=12)
+    harvest(client_for(spotify), [("album", library["jazz"].id)], limit=5)
+    harvest(client_for(spotify), [("album", library["jazz"].id)], limit=12)
     assert CatalogTrack.objects.count() == 12
     assert len(spotify.requests(f"^/v1/albums/{library['jazz'].id}$")) == 1
     assert [r.query["offset"] for r in spotify.requests("/tracks/?$")] == ["5"]
@@ -131,23 +149,24 @@ def make_track(**fields) -> CatalogTrack:
 def test_a_claim_is_taken_once_until_its_lease_runs_out(settings):
     settings.RECOMMENDER_CLAIM_LEASE = 60
     track = make_track()
-    assert catalog.claim(track.pk, Status.PENDING) is not None
-    assert catalog.claim(track.pk, Status.PENDING) is None
-    assert catalog.claim(track.pk, Status.SAMPLED) is None
+    assert claims.claim(track.pk, Status.PENDING) is not None
+    assert claims.claim(track.pk, Status.PENDING) is None
+    assert claims.claim(track.pk, Status.SAMPLED) is None
     CatalogTrack.objects.filter(pk=track.pk).update(
         claimed_at=timezone.now() - timedelta(seconds=61))  # its worker died
-    assert catalog.claim(track.pk, Status.PENDING) is not None
+    assert claims.claim(track.pk, Status.PENDING) is not None
     assert CatalogTrack.objects.get(pk=track.pk).attempts == 2
 
 
 def test_sampling_stores_the_sample_and_queues_the_analysis(
-        catalog_settings, media, song_dir, django_capture_on_commit_callbacks):
+        catalog_settings, media, song_dir, sent, django_capture_on_commit_callbacks):
     track = make_track(title="Roads - 2011 Remaster", artists=["Portishead", "Someone"])
     song = sectioned_song(song_dir, "roads", seconds=40)
     media.add_result("Portishead - Roads", "Portishead - Roads (Official Audio)", song, 40)
-    with django_capture_on_commit_callbacks() as queued:
-        assert catalog.sample_track(track.pk) == "sampled"
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        assert tasks.sample_catalog_track(track.pk) == "sampled"
     assert len(queued) == 1
+    assert sent == [(tasks.ANALYSE_CATALOG_TRACK, track.pk)]
     track.refresh_from_db()
     assert track.status == Status.SAMPLED
     assert track.sample.name == f"catalog/samples/{track.spotify_id[:2]}/{track.spotify_id}.mp3"
@@ -156,12 +175,12 @@ def test_sampling_stores_the_sample_and_queues_the_analysis(
     assert track.sample_match > 0.8 and track.sample_start == 5.0
     assert track.claim_token is None and track.attempts == 0 and track.sampled_at
     # A second message for the same track finds nothing to do.
-    assert catalog.sample_track(track.pk) == "skipped"
+    assert sampling.sample_track(track.pk) == "skipped"
 
 
 def test_a_track_without_a_match_fails_with_its_reason(catalog_settings, media):
     track = make_track(title="Unfindable", artists=["Nobody"])
-    assert catalog.sample_track(track.pk) == "failed"
+    assert sampling.sample_track(track.pk) == "failed"
     track.refresh_from_db()
     assert track.status == Status.FAILED
     assert track.failure_reason.startswith("no sample: no search results")
@@ -174,13 +193,13 @@ def test_network_failures_are_retried_then_fail(catalog_settings, media, song_di
     track = make_track(title="Song", artists=["Artist"])
     media.add_result("Artist - Song", "Artist - Song", sectioned_song(song_dir, "s", 40), 40)
     media.fail("^/audio/", *[(503, {})] * 50)
-    with pytest.raises(catalog.RetryLater) as retry:
-        catalog.sample_track(track.pk)
+    with pytest.raises(claims.RetryLater) as retry:
+        sampling.sample_track(track.pk)
     assert retry.value.countdown == 7.0
     track.refresh_from_db()
     assert track.status == Status.PENDING and track.claim_token is None
     assert track.failure_reason.startswith("will retry:")
-    assert catalog.sample_track(track.pk) == "failed"
+    assert sampling.sample_track(track.pk) == "failed"
     track.refresh_from_db()
     assert track.status == Status.FAILED
     assert track.failure_reason.startswith("network kept failing (2 attempts)")
@@ -201,11 +220,11 @@ def test_an_exclusion_during_sampling_wins(catalog_settings, media, song_dir):
         return original(method, path, query, headers, body)
 
     def exclude_in_another_connection():
-        catalog.exclude(CatalogTrack.objects.filter(pk=track.pk))
+        curation.exclude(CatalogTrack.objects.filter(pk=track.pk))
         connection.close()
 
     media.handle = exclude_while_downloading
-    assert catalog.sample_track(track.pk) == "lost"
+    assert sampling.sample_track(track.pk) == "lost"
     track.refresh_from_db()
     assert track.status == Status.EXCLUDED and not track.sample
     samples = Path(catalog_settings.MEDIA_ROOT) / "catalog" / "samples"
@@ -214,49 +233,55 @@ def test_an_exclusion_during_sampling_wins(catalog_settings, media, song_dir):
 
 # --- resuming, progress, admin actions, the index ----------------------------------------------
 
-def test_unfinished_tracks_are_queued_again(settings, django_capture_on_commit_callbacks):
-    make_track(status=Status.PENDING)
-    make_track(status=Status.SAMPLED)
+def test_unfinished_tracks_are_queued_again(settings, sent, django_capture_on_commit_callbacks):
+    pending = make_track(status=Status.PENDING)
+    sampled = make_track(status=Status.SAMPLED)
     make_track(status=Status.PENDING, claim_token="00000000-0000-0000-0000-000000000001",
                claimed_at=timezone.now())  # a worker holds it right now
     make_track(status=Status.ANALYSED)
-    with django_capture_on_commit_callbacks() as queued:
-        counts = catalog.requeue_unfinished()
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        counts = tasks.requeue_unfinished()
     assert counts == {"pending": 1, "sampled": 1}
     assert len(queued) == 2
+    assert sent == [(tasks.SAMPLE_CATALOG_TRACK, pending.pk),
+                    (tasks.ANALYSE_CATALOG_TRACK, sampled.pk)]
 
 
 def test_progress_counts_every_status():
     for status in (Status.PENDING, Status.PENDING, Status.ANALYSED, Status.FAILED):
         make_track(status=status)
-    counts = catalog.progress()
+    counts = progress.progress()
     assert counts == {"pending": 2, "sampled": 0, "analysed": 1, "failed": 1, "excluded": 0}
-    assert catalog.format_progress(counts) == (
+    assert progress.format_progress(counts) == (
         "catalog: 4 tracks: 2 pending, 0 sampled, 1 analysed, 1 failed, 0 excluded")
-    assert catalog.unfinished(counts) == 2
+    assert progress.unfinished(counts) == 2
 
 
-def test_refetch_forgets_sample_and_verdict(catalog_settings, django_capture_on_commit_callbacks):
+def test_refetch_forgets_sample_and_verdict(catalog_settings, sent,
+                                            django_capture_on_commit_callbacks):
     from django.core.files.base import ContentFile
 
     track = make_track(status=Status.ANALYSED, primary_genre="jazz", embedding=[0.1] * 200,
                        verdict={"genres": [{"name": "jazz", "confidence": 0.9}]})
     track.sample.save("x.mp3", ContentFile(b"ID3 not really"))
     path = Path(track.sample.path)
-    with django_capture_on_commit_callbacks() as queued:
-        assert catalog.refetch(CatalogTrack.objects.filter(pk=track.pk)) == 1
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        track_ids = curation.refetch(CatalogTrack.objects.filter(pk=track.pk))
+        tasks.queue_refetch(track_ids)  # what the admin action does with them
+    assert track_ids == [track.pk]
     assert len(queued) == 1 and not path.exists()
+    assert sent == [(tasks.REFETCH_CATALOG_TRACK, track.pk)]
     track.refresh_from_db()
     assert (track.status, track.primary_genre, track.embedding, track.verdict) == (
         Status.PENDING, "", None, None)
-    assert catalog.exclude(CatalogTrack.objects.filter(pk=track.pk)) == 1
+    assert curation.exclude(CatalogTrack.objects.filter(pk=track.pk)) == 1
     assert CatalogTrack.objects.get(pk=track.pk).status == Status.EXCLUDED
 
 
 def test_refresh_metadata_reads_tracks_by_id(catalog_settings, spotify, library):
     spotify_track = library["rock"].tracks[0]
     track = make_track(spotify_id=spotify_track.id, title="old title", artists=["old"])
-    assert catalog.refresh_metadata(track.pk)
+    assert curation.refresh_metadata(track.pk)
     track.refresh_from_db()
     assert (track.title, track.artists, track.release_year) == (
         "Bohemian Rhapsody", ["Queen"], 1975)
@@ -270,11 +295,11 @@ def test_sync_and_rebuild_put_analysed_tracks_in_the_index(catalog_settings):
               for genre in ("jazz", "jazz", "rock")]
     make_track(status=Status.EXCLUDED, primary_genre="jazz",
                embedding=rng.standard_normal(200).tolist())
-    assert catalog.sync_index() == 3
-    assert catalog.sync_index() == 0
+    assert indexing.sync_index() == 3
+    assert indexing.sync_index() == 0
     jazz = catalog_index().search("jazz", np.asarray(tracks[0].embedding), 10)
     assert [pk for pk, _ in jazz][0] == tracks[0].pk and len(jazz) == 2
-    assert catalog.rebuild_index() == {"jazz": 2, "rock": 1}
+    assert indexing.rebuild_index() == {"jazz": 2, "rock": 1}
 
 
 # --- the analysis step, with the real engine ----------------------------------------------------
@@ -288,7 +313,7 @@ def test_analysis_stores_the_verdict_and_indexes_the_track(
     with open(gtzan_dir / "metal" / "metal.00002.flac", "rb") as handle:
         track.sample.save("metal.flac", File(handle))
     with django_capture_on_commit_callbacks(execute=True):
-        assert catalog.analyse_track(track.pk) == "analysed"
+        assert analysis.analyse_track(track.pk) == "analysed"
     track.refresh_from_db()
     assert track.status == Status.ANALYSED and track.analysed_at
     assert track.primary_genre == "metal" and track.confidence > 0.5
@@ -296,7 +321,7 @@ def test_analysis_stores_the_verdict_and_indexes_the_track(
     assert track.verdict["genres"][0]["name"] == "metal"
     assert set(track.verdict["probabilities"]) >= {"metal", "jazz"}
     assert catalog_index().search("metal", np.asarray(track.embedding), 1)[0][0] == track.pk
-    assert catalog.analyse_track(track.pk) == "skipped"
+    assert analysis.analyse_track(track.pk) == "skipped"
 
 
 def test_a_sample_the_engine_cannot_read_fails(catalog_settings):
@@ -304,7 +329,7 @@ def test_a_sample_the_engine_cannot_read_fails(catalog_settings):
 
     track = make_track(status=Status.SAMPLED)
     track.sample.save("broken.mp3", ContentFile(b"this is not audio at all" * 100))
-    assert catalog.analyse_track(track.pk) == "failed"
+    assert analysis.analyse_track(track.pk) == "failed"
     track.refresh_from_db()
     assert track.status == Status.FAILED
     assert track.failure_reason.startswith("the engine could not read the sample:")

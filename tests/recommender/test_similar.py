@@ -8,9 +8,10 @@ from django.core.files.base import ContentFile
 from django.template import Context, Template
 
 from classifier.models import Track
-from recommender import catalog
+from recommender import tasks
 from recommender.models import CatalogTrack, Status
-from recommender.similar import similar_catalog, similar_in_library
+from recommender.services import curation, indexing
+from recommender.services.similar import similar_catalog, similar_in_library
 
 pytestmark = pytest.mark.django_db
 RNG = np.random.default_rng(7)
@@ -60,7 +61,7 @@ def jazz_catalog(catalog_settings):
         "excluded": catalog_track("Gone", "jazz", near(0.97, seed=5), status=Status.EXCLUDED),
         "pending": catalog_track("Later", "jazz", None, status=Status.PENDING),
     }
-    catalog.sync_index()
+    indexing.sync_index()
     return tracks
 
 
@@ -75,10 +76,10 @@ def test_catalog_suggestions_share_the_genre_ranked_by_cosine(jazz_catalog, alic
 
 
 def test_the_index_serves_the_query_and_exclusions_are_dropped(jazz_catalog, alice, settings):
-    from recommender import similar
+    from recommender.services import similar
 
     mine = user_track(alice, "Mine", "jazz", BASE.tolist())
-    catalog.exclude(CatalogTrack.objects.filter(title="Best"))
+    curation.exclude(CatalogTrack.objects.filter(title="Best"))
     # No fallback to the database: the hits come from the index, filtered by the database.
     settings_limit, similar.DATABASE_EXACT_LIMIT = similar.DATABASE_EXACT_LIMIT, 0
     try:
@@ -190,7 +191,7 @@ def test_samples_play_for_signed_in_users(jazz_catalog, alice, client):
     assert client.get(f"/catalog/{jazz_catalog['good'].pk}/sample/").status_code == 404
 
 
-def test_admin_searches_plays_excludes_and_refetches(jazz_catalog, client,
+def test_admin_searches_plays_excludes_and_refetches(jazz_catalog, client, sent,
                                                      django_capture_on_commit_callbacks):
     admin = get_user_model().objects.create_superuser("admin", "a@example.com", "pw-admin-1")
     client.force_login(admin)
@@ -209,9 +210,10 @@ def test_admin_searches_plays_excludes_and_refetches(jazz_catalog, client,
                                         "_selected_action": [jazz_catalog["fair"].pk]})
     assert response.status_code == 302
     assert CatalogTrack.objects.get(pk=jazz_catalog["fair"].pk).status == Status.EXCLUDED
-    with django_capture_on_commit_callbacks() as queued:
+    with django_capture_on_commit_callbacks(execute=True) as queued:
         client.post(changelist, {"action": "refetch_tracks", "_selected_action": [best.pk]})
     assert len(queued) == 1
+    assert sent == [(tasks.REFETCH_CATALOG_TRACK, best.pk)]
     best.refresh_from_db()
     assert best.status == Status.PENDING and not best.sample
 

@@ -2,7 +2,8 @@
 
 Spotify is the local stand-in, the "video site" is the local media stand-in serving real
 music (GTZAN clips), yt-dlp and ffmpeg cut the samples, the real engine analyses them, and
-`celery -A genreweb worker --pool solo` runs every step on Redis db 5 and the test database.
+`celery -A genreweb worker --pool solo` runs every step on the Redis database of
+GENREWEB_TEST_REDIS_URL (see tests/conftest.py) and the test database.
 """
 from __future__ import annotations
 

@@ -16,7 +16,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from recommender import catalog
+from recommender import tasks
+from recommender.services import harvesting, indexing, progress
 from recommender.spotify import SpotifyClient, SpotifyError
 
 
@@ -42,29 +43,30 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         if options["status"]:
-            self.stdout.write(catalog.format_progress(catalog.progress()))
+            self.stdout.write(progress.format_progress(progress.progress()))
             return
         if options["limit"] < 1:
             raise CommandError("--limit must be at least 1")
         seeds = [(kind, value) for kind in ("search", "playlist", "album", "artist", "track")
                  for value in options[kind]]
 
-        again = catalog.requeue_unfinished()
+        again = tasks.requeue_unfinished()
         if any(again.values()):
             self.stdout.write(f"going on from an earlier run: {again['pending']} to sample, "
                               f"{again['sampled']} to analyse")
         if seeds:
             self._harvest(seeds, options["limit"])
-        self.stdout.write(catalog.format_progress(catalog.progress()))
+        self.stdout.write(progress.format_progress(progress.progress()))
         if options["wait"]:
             self._wait(options["timeout"])
 
     def _harvest(self, seeds: list[tuple[str, str]], limit: int) -> None:
         try:
             client = SpotifyClient.from_settings()
-            result = catalog.harvest(client, seeds, limit, report=self.stdout.write)
+            result = harvesting.harvest(client, seeds, limit, on_new_tracks=tasks.queue_sampling,
+                                        report=self.stdout.write)
         except (SpotifyError, ValueError) as exc:
-            self.stdout.write(catalog.format_progress(catalog.progress()))
+            self.stdout.write(progress.format_progress(progress.progress()))
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"{result.new_tracks} new tracks from {result.seeds} seeds "
                           f"({client.requests} Spotify requests)")
@@ -72,17 +74,17 @@ class Command(BaseCommand):
     def _wait(self, timeout: float) -> None:
         started, last = time.monotonic(), ""
         while True:
-            counts = catalog.progress()
-            line = catalog.format_progress(counts)
+            counts = progress.progress()
+            line = progress.format_progress(counts)
             if line != last:
                 self.stdout.write(line)
                 last = line
-            if catalog.unfinished(counts) == 0:
+            if progress.unfinished(counts) == 0:
                 break
             if timeout and time.monotonic() - started > timeout:
-                raise CommandError(f"still {catalog.unfinished(counts)} tracks to go after "
+                raise CommandError(f"still {progress.unfinished(counts)} tracks to go after "
                                    f"{timeout:.0f} s; run the build again to go on")
             time.sleep(2)
-        added = catalog.sync_index()
+        added = indexing.sync_index()
         if added:
             self.stdout.write(f"index: added {added} tracks it lacked")

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from recommender import catalog
+from recommender.services.indexing import rebuild_index
 
 
 class Command(BaseCommand):
     help = "Rebuild the catalog's nearest-neighbour index from the analysed tracks."
 
     def handle(self, *args: object, **options: object) -> None:
-        counts = catalog.rebuild_index()
+        counts = rebuild_index()
         total = sum(counts.values())
         detail = ", ".join(f"{genre} {n}" for genre, n in sorted(counts.items()) if n)
         self.stdout.write(f"index rebuilt: {total} tracks ({detail or 'none'})")
