@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from classifier.engine.features import one_blas_thread
+from classifier.engine.files import atomic_write
 
 DIM = 200
 NPROBE = 16              # cells scanned per query
@@ -263,9 +264,8 @@ class GenreIndex:
         if ann is None or cells_for(self._count) >= 2 * ann.nlist:
             ann = self._trained_ivf()  # first time, or grown fourfold since training
         ann.add(np.ascontiguousarray(self._vectors[ann.ntotal:self._count]))
-        partial = self._ann_file.with_suffix(".partial")
-        faiss.write_index(ann, str(partial))
-        os.replace(partial, self._ann_file)
+        with atomic_write(self._ann_file, mode=0o644) as partial:
+            faiss.write_index(ann, str(partial))
         self._ann, self._ann_stamp = None, None
         self._load_ann()
 
@@ -287,9 +287,8 @@ class GenreIndex:
         with self._writing():
             for path in (self._vector_file, self._id_file, self._ann_file):
                 path.unlink(missing_ok=True)
-            partial = self._generation_file.with_suffix(".partial")
-            partial.write_text(uuid.uuid4().hex)
-            os.replace(partial, self._generation_file)
+            with atomic_write(self._generation_file, mode=0o644) as partial:
+                partial.write_text(uuid.uuid4().hex)
             self.refresh()
 
     def flush(self) -> None:
