@@ -159,10 +159,10 @@ class BodyCapUploadHandler(FileUploadHandler):
     the middleware answers 413.
     """
 
-    def __init__(self, request: HttpRequest | None = None) -> None:
+    def __init__(self, request: HttpRequest) -> None:  # Django always hands the request
         super().__init__(request)
-        self.total_limit = body_limit(request) if request is not None else 0
-        self.per_file_limit = file_limit(request) if request is not None else 0
+        self.total_limit = body_limit(request)
+        self.per_file_limit = file_limit(request)
         self.total = self.file_size = 0
 
     def new_file(self, *args: Any, **kwargs: Any) -> None:

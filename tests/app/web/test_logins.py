@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import pytest
 from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
 from django.test import Client, RequestFactory
 from rest_framework.authtoken.models import Token
 from rest_framework.throttling import UserRateThrottle
 
+from genreweb.env import env_rate
 from genreweb.logins import client_address
 from tests.app.web.helpers import PASSWORD
 
@@ -133,3 +135,12 @@ def test_a_forwarded_address_counts_only_behind_the_proxy(settings):
     assert client_address(request) == "10.0.0.5"  # a client cannot pick its own address
     settings.BEHIND_PROXY = True
     assert client_address(request) == "198.51.100.4"  # the entry the proxy added
+
+
+def test_rates_are_read_strictly(monkeypatch):
+    monkeypatch.setenv("GENREWEB_API_RATE_TOKEN", " 5/hour ")
+    assert env_rate("GENREWEB_API_RATE_TOKEN", "10/minute") == "5/hour"
+    for bad in ("5", "five/minute", "0/minute", "5/week"):
+        monkeypatch.setenv("GENREWEB_API_RATE_TOKEN", bad)
+        with pytest.raises(ImproperlyConfigured, match="GENREWEB_API_RATE_TOKEN"):
+            env_rate("GENREWEB_API_RATE_TOKEN", "10/minute")
