@@ -28,4 +28,5 @@ ENV STATIC_ROOT=/app/staticfiles
 USER genreweb
 VOLUME ["/data"]
 EXPOSE 8000
-CMD ["gunicorn", "genreweb.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "120", "--access-logfile", "-"]
+# gthread workers, threads and timeouts: gunicorn.conf.py.
+CMD ["gunicorn", "genreweb.wsgi", "-c", "gunicorn.conf.py"]

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ADDR ?= 127.0.0.1:8000
 
-.PHONY: run test install install-dev migrate chromium docker-compose lint
+.PHONY: run test install install-dev migrate chromium docker-compose caddy lint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ run: install migrate
 
 # The tests use the machine's PostgreSQL and Redis (override DATABASE_URL, CELERY_BROKER_URL
 # and GENREWEB_TEST_REDIS_URL to point elsewhere); PYTEST_ARGS narrows the run.
-test: install-dev chromium docker-compose
+test: install-dev chromium docker-compose caddy
 	DATABASE_URL="$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}" \
 	CELERY_BROKER_URL="$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/3}" \
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -45,6 +45,13 @@ docker-compose:
 	@if ! command -v docker-compose >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq docker-compose; \
 		else echo "a test runs docker-compose config: sudo apt-get install docker-compose" >&2; fi; \
+	fi
+
+# `caddy adapt` checks the Caddyfile in the tests (docker-compose runs Caddy in front).
+caddy:
+	@if ! command -v caddy >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq caddy; \
+		else echo "a test runs caddy adapt: sudo apt-get install caddy" >&2; fi; \
 	fi
 
 lint:

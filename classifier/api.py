@@ -11,7 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -27,6 +27,7 @@ from classifier.services import actions, downloads
 from classifier.services import intake as intake_service
 from classifier.services.library import filter_tracks
 from classifier.tasks import queue_analyses
+from genreweb.uploads import MultiPartParser
 
 LIST_PARAMETERS = [
     OpenApiParameter("q", str, description="words to find in title, artist, album, file name"),
@@ -88,13 +89,12 @@ class TrackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
         return Response(data, status=status.HTTP_201_CREATED if intake.created
                         else status.HTTP_200_OK)
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
-                   description="The stored file, with the genre tags Genreweb wrote.")
+    @extend_schema(responses={(200, "audio/*"): OpenApiTypes.BINARY},
+                   description="The stored file, with the genre tags Genreweb wrote, under "
+                               "the audio type and extension of what it holds.")
     @action(detail=True, methods=["get"])
     def download(self, request: Request, pk: str | None = None) -> FileResponse:
-        track = self.get_object()
-        return FileResponse(track.file.open("rb"), as_attachment=True,
-                            filename=downloads.download_name(track))
+        return downloads.file_response(self.get_object())
 
     @extend_schema(request=None, responses={202: ReanalyseSerializer, 409: ReanalyseSerializer},
                    description="Queue the track for a new analysis (409 while it is being "

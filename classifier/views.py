@@ -157,9 +157,7 @@ def status_payload(track: Track) -> dict[str, Any]:
 @login_required
 @require_GET
 def track_download(request: HttpRequest, pk: int) -> FileResponse:
-    track = owned(request, pk)
-    return FileResponse(track.file.open("rb"), as_attachment=True,
-                        filename=downloads.download_name(track))
+    return downloads.file_response(owned(request, pk))
 
 
 @login_required

@@ -5,6 +5,7 @@ With nothing set the app runs on SQLite and a filesystem Celery broker, so `migr
 """
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -17,6 +18,7 @@ from genreweb.env import (
     env_int,
     env_list,
     env_path,
+    env_rate,
     env_str,
 )
 
@@ -48,6 +50,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from here rather than a CDN
+    "axes",
+    "genreweb.accounts",
     "classifier",
     "classifier.curation",
     "recommender",
@@ -60,8 +65,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Before anything reads a body (the CSRF check reads POST in its process_view): a
+    # body over what this client may send is answered 413 unread.
+    "genreweb.uploads.RequestBodyLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into the lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "genreweb.urls"
@@ -77,6 +87,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "genreweb.accounts.context_processors.signup",
             ],
         },
     },
@@ -98,6 +109,11 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# django-axes first: it refuses a locked-out login before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -130,11 +146,46 @@ MEDIA_URL = "media/"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
+# Behind a reverse proxy (docker-compose's Caddy) that sets X-Forwarded-Proto and
+# X-Forwarded-For itself; otherwise clients could forge both headers.
+BEHIND_PROXY = env_bool("GENREWEB_BEHIND_PROXY", default=False)
+
+# --- accounts ---------------------------------------------------------------------------
+# open: anyone may sign up; invite: only with an invitation link made by staff; closed: no one.
+GENREWEB_SIGNUP = env_choice("GENREWEB_SIGNUP", "open", ("open", "invite", "closed"))
+GENREWEB_INVITE_DAYS = env_int("GENREWEB_INVITE_DAYS", 7, minimum=1)
+
+# --- failed logins (django-axes) --------------------------------------------------------
+# Login page, admin login and POST /api/token/ all authenticate through django.contrib.auth,
+# so one record of failures covers them. Locked out: an account after this many failures
+# (from anywhere), an address after this many (on any accounts), for the lockout's minutes.
+GENREWEB_LOGIN_FAILURES_PER_ACCOUNT = env_int("GENREWEB_LOGIN_FAILURES_PER_ACCOUNT", 5,
+                                              minimum=1)
+GENREWEB_LOGIN_FAILURES_PER_ADDRESS = env_int("GENREWEB_LOGIN_FAILURES_PER_ADDRESS", 20,
+                                              minimum=1)
+GENREWEB_LOGIN_LOCKOUT_MINUTES = env_int("GENREWEB_LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+AXES_HANDLER = "genreweb.logins.LoginAttemptsHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = GENREWEB_LOGIN_FAILURES_PER_ACCOUNT
+AXES_COOLOFF_TIME = timedelta(minutes=GENREWEB_LOGIN_LOCKOUT_MINUTES)
+# A successful login forgets that account's failures (not the address's on other accounts).
+AXES_RESET_ON_SUCCESS = True
+# Tries made while locked out do not prolong the lockout.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "genreweb.logins.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "genreweb.logins.client_address"
+AXES_VERBOSE = False  # no banner on every start; failures and lockouts are still logged
 
 # --- uploads ----------------------------------------------------------------------------
 GENREWEB_MAX_UPLOAD_MB = env_int("GENREWEB_MAX_UPLOAD_MB", 200, minimum=1)
-# Every upload goes to a temporary file, so the audio check and hashing read it from disk.
-FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.TemporaryFileUploadHandler"]
+# The largest body a client that is not logged in may send (a login form is far smaller).
+GENREWEB_ANONYMOUS_MAX_KB = env_int("GENREWEB_ANONYMOUS_MAX_KB", 64, minimum=1)
+# Every upload goes to a temporary file, so the audio check and hashing read it from disk;
+# the first handler stops any upload as soon as it passes what this client may send.
+FILE_UPLOAD_HANDLERS = [
+    "genreweb.uploads.BodyCapUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 FILE_UPLOAD_PERMISSIONS = 0o640
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
 GENREWEB_PAGE_SIZE = env_int("GENREWEB_PAGE_SIZE", 25, minimum=1)
@@ -151,6 +202,16 @@ GENREWEB_TORCH_THREADS = env_int("GENREWEB_TORCH_THREADS", 0, minimum=0)
 GENREWEB_HEAD_PATH = env_str("GENREWEB_HEAD_PATH", "")
 
 # --- Celery -----------------------------------------------------------------------------
+# The cache keeps the API's request counts (throttling): per process by default; with
+# several gunicorn workers, point it at Redis so the limits hold for the whole site.
+GENREWEB_CACHE_URL = env_str("GENREWEB_CACHE_URL", "")
+if GENREWEB_CACHE_URL and not GENREWEB_CACHE_URL.startswith(("redis://", "rediss://")):
+    raise ImproperlyConfigured("GENREWEB_CACHE_URL must be redis:// or rediss:// (or unset), "
+                               f"not {GENREWEB_CACHE_URL!r}")
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                      "LOCATION": GENREWEB_CACHE_URL} if GENREWEB_CACHE_URL else
+          {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if not CELERY_BROKER_URL.startswith(("filesystem://", "redis://", "rediss://", "amqp://",
                                      "memory://")):
@@ -207,12 +268,36 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": GENREWEB_PAGE_SIZE,
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "genreweb.uploads.MultiPartParser",
+    ],
+    # Too many requests are answered 429 with Retry-After; POST /api/token/ has its own,
+    # strict scope on top of the failed-login lockout.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.ScopedRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_rate("GENREWEB_API_RATE_ANON", "60/minute"),
+        "user": env_rate("GENREWEB_API_RATE_USER", "600/minute"),
+        "token": env_rate("GENREWEB_API_RATE_TOKEN", "10/minute"),
+    },
+    # The client's address: the connection's, or the last X-Forwarded-For entry, which
+    # the proxy in front wrote (0: never trust the header).
+    "NUM_PROXIES": 1 if BEHIND_PROXY else 0,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Genreweb API",
     "DESCRIPTION": "Upload music, read the genres Genreweb found, download tagged files.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # /api/docs/ loads Swagger UI from this server (drf-spectacular-sidecar), not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- production -------------------------------------------------------------------------
@@ -223,7 +308,7 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=True)
-if env_bool("GENREWEB_BEHIND_PROXY", default=False):
+if BEHIND_PROXY:
     # Only behind a proxy that sets this header itself; otherwise clients could forge it.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 

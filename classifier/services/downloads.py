@@ -7,19 +7,38 @@ from collections.abc import Iterable
 from pathlib import PurePosixPath
 from typing import IO
 
+from django.core.exceptions import SuspiciousFileOperation
+from django.http import FileResponse
 from django.utils.text import get_valid_filename
 
 from classifier.models import Track
+from classifier.services import formats
 
 
 def download_name(track: Track) -> str:
-    """"Artist - Title.ext" where the tags say so, else the name it was uploaded with."""
-    suffix = PurePosixPath(track.original_name).suffix
+    """"Artist - Title.ext" where the tags say so, else the name it was uploaded with; the
+    extension is the stored file's, which follows the audio found in it."""
+    suffix = PurePosixPath(track.file.name).suffix
     if track.title and track.artist:
-        name = get_valid_filename(f"{track.artist} - {track.title}{suffix}")
+        name = _valid(f"{track.artist} - {track.title}{suffix}")
         if name:
             return name
-    return get_valid_filename(track.original_name) or f"track-{track.pk}{suffix}"
+    return _valid(PurePosixPath(track.original_name).stem + suffix) or f"track-{track.pk}{suffix}"
+
+
+def _valid(name: str) -> str:
+    try:
+        return get_valid_filename(name)
+    except SuspiciousFileOperation:  # nothing usable left of it
+        return ""
+
+
+def file_response(track: Track) -> FileResponse:
+    """The stored file as an attachment, under an audio type (never what its upload name
+    suggested: an MP3 uploaded as "x.html" goes out as audio/mpeg, "x.mp3")."""
+    return FileResponse(track.file.open("rb"), as_attachment=True,
+                        filename=download_name(track),
+                        content_type=formats.content_type(track.file.name))
 
 
 def write_zip(tracks: Iterable[Track], handle: IO[bytes]) -> int:

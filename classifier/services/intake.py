@@ -12,14 +12,21 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
+from django.utils.text import get_valid_filename
 
-from classifier.engine.audio import iter_decode, probe
+from classifier.engine.audio import AudioInfo, iter_decode, probe
 from classifier.engine.errors import AudioError, TagError
 from classifier.engine.files import sha256_of
 from classifier.engine.filetags import read_tags
 from classifier.models import TagPolicy, Track
+from classifier.services import formats
+from genreweb.uploads import MULTIPART_SLACK, UNNAMED
+
+# The stored file's name keeps at most this much (UTF-8 bytes) of the uploaded name's stem.
+STORED_STEM_BYTES = 100
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +64,7 @@ def check_request_size(content_length: str | None) -> None:
     except ValueError:
         return
     # Multipart framing and form fields add a little around the file itself.
-    if length > max_upload_bytes() + 64 * 1024:
+    if length > max_upload_bytes() + MULTIPART_SLACK:
         raise UploadRefused(_too_big_message("This upload", length), status=413)
 
 
@@ -66,10 +73,13 @@ def accept_upload(owner: Any, upload: UploadedFile,
     """Check `upload`, then store it as a pending track of `owner`, to be queued for analysis
     (`Intake.to_analyse`).
 
-    The same content uploaded again by the same user returns the existing track.
+    The same content uploaded again by the same user returns the existing track. What is
+    kept is stored under the extension of the audio found in it, whatever its name said.
     Raises UploadRefused with a message for the person uploading.
     """
-    name = PurePosixPath(upload.name or "upload").name
+    name = PurePosixPath(upload.name or "").name
+    if name in ("", ".", ".."):
+        name = UNNAMED
     if upload.size is not None and upload.size > max_upload_bytes():
         raise UploadRefused(_too_big_message(name, upload.size), status=413)
     if not upload.size:
@@ -79,19 +89,30 @@ def accept_upload(owner: Any, upload: UploadedFile,
         existing = Track.objects.filter(owner=owner, sha256=digest).first()
         if existing is not None:
             return Intake(existing, created=False)
-        check_audio(path, name)
+        extension, _ = formats.audio_type(check_audio(path, name))
         tags = read_tags_quietly(path)
         track = Track(owner=owner, original_name=name[:255], sha256=digest, size=upload.size,
                       tag_policy=tag_policy, **tags)
         try:
             with transaction.atomic():
-                track.file.save(name, upload, save=False)
+                track.file.save(stored_name(name, extension), upload, save=False)
                 track.save()
         except IntegrityError:
             # The same file arrived twice at once; the first one is kept.
             track.file.delete(save=False)
             return Intake(Track.objects.get(owner=owner, sha256=digest), created=False)
     return Intake(track, created=True)
+
+
+def stored_name(name: str, extension: str) -> str:
+    """The name a file is stored under: the upload's stem, made safe and short, and the
+    extension of the audio really in it ("evil.html" holding MP3 -> "evil.mp3")."""
+    try:
+        stem = get_valid_filename(PurePosixPath(name).stem)
+    except SuspiciousFileOperation:  # nothing usable left
+        stem = ""
+    stem = stem.encode("utf-8")[:STORED_STEM_BYTES].decode("utf-8", errors="ignore")
+    return (stem.strip(".") or "track") + extension
 
 
 def _too_big_message(name: str, size: int) -> str:
@@ -114,10 +135,14 @@ def local_copy(upload: UploadedFile) -> Iterator[Path]:
         yield Path(handle.name)
 
 
-def check_audio(path: Path, name: str) -> None:
-    """Refuse a file that does not decode as audio: probe it and decode its first block."""
+def check_audio(path: Path, name: str) -> AudioInfo:
+    """Refuse a file that does not decode as audio: probe it and decode its first block.
+
+    `path` is a temporary file; `name` the user's own name for it, the only one a message
+    may show.
+    """
     try:
-        probe(path)
+        info = probe(path)
         blocks = iter_decode(path)
         try:
             first = next(iter(blocks), None)
@@ -126,9 +151,19 @@ def check_audio(path: Path, name: str) -> None:
             if close is not None:
                 close()
     except AudioError as exc:
-        raise UploadRefused(f"{name} was refused: {exc}") from exc
+        raise UploadRefused(f"{name} was refused: {_reason(exc, path, name)}") from exc
     if first is None or len(first) == 0:
         raise UploadRefused(f"{name} was refused: it holds no audio samples.")
+    return info
+
+
+def _reason(exc: AudioError, path: Path, name: str) -> str:
+    """The engine's message about `path`, speaking of the file as "it" or by the user's
+    name, never by the server's temporary name."""
+    text = str(exc)
+    if text.startswith(path.name + " "):  # the engine's messages begin with the file's name
+        text = "it" + text[len(path.name):]
+    return text.replace(str(path), name).replace(path.name, name)
 
 
 def read_tags_quietly(path: Path) -> dict[str, Any]:
