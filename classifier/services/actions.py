@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from classifier.engine.errors import TagError
+from classifier.engine.files import remove_stale_files, temporaries_of
 from classifier.models import Stage, Status, TagPolicy, Track
 from classifier.services.processing import write_track_tags
 
@@ -62,11 +63,17 @@ def retag(tracks: QuerySet[Track], policy: str) -> RetagResult:
 
 
 def delete_tracks(tracks: QuerySet[Track]) -> int:
-    """Delete the tracks and their stored files."""
+    """Delete the tracks, their stored files and the temporary copies a killed tag write
+    left beside them (not one a live writer holds)."""
     count = 0
     for track in tracks:
+        folder = None
+        if track.file.name:
+            stored = Path(track.file.path)
+            folder = stored.parent
+            remove_stale_files(folder, temporaries_of(stored), older_than=0)
         track.file.delete(save=False)
-        _remove_empty_parents(Path(track.file.path).parent if track.file.name else None)
+        _remove_empty_parents(folder)
         track.delete()
         count += 1
     return count
