@@ -180,7 +180,10 @@ CELERY_TASK_SOFT_TIME_LIMIT = GENREWEB_TASK_TIME_LIMIT - 30
 # A track still "processing" this long after it was claimed lost its worker: queue it again.
 GENREWEB_STALE_AFTER = env_int("GENREWEB_STALE_AFTER", GENREWEB_TASK_TIME_LIMIT + 5 * 60,
                                minimum=60)
-GENREWEB_SWEEP_EVERY = env_int("GENREWEB_SWEEP_EVERY", 5 * 60, minimum=10)
+# A worker touches its track's claim every third of this while it analyses; a claim silent
+# for this long lost its worker, and is queued again (by the sweep, or a user's re-analyse).
+GENREWEB_HEARTBEAT_TIMEOUT = env_int("GENREWEB_HEARTBEAT_TIMEOUT", 90, minimum=3)
+GENREWEB_SWEEP_EVERY = env_int("GENREWEB_SWEEP_EVERY", 60, minimum=1)
 # Temporary files left by killed writers: uploads' (after an hour), tags' (a few minutes).
 GENREWEB_CLEANUP_EVERY = env_int("GENREWEB_CLEANUP_EVERY", 60 * 60, minimum=60)
 CELERY_BEAT_SCHEDULE = {
