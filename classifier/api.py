@@ -97,8 +97,8 @@ class TrackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
         return downloads.file_response(self.get_object())
 
     @extend_schema(request=None, responses={202: ReanalyseSerializer, 409: ReanalyseSerializer},
-                   description="Queue the track for a new analysis (409 while it is being "
-                               "analysed).")
+                   description="Queue the track for a new analysis (409 while a live worker "
+                               "analyses it; a track whose worker died is taken back).")
     @action(detail=True, methods=["post"])
     def reanalyse(self, request: Request, pk: str | None = None) -> Response:
         track = self.get_object()

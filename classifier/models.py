@@ -72,10 +72,12 @@ class Track(models.Model):
     tag_policy = models.CharField(max_length=16, choices=TagPolicy.choices,
                                   default=TagPolicy.FILL)
 
-    # The claim of the task analysing it: which message, which attempt, since when.
+    # The claim of the task analysing it: which message, which attempt, since when, and when
+    # its worker last said it was alive (a claim silent for GENREWEB_HEARTBEAT_TIMEOUT is dead).
     task_id = models.CharField(max_length=255, blank=True)
     claim_token = models.UUIDField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
 
     created_at = models.DateTimeField(auto_now_add=True)

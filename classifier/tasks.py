@@ -14,12 +14,13 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready
 from django.db import transaction
 
-from classifier.services import processing
+from classifier.services import cleanup, processing
 
 log = logging.getLogger(__name__)
 
 ANALYSE_TRACK = "classifier.analyse_track"
 REQUEUE_STALE_TRACKS = "classifier.requeue_stale_tracks"
+REMOVE_STALE_TEMPORARIES = "classifier.remove_stale_temporaries"
 
 
 @shared_task(bind=True, name=ANALYSE_TRACK, acks_late=True, reject_on_worker_lost=True,
@@ -40,6 +41,12 @@ def requeue_stale_tracks() -> list[int]:
     return track_ids
 
 
+@shared_task(name=REMOVE_STALE_TEMPORARIES)
+def remove_stale_temporaries() -> int:
+    """Remove temporary files killed processes left (run by celery beat); how many."""
+    return len(cleanup.remove_stale_temporaries())
+
+
 def queue_analyses(track_ids: Iterable[int]) -> None:
     """Queue each track's analysis once the surrounding transaction commits (never before)."""
     for track_id in track_ids:
@@ -51,3 +58,4 @@ def queue_analyses(track_ids: Iterable[int]) -> None:
 def _sweep_on_start(**kwargs: object) -> None:
     # A worker that starts after a crash picks up what the crash left behind.
     requeue_stale_tracks.delay()
+    remove_stale_temporaries.delay()

@@ -180,12 +180,19 @@ AXES_VERBOSE = False  # no banner on every start; failures and lockouts are stil
 GENREWEB_MAX_UPLOAD_MB = env_int("GENREWEB_MAX_UPLOAD_MB", 200, minimum=1)
 # The largest body a client that is not logged in may send (a login form is far smaller).
 GENREWEB_ANONYMOUS_MAX_KB = env_int("GENREWEB_ANONYMOUS_MAX_KB", 64, minimum=1)
-# Every upload goes to a temporary file, so the audio check and hashing read it from disk;
-# the first handler stops any upload as soon as it passes what this client may send.
+# Every upload goes to a temporary file, so the audio check and hashing read it from disk.
+# The first handler stops any upload as soon as it passes what this client may send; the
+# second locks its temporary file while its request lives, so the hourly clean-up of upload
+# files abandoned by a dead web worker never takes one in use.
 FILE_UPLOAD_HANDLERS = [
     "genreweb.uploads.BodyCapUploadHandler",
-    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+    "classifier.uploadhandlers.LockedTemporaryFileUploadHandler",
 ]
+# Where those temporary files go (None: the system's temporary folder).
+FILE_UPLOAD_TEMP_DIR = None
+if env_str("FILE_UPLOAD_TEMP_DIR"):
+    FILE_UPLOAD_TEMP_DIR = str(env_path("FILE_UPLOAD_TEMP_DIR", DATA_DIR))
+    Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 FILE_UPLOAD_PERMISSIONS = 0o640
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
 GENREWEB_PAGE_SIZE = env_int("GENREWEB_PAGE_SIZE", 25, minimum=1)
@@ -234,11 +241,20 @@ CELERY_TASK_SOFT_TIME_LIMIT = GENREWEB_TASK_TIME_LIMIT - 30
 # A track still "processing" this long after it was claimed lost its worker: queue it again.
 GENREWEB_STALE_AFTER = env_int("GENREWEB_STALE_AFTER", GENREWEB_TASK_TIME_LIMIT + 5 * 60,
                                minimum=60)
-GENREWEB_SWEEP_EVERY = env_int("GENREWEB_SWEEP_EVERY", 5 * 60, minimum=10)
+# A worker touches its track's claim every third of this while it analyses; a claim silent
+# for this long lost its worker, and is queued again (by the sweep, or a user's re-analyse).
+GENREWEB_HEARTBEAT_TIMEOUT = env_int("GENREWEB_HEARTBEAT_TIMEOUT", 90, minimum=3)
+GENREWEB_SWEEP_EVERY = env_int("GENREWEB_SWEEP_EVERY", 60, minimum=1)
+# Temporary files left by killed writers: uploads' (after an hour), tags' (a few minutes).
+GENREWEB_CLEANUP_EVERY = env_int("GENREWEB_CLEANUP_EVERY", 60 * 60, minimum=60)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-tracks": {
         "task": "classifier.requeue_stale_tracks",
         "schedule": float(GENREWEB_SWEEP_EVERY),
+    },
+    "remove-stale-temporaries": {
+        "task": "classifier.remove_stale_temporaries",
+        "schedule": float(GENREWEB_CLEANUP_EVERY),
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")

@@ -11,20 +11,22 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from classifier.engine.errors import TagError
+from classifier.engine.files import remove_stale_files, temporaries_of
 from classifier.models import Stage, Status, TagPolicy, Track
-from classifier.services.processing import write_track_tags
+from classifier.services.processing import not_live, write_track_tags
 
 
 def reanalyse(tracks: QuerySet[Track]) -> list[int]:
-    """Mark the tracks for a fresh analysis (not those being analysed right now): the ones
-    to queue."""
+    """Mark the tracks for a fresh analysis (not those a live worker is analysing right now;
+    a track whose worker died, its claim silent, is taken back): the ones to queue."""
     now = timezone.now()
     queued = []
     with transaction.atomic():
-        for pk in tracks.exclude(status=Status.PROCESSING).values_list("pk", flat=True):
-            updated = Track.objects.filter(pk=pk).exclude(status=Status.PROCESSING).update(
+        for pk in tracks.filter(not_live(now)).order_by("pk").values_list("pk", flat=True):
+            updated = Track.objects.filter(not_live(now), pk=pk).update(
                 status=Status.PENDING, stage=Stage.QUEUED, progress=0.0, error="", task_id="",
-                claim_token=None, claimed_at=None, attempts=0, updated_at=now)
+                claim_token=None, claimed_at=None, heartbeat_at=None, attempts=0,
+                updated_at=now)
             if updated:
                 queued.append(pk)
     return queued
@@ -62,11 +64,17 @@ def retag(tracks: QuerySet[Track], policy: str) -> RetagResult:
 
 
 def delete_tracks(tracks: QuerySet[Track]) -> int:
-    """Delete the tracks and their stored files."""
+    """Delete the tracks, their stored files and the temporary copies a killed tag write
+    left beside them (not one a live writer holds)."""
     count = 0
     for track in tracks:
+        folder = None
+        if track.file.name:
+            stored = Path(track.file.path)
+            folder = stored.parent
+            remove_stale_files(folder, temporaries_of(stored), older_than=0)
         track.file.delete(save=False)
-        _remove_empty_parents(Path(track.file.path).parent if track.file.name else None)
+        _remove_empty_parents(folder)
         track.delete()
         count += 1
     return count

@@ -19,7 +19,7 @@ from django.utils.text import get_valid_filename
 
 from classifier.engine.audio import AudioInfo, iter_decode, probe
 from classifier.engine.errors import AudioError, TagError
-from classifier.engine.files import sha256_of
+from classifier.engine.files import hold, sha256_of
 from classifier.engine.filetags import read_tags
 from classifier.models import TagPolicy, Track
 from classifier.services import formats
@@ -127,7 +127,9 @@ def local_copy(upload: UploadedFile) -> Iterator[Path]:
         yield Path(upload.temporary_file_path())
         return
     suffix = PurePosixPath(upload.name or "").suffix[:10]
-    with tempfile.NamedTemporaryFile(suffix=".upload" + suffix) as handle:
+    with tempfile.NamedTemporaryFile(suffix=".upload" + suffix,
+                                     dir=settings.FILE_UPLOAD_TEMP_DIR) as handle:
+        hold(handle)  # as the upload handler's own files: in use, not abandoned
         upload.seek(0)
         shutil.copyfileobj(upload, handle)
         handle.flush()

@@ -1,20 +1,23 @@
 """Processing a track: claim it, analyse it, store the analysis and tags, or fail it.
 
 A track moves pending -> processing -> done | failed; a task claims it with a conditional
-update, so two messages for one track never both analyse it.
+update, so two messages for one track never both analyse it. While it analyses, the worker
+beats the claim (`heartbeat_at`); a claim silent for GENREWEB_HEARTBEAT_TIMEOUT lost its
+worker (`dead_claim`), and the sweep or a user's re-analyse queues the track again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import uuid
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -51,18 +54,19 @@ def process_track(track_id: int, task_id: str | None = None, *,
     track = Track.objects.filter(pk=track_id).first()
     if track is None:  # deleted since it was claimed
         return "skipped"
-    try:
-        analysis = run_engine(track, token)
-    except EngineError as exc:
-        return "failed" if fail_track(track_id, token, str(exc)) else "skipped"
-    except Exception as exc:
-        if is_transient(exc):
-            release_claim(track_id, token)
-            raise
-        log.exception("analysis of track %s failed", track_id)
-        failed = fail_track(track_id, token, explain_crash(exc, time_limits))
-        return "failed" if failed else "skipped"
-    return "done" if store_analysis(track, token, analysis) else "skipped"
+    with heartbeat(track_id, token):
+        try:
+            analysis = run_engine(track, token)
+        except EngineError as exc:
+            return "failed" if fail_track(track_id, token, str(exc)) else "skipped"
+        except Exception as exc:
+            if is_transient(exc):
+                release_claim(track_id, token)
+                raise
+            log.exception("analysis of track %s failed", track_id)
+            failed = fail_track(track_id, token, explain_crash(exc, time_limits))
+            return "failed" if failed else "skipped"
+        return "done" if store_analysis(track, token, analysis) else "skipped"
 
 
 def claim_track(track_id: int, task_id: str | None = None) -> uuid.UUID | None:
@@ -74,8 +78,8 @@ def claim_track(track_id: int, task_id: str | None = None) -> uuid.UUID | None:
     now = timezone.now()
     claimed = Track.objects.filter(claimable, pk=track_id, attempts__lt=MAX_ATTEMPTS).update(
         status=Status.PROCESSING, stage=Stage.DECODING, progress=0.0, error="",
-        task_id=task_id or "", claim_token=token, claimed_at=now, updated_at=now,
-        attempts=F("attempts") + 1)
+        task_id=task_id or "", claim_token=token, claimed_at=now, heartbeat_at=now,
+        updated_at=now, attempts=F("attempts") + 1)
     if claimed == 1:
         return token
     _fail_if_exhausted(track_id, claimable)
@@ -94,8 +98,66 @@ def _claimed(track_id: int, token: uuid.UUID) -> QuerySet[Track]:
 
 
 def update_claimed(track_id: int, token: uuid.UUID, **fields: Any) -> bool:
-    """Update the track only while this claim holds it."""
-    return _claimed(track_id, token).update(updated_at=timezone.now(), **fields) == 1
+    """Update the track only while this claim holds it (which also says the claim lives)."""
+    now = timezone.now()
+    return _claimed(track_id, token).update(updated_at=now, heartbeat_at=now, **fields) == 1
+
+
+# ---------------------------------------------------------------- live and dead claims
+
+
+def heartbeat_every() -> float:
+    """Seconds between a worker's heartbeats: three go by before its claim counts as dead."""
+    return settings.GENREWEB_HEARTBEAT_TIMEOUT / 3
+
+
+def beat(track_id: int, token: uuid.UUID) -> bool:
+    """Say the claim's worker is alive; False once the claim no longer holds."""
+    return _claimed(track_id, token).update(heartbeat_at=timezone.now()) == 1
+
+
+@contextlib.contextmanager
+def heartbeat(track_id: int, token: uuid.UUID) -> Iterator[None]:
+    """Beat the claim from a thread while the block runs, so that a long decode that reports
+    no progress still shows a live worker. The thread stops with the block, or when the claim
+    is lost (re-queued by the sweep, or the track deleted)."""
+    stopped = threading.Event()
+
+    def run() -> None:
+        try:
+            while not stopped.wait(heartbeat_every()):
+                try:
+                    if not beat(track_id, token):
+                        return
+                except Exception:  # the database may be down a moment: beat again later
+                    log.warning("heartbeat of track %s failed", track_id, exc_info=True)
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=run, name=f"heartbeat-{track_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stopped.set()
+        thread.join(5)
+
+
+def dead_claim(now: datetime | None = None) -> Q:
+    """Processing tracks whose worker is gone: no heartbeat for GENREWEB_HEARTBEAT_TIMEOUT,
+    or claimed longer than GENREWEB_STALE_AFTER ago (tasks are stopped well before)."""
+    now = now or timezone.now()
+    silent_since = now - timedelta(seconds=settings.GENREWEB_HEARTBEAT_TIMEOUT)
+    claimed_before = now - timedelta(seconds=settings.GENREWEB_STALE_AFTER)
+    return Q(status=Status.PROCESSING) & (
+        Q(heartbeat_at__lt=silent_since)
+        | Q(heartbeat_at__isnull=True, claimed_at__lt=silent_since)  # claimed before beats
+        | Q(claimed_at__lt=claimed_before))
+
+
+def not_live(now: datetime | None = None) -> Q:
+    """Tracks no live worker is analysing: anything but processing, or a dead claim."""
+    return ~Q(status=Status.PROCESSING) | dead_claim(now)
 
 
 def progress_reporter(track_id: int, token: uuid.UUID) -> Callable[[str, float], None]:
@@ -182,28 +244,31 @@ def explain_crash(exc: BaseException, time_limits: TimeLimitErrors = ()) -> str:
     return "The analysis failed because of an internal error; try re-analysing the track."
 
 
-def requeue_stale(now: Any = None) -> list[int]:
+def requeue_stale(now: datetime | None = None) -> list[int]:
     """Hand back tracks whose worker vanished, and find pending tracks whose message was
     lost: the tracks to queue again.
 
-    A track processing for longer than GENREWEB_STALE_AFTER has lost its worker (tasks are
-    killed well before). A pending track untouched that long never reached a worker
-    (the broker was down when it was queued). A duplicate message is harmless: only
-    one can claim the track.
+    A dead claim (`dead_claim`) has lost its worker. A pending track untouched for
+    GENREWEB_STALE_AFTER never reached a worker (the broker was down when it was queued).
+    Each row is taken with a conditional update that repeats the test, so sweeps running
+    at once (two beats, or a beat and a worker's start) queue a track once between them;
+    a duplicate message would be harmless anyway: only one can claim the track.
     """
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.GENREWEB_STALE_AFTER)
     requeued = []
     with transaction.atomic():
-        stuck = Track.objects.filter(status=Status.PROCESSING, claimed_at__lt=cutoff)
+        # In key order, so that concurrent sweeps lock rows in the same order.
+        stuck = Track.objects.filter(dead_claim(now)).order_by("pk")
         for pk, token in stuck.values_list("pk", "claim_token"):
-            if Track.objects.filter(pk=pk, status=Status.PROCESSING, claim_token=token).update(
+            if Track.objects.filter(dead_claim(now), pk=pk, claim_token=token).update(
                     status=Status.PENDING, stage=Stage.QUEUED, progress=0.0, task_id="",
-                    claim_token=None, claimed_at=None, updated_at=now):
+                    claim_token=None, claimed_at=None, heartbeat_at=None, updated_at=now):
                 requeued.append(pk)
         forgotten = Track.objects.filter(status=Status.PENDING, updated_at__lt=cutoff)
-        for pk in forgotten.values_list("pk", flat=True):
-            if Track.objects.filter(pk=pk, status=Status.PENDING).update(updated_at=now):
+        for pk in forgotten.order_by("pk").values_list("pk", flat=True):
+            if Track.objects.filter(pk=pk, status=Status.PENDING, updated_at__lt=cutoff).update(
+                    updated_at=now):
                 requeued.append(pk)
     if requeued:
         log.warning("queued %d stale tracks again: %s", len(requeued), requeued)
