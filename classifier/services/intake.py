@@ -15,10 +15,10 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 
-from classifier.engine.audio import iter_decode, probe
 from classifier.engine.errors import AudioError, TagError
 from classifier.engine.files import sha256_of
 from classifier.engine.filetags import read_tags
+from classifier.engine.isolation import check_isolated
 from classifier.models import TagPolicy, Track
 
 log = logging.getLogger(__name__)
@@ -115,20 +115,18 @@ def local_copy(upload: UploadedFile) -> Iterator[Path]:
 
 
 def check_audio(path: Path, name: str) -> None:
-    """Refuse a file that does not decode as audio: probe it and decode its first block."""
+    """Refuse a file that does not decode as audio: probe it and decode its first block, in
+    a child process, so that a decoder crash on a stranger's file is a refusal, not the
+    end of this web worker."""
     try:
-        probe(path)
-        blocks = iter_decode(path)
-        try:
-            first = next(iter(blocks), None)
-        finally:
-            close = getattr(blocks, "close", None)
-            if close is not None:
-                close()
+        check_isolated(path)
     except AudioError as exc:
-        raise UploadRefused(f"{name} was refused: {exc}") from exc
-    if first is None or len(first) == 0:
-        raise UploadRefused(f"{name} was refused: it holds no audio samples.")
+        raise UploadRefused(f"{name} was refused: {_named(exc, path, name)}") from exc
+
+
+def _named(exc: AudioError, path: Path, name: str) -> str:
+    """The engine's message, naming the upload as it was sent, not its temporary file."""
+    return str(exc).replace(path.name, name)
 
 
 def read_tags_quietly(path: Path) -> dict[str, Any]:
