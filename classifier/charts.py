@@ -6,14 +6,17 @@ check the track's owner.
 """
 from __future__ import annotations
 
+import logging
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 
+from classifier.engine.errors import AudioError
 from classifier.engine.files import atomic_write
-from classifier.models import Track
+from classifier.models import Status, Track
 from classifier.services import taxonomy
 from classifier.services.taxonomy import genre_colour
 
@@ -23,15 +26,47 @@ SPECTROGRAM_SECONDS = 600
 TIMELINE_MIN = 0.01
 _INK = "#334155"
 
+log = logging.getLogger(__name__)
+
+
+class PictureUnavailable(Exception):
+    """A picture that cannot be drawn for this track; the message says why, for a person."""
+
 
 def cache_dir(track: Track) -> Path:
     return Path(settings.MEDIA_ROOT) / "cache" / str(track.owner_id) / str(track.pk)
 
 
 def spectrogram_png(track: Track) -> Path:
-    """The track's log-mel spectrogram; the audio never changes, so the hash names it."""
+    """The track's log-mel spectrogram; the audio never changes, so the hash names it.
+
+    Drawn only once the analysis is done: the worker has then decoded the file, so decoding
+    it here cannot crash the web process on a file that crashes the decoder. Raises
+    PictureUnavailable, with the reason, before that, for a failed track, or where the file
+    does not decode.
+    """
+    if track.status == Status.FAILED:
+        raise PictureUnavailable(f"No spectrogram: {track.error or 'the analysis failed.'}")
+    if track.status != Status.DONE:
+        raise PictureUnavailable("The spectrogram is drawn once the analysis is done.")
     path = cache_dir(track) / f"spectrogram-{track.sha256[:16]}.png"
-    return _cached(path, lambda: _draw_spectrogram(track.file.path))
+    try:
+        return _cached(path, lambda: _draw_spectrogram(track.file.path))
+    except AudioError as exc:
+        raise PictureUnavailable(f"No spectrogram: {exc}") from exc
+    except Exception as exc:
+        log.exception("the spectrogram of track %s could not be drawn", track.pk)
+        raise PictureUnavailable("No spectrogram: it could not be drawn because of an "
+                                 "internal error.") from exc
+
+
+def placeholder_png(message: str) -> bytes:
+    """A picture the size of a spectrogram that states `message` instead."""
+    figure, axes = _figure(10, 2.8)
+    axes.set_axis_off()
+    axes.text(0.5, 0.5, textwrap.fill(message, 100), ha="center", va="center", color=_INK,
+              fontsize=9, transform=axes.transAxes)
+    return _png(figure)
 
 
 def timeline_png(track: Track) -> Path:

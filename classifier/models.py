@@ -123,6 +123,11 @@ class Track(models.Model):
         return (self.verdict or {}).get("tag_values", [])
 
     @property
+    def warnings(self) -> list[str]:
+        """What decoding the file had to put up with (e.g. junk after the audio)."""
+        return (self.verdict or {}).get("warnings", [])
+
+    @property
     def missing_tags(self) -> list[str]:
         """Found genres the file's tags do not hold (the fill policy keeps existing genres)."""
         present = {g.casefold() for g in self.genres_after}

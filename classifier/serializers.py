@@ -26,6 +26,9 @@ class TrackSerializer(serializers.ModelSerializer):
     genres = GenreScoreSerializer(many=True, read_only=True)
     styles = StyleScoreSerializer(many=True, read_only=True)
     probabilities = serializers.SerializerMethodField()
+    warnings = serializers.ListField(
+        child=serializers.CharField(), read_only=True,
+        help_text="what decoding the file had to put up with (e.g. junk after the audio)")
     download_url = serializers.SerializerMethodField()
     page_url = serializers.SerializerMethodField()
 
@@ -34,7 +37,8 @@ class TrackSerializer(serializers.ModelSerializer):
         fields = [
             "id", "original_name", "title", "artist", "album", "audio_format", "size", "sha256",
             "status", "stage", "progress", "error", "duration", "primary_genre", "confidence",
-            "uncertain", "genres", "probabilities", "styles", "genres_before", "genres_after",
+            "uncertain", "genres", "probabilities", "styles", "warnings", "genres_before",
+            "genres_after",
             "tag_policy", "model_version", "created_at", "analysed_at", "download_url",
             "page_url",
         ]

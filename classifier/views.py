@@ -162,8 +162,14 @@ def track_download(request: HttpRequest, pk: int) -> FileResponse:
 
 @login_required
 @require_GET
-def track_spectrogram(request: HttpRequest, pk: int) -> FileResponse:
-    return _png(charts.spectrogram_png(owned(request, pk)))
+def track_spectrogram(request: HttpRequest, pk: int) -> HttpResponse:
+    track = owned(request, pk)
+    try:
+        return _png(charts.spectrogram_png(track))
+    except charts.PictureUnavailable as exc:
+        response = HttpResponse(charts.placeholder_png(str(exc)), content_type="image/png")
+        response["Cache-Control"] = "private, no-store"  # the picture comes once it can
+        return response
 
 
 @login_required

@@ -41,6 +41,8 @@ class Analysis:
     min_confidence: float = 0.35      # the threshold `uncertain` was judged against
     # How the head spells each genre in a file's tags (its taxonomy); the name where absent.
     tag_spelling: dict[str, str] = field(default_factory=dict)
+    # What the file's decoding had to put up with (e.g. junk after the audio), for a person.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def primary(self) -> str | None:
@@ -65,5 +67,6 @@ class Analysis:
             "duration": round(self.duration, 3),
             "model": self.model,
             "uncertain": self.uncertain,
+            "warnings": list(self.warnings),
             "error": None,
         }

@@ -8,12 +8,20 @@ no libsoxr) was off by up to 0.07 per sample and 1.06 in the patches (mean 0.003
 no filter_size/cutoff setting brought it close.
 
 Every failure leaves as an AudioError subclass naming the file, never as av.error.* or OSError.
+A file whose audio decodes but that ends in data FFmpeg cannot decode (trailing zeros,
+garbage after the last frame) is not refused: what decoded is used, with a warning.
+
+Samples are read out of PyAV's frames by channel_mean(), never with AudioFrame.to_ndarray()
+or AudioFrame.planes on a planar frame: PyAV (12 to 18.1 at least) counts a frame's planes
+until it finds a NULL pointer, which runs past the end of FFmpeg's array of eight data
+pointers for 8 channels (7.1 reports 9 planes) and past the end of extended_data above
+that; to_ndarray() then reads the bogus plane and the process dies of a segmentation fault.
 """
 from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -25,7 +33,13 @@ import numpy as np
 import soxr
 
 from .config import AUDIO
-from .errors import AudioError, EmptyAudioError, NotAudioError, TruncatedAudioError
+from .errors import (
+    AudioError,
+    EmptyAudioError,
+    NotAudioError,
+    TruncatedAudioError,
+    UnsupportedAudioError,
+)
 
 # Blocks handed to the caller hold at least this many output samples (4 s at 16 kHz):
 # big enough to keep per-block overhead low, small enough to be irrelevant in memory.
@@ -39,6 +53,13 @@ SHORTFALL_FRACTION = 0.01
 # A declared duration this close to size*8/bitrate was guessed by FFmpeg from the bitrate
 # (a VBR MP3 without a Xing header, raw AAC) and says nothing about truncation.
 BITRATE_GUESS_TOLERANCE = 0.005
+# FFmpeg counts the payload from the first audio frame: the ID3 tag and a Xing/Info frame
+# (or a few junk bytes) before it shift its guess by up to this many bytes.
+BITRATE_GUESS_SLACK_BYTES = 2048
+# A file whose decoding fails part way is analysed as far as it decoded (the rest is junk
+# after the audio) when that is all the audio its header declares, or, where the header
+# declares no reliable length, at least this many seconds; otherwise it is damaged.
+MIN_JUDGED_SECONDS = 1.0
 # on_progress is called again once decoding has advanced by this fraction.
 PROGRESS_STEP = 0.01
 
@@ -80,14 +101,18 @@ def decode(path: str | Path, sample_rate: int = AUDIO.sample_rate) -> np.ndarray
 
 
 def iter_decode(path: str | Path, sample_rate: int = AUDIO.sample_rate,
-                on_progress: Callable[[float], None] | None = None) -> Iterator[np.ndarray]:
+                on_progress: Callable[[float], None] | None = None,
+                warnings: list[str] | None = None) -> Generator[np.ndarray, None, None]:
     """Decode `path` to mono float32 at `sample_rate`, block by block.
 
     Only a few blocks are ever in memory, so an hour-long file costs what a song does.
     Concatenated, the blocks equal librosa.load(path, sr=sample_rate) (mono = channel mean,
     soxr HQ, zero-padded to ceil(n * sr / native_sr) samples).
     on_progress(fraction) is called as decoding advances and with 1.0 at the end.
-    Raises NotAudioError, EmptyAudioError, TruncatedAudioError or AudioError.
+    Where decoding stops early on data that is not audio but what decoded is the whole
+    track, the blocks end there and a sentence saying so is appended to `warnings`.
+    Raises NotAudioError, EmptyAudioError, TruncatedAudioError, UnsupportedAudioError or
+    AudioError.
     """
     path = Path(path)
     with _open_audio(path) as (container, stream):
@@ -95,9 +120,10 @@ def iter_decode(path: str | Path, sample_rate: int = AUDIO.sample_rate,
         _check_riff_data(path)
         progress = _Progress(on_progress, declared)
         mono = _MonoConverter(sample_rate)
+        reader = _FrameReader(path, container, stream, mono)
         pending: list[np.ndarray] = []
         pending_size = 0
-        for frame in _frames(path, container, stream, mono):
+        for frame in reader:
             try:
                 converted = mono.push(frame)
             except (av.error.FFmpegError, OSError) as exc:
@@ -112,10 +138,30 @@ def iter_decode(path: str | Path, sample_rate: int = AUDIO.sample_rate,
         pending.extend(mono.finish())
         if mono.samples_out == 0:
             raise EmptyAudioError(f"{path.name} contains no audio samples")
-        _check_complete(path, declared, mono.seconds_in, stream)
+        if reader.stopped is not None:
+            note = _judge_early_end(path, declared, mono.seconds_in, stream, reader)
+            if warnings is not None:
+                warnings.append(note)
+        else:
+            _check_complete(path, declared, mono.seconds_in, stream)
         if pending:
             yield np.concatenate(pending)
         progress.done()
+
+
+def check(path: str | Path) -> AudioInfo:
+    """What the file holds, or the typed error of a file that does not decode as audio:
+    probe it and decode its first block (what an upload is checked with)."""
+    path = Path(path)
+    info = probe(path)
+    blocks = iter_decode(path)
+    try:
+        first = next(blocks, None)
+    finally:
+        blocks.close()
+    if first is None or len(first) == 0:
+        raise EmptyAudioError(f"{path.name} holds no audio samples")
+    return info
 
 
 # --- opening and error translation -------------------------------------------------------
@@ -125,7 +171,9 @@ def _open_audio(path: Path) -> Iterator[tuple[av.container.InputContainer, av.Au
     """Open `path` and pick its audio stream, turning every failure into an AudioError."""
     _check_file(path)
     try:
-        container = av.open(str(path), mode="r")
+        # Tags are read elsewhere (filetags); text FFmpeg finds in a damaged header must
+        # not stop decoding because it is not UTF-8.
+        container = av.open(str(path), mode="r", metadata_errors="replace")
     except (av.error.FFmpegError, OSError) as exc:
         raise _open_error(path, exc) from exc
     try:
@@ -160,7 +208,15 @@ def _open_error(path: Path, exc: BaseException) -> AudioError:
 
 
 def _audio_stream(path: Path, container: av.container.InputContainer) -> av.AudioStream:
-    audio = [s for s in container.streams.audio if s.rate and s.channels]
+    # A stream FFmpeg has no decoder for (a WAV with format tag 0xFFFF, or 0 bits per
+    # sample) comes without a codec context, and then without rate or channels.
+    streams = list(container.streams.audio)
+    audio = [s for s in streams if s.codec_context is not None and s.rate and s.channels]
+    if not audio and streams:
+        kind = _looks_like(path) or container.format.long_name or container.format.name
+        raise UnsupportedAudioError(
+            f"{path.name} cannot be decoded: it holds {kind} audio in an encoding FFmpeg has "
+            f"no decoder for (or whose header is damaged)")
     if not audio:
         kinds = sorted({s.type for s in container.streams})
         holding = f"with {' and '.join(kinds)} only" if kinds else "with no streams at all"
@@ -187,13 +243,50 @@ def _looks_like(path: Path) -> str | None:
     return None
 
 
-def _frames(path: Path, container: av.container.InputContainer, stream: av.AudioStream,
-            mono: _MonoConverter) -> Iterator[av.AudioFrame]:
-    """The stream's decoded frames; a decode error becomes NotAudio or Truncated."""
-    try:
-        yield from container.decode(stream)
-    except (av.error.FFmpegError, OSError) as exc:
-        raise _decode_error(path, mono, exc) from exc
+class _FrameReader:
+    """The stream's decoded frames, packet by packet (what container.decode() does).
+
+    A demuxing or decoding error before any audio makes the file NotAudio. After audio, it
+    ends the frames: `stopped` keeps the error and `tail` the bytes from the first packet
+    that failed (or after the last one read) to the end of the file, for iter_decode to
+    judge (see _judge_early_end).
+    """
+
+    def __init__(self, path: Path, container: av.container.InputContainer,
+                 stream: av.AudioStream, mono: _MonoConverter) -> None:
+        self.path, self.container, self.stream, self.mono = path, container, stream, mono
+        self.stopped: BaseException | None = None
+        self.tail: int | None = None
+        self._position: int | None = None  # where the next packet starts, where known
+
+    def __iter__(self) -> Iterator[av.AudioFrame]:
+        packets = self.container.demux(self.stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except (av.error.FFmpegError, OSError) as exc:
+                self._stop(exc, self._position)
+                return
+            start = packet.pos if packet.pos is not None and packet.pos >= 0 else None
+            try:
+                frames = packet.decode()
+            except (av.error.FFmpegError, OSError) as exc:
+                self._stop(exc, start)
+                return
+            if start is not None:
+                self._position = start + packet.size
+            yield from frames
+
+    def _stop(self, exc: BaseException, position: int | None) -> None:
+        if self.mono.samples_in == 0:
+            raise _decode_error(self.path, self.mono, exc) from exc
+        self.stopped = exc
+        try:
+            self.tail = None if position is None else self.path.stat().st_size - position
+        except OSError:
+            self.tail = None
 
 
 def _decode_error(path: Path, mono: _MonoConverter, exc: BaseException) -> AudioError:
@@ -204,14 +297,68 @@ def _decode_error(path: Path, mono: _MonoConverter, exc: BaseException) -> Audio
                                f"{mono.seconds_in:.1f} s ({_reason(exc)})")
 
 
+def _judge_early_end(path: Path, declared: float | None, decoded: float,
+                     stream: av.AudioStream, reader: _FrameReader) -> str:
+    """The warning for decoding that stopped at data which is not audio, where what decoded
+    is all there is to judge; TruncatedAudioError where it is not (damage part way)."""
+    reason = _reason(reader.stopped) if reader.stopped is not None else "unknown error"
+    if declared and not _guessed_from_bitrate(path, declared, stream):  # a reliable length
+        if declared - decoded > max(SHORTFALL_SECONDS, SHORTFALL_FRACTION * declared):
+            raise TruncatedAudioError(
+                f"{path.name} is damaged: decoding failed after {decoded:.1f} s of the "
+                f"{declared:.1f} s its header declares ({reason})")
+    elif decoded < MIN_JUDGED_SECONDS:
+        raise TruncatedAudioError(f"{path.name} is damaged: decoding failed after "
+                                  f"{decoded:.1f} s ({reason})")
+    what = "data" if reader.tail is None or reader.tail <= 0 else \
+        f"{reader.tail:,} byte{'s' if reader.tail != 1 else ''}"
+    return (f"The file ends with {what} that could not be decoded as audio (FFmpeg says: "
+            f"{reason}); the {decoded:.1f} s of audio before it were analysed.")
+
+
 # --- mono 16 kHz conversion ---------------------------------------------------------------
 
-class _MonoConverter:
-    """Planar float -> channel mean -> soxr, as librosa.load does.
+# The sample format frames are converted to before mixing: packed (interleaved) float32.
+PACKED_FLOAT = "flt"
+
+
+def float_converter(frame: av.AudioFrame) -> av.AudioResampler:
+    """A converter of frames like `frame` to packed float32, keeping its channels and rate.
 
     FFmpeg's own downmix to mono sums stereo at -3 dB (0.707 * (L + R)), not the mean that
-    librosa takes, so AudioResampler only converts the sample format here.
+    librosa takes, so the resampler only converts the sample format; channel_mean() mixes.
     """
+    return av.AudioResampler(format=PACKED_FLOAT, layout=frame.layout,
+                             rate=int(frame.sample_rate))
+
+
+def channel_mean(frame: av.AudioFrame) -> np.ndarray:
+    """The mean of a packed float32 frame's channels, float32 (librosa's to_mono).
+
+    Reads the frame's one buffer with the frame's own channel and sample counts: never
+    to_ndarray() or a planar frame's `planes` (see the module's docstring).
+    """
+    if frame.format.name != PACKED_FLOAT:
+        raise AudioError(f"internal error: expected packed float32 samples, not "
+                         f"{frame.format.name}")
+    channels = frame.layout.nb_channels
+    count = frame.samples * channels
+    if channels < 1 or count == 0:
+        return np.zeros(0, np.float32)
+    plane = frame.planes[0]  # a packed frame keeps every channel in its first buffer
+    if plane.buffer_size < count * 4:
+        raise AudioError(f"internal error: a frame of {frame.samples} samples of "
+                         f"{channels} channels holds only {plane.buffer_size} bytes")
+    interleaved = np.frombuffer(memoryview(plane), dtype=np.float32, count=count)
+    # (channels, samples) in C order, then the mean over axis 0: the very reduction (and
+    # rounding) of librosa.to_mono on the planar array it would have read.
+    planar = np.ascontiguousarray(interleaved.reshape(frame.samples, channels).T)
+    mean: np.ndarray = planar.mean(axis=0, dtype=np.float32)
+    return mean
+
+
+class _MonoConverter:
+    """Packed float -> channel mean -> soxr, as librosa.load does."""
 
     def __init__(self, sample_rate: int) -> None:
         self.sample_rate = sample_rate
@@ -234,7 +381,7 @@ class _MonoConverter:
         to_float = self._to_float
         assert to_float is not None  # _start_segment ran for this frame's segment
         for converted in to_float.resample(frame):
-            out.extend(self._resample(converted.to_ndarray().mean(axis=0, dtype=np.float32)))
+            out.extend(self._resample(channel_mean(converted)))
         self.samples_in += frame.samples
         self.seconds_in += frame.samples / frame.sample_rate
         return out
@@ -245,7 +392,7 @@ class _MonoConverter:
     def _start_segment(self, frame: av.AudioFrame, key: tuple[str, str, int]) -> None:
         self._key = key
         self._rate = int(frame.sample_rate)
-        self._to_float = av.AudioResampler(format="fltp", layout=frame.layout, rate=self._rate)
+        self._to_float = float_converter(frame)
         self._segment_in = self._segment_out = 0
         self._resampler = None
         if self._rate != self.sample_rate:
@@ -268,7 +415,7 @@ class _MonoConverter:
             return []
         out: list[np.ndarray] = []
         for converted in self._to_float.resample(None):
-            out.extend(self._resample(converted.to_ndarray().mean(axis=0, dtype=np.float32)))
+            out.extend(self._resample(channel_mean(converted)))
         out.extend(self._resample(np.zeros(0, np.float32), last=True))
         # librosa.resample pads its output to ceil(n * sr / native_sr) samples.
         wanted = -(-self._segment_in * self.sample_rate // self._rate)
@@ -308,7 +455,8 @@ def _guessed_from_bitrate(path: Path, declared: float, stream: av.AudioStream) -
     except OSError:
         return False
     guess = payload * 8 / bit_rate
-    return abs(guess - declared) <= BITRATE_GUESS_TOLERANCE * declared
+    slack = BITRATE_GUESS_TOLERANCE * declared + BITRATE_GUESS_SLACK_BYTES * 8 / bit_rate
+    return abs(guess - declared) <= slack
 
 
 def _id3v2_size(path: Path) -> int:
@@ -439,11 +587,10 @@ def _native_from(container: av.container.InputContainer, stream: av.AudioStream,
             position = round(frame.pts * _time_base(frame) * frame.sample_rate)
             if position > first:
                 return None
-            to_float = av.AudioResampler(format="fltp", layout=frame.layout,
-                                         rate=frame.sample_rate)
+            to_float = float_converter(frame)
         assert to_float is not None  # made on the first frame, with `position`
         for converted in to_float.resample(frame):
-            mono = converted.to_ndarray().mean(axis=0, dtype=np.float32)
+            mono = channel_mean(converted)
             skip = max(0, first - position)
             position += mono.size
             if skip < mono.size:

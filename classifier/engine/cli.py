@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -17,10 +18,12 @@ from typing import Any, TextIO
 
 from classifier.engine.analysis import Analysis
 from classifier.engine.config import AUDIO_SUFFIXES
-from classifier.engine.errors import EngineError
+from classifier.engine.errors import EngineError, unexpected_error
 from classifier.engine.filetags import POLICIES, write_genres
 from classifier.engine.registry import DEFAULT_HEAD, default_model_dir
 from classifier.engine.runner import Engine, EngineConfig, get_engine
+
+log = logging.getLogger(__name__)
 
 
 class UsageError(Exception):
@@ -97,6 +100,10 @@ def _classify_one(engine: Engine, path: Path, options: dict[str, Any], out: Text
     except EngineError as exc:
         _report_error(path, engine.model, str(exc), options["json"], out, err)
         return False
+    except Exception as exc:  # one file's unforeseen failure must not end the run
+        _report_error(path, engine.model, unexpected_error(log, path.name, exc),
+                      options["json"], out, err)
+        return False
     if options["json"]:
         out.write(json.dumps(analysis.to_json()) + "\n")
     else:
@@ -123,7 +130,8 @@ def _report_error(path: Path, model: str, message: str, as_json: bool, out: Text
                   err: TextIO) -> None:
     if as_json:
         out.write(json.dumps({"path": str(path), "genres": [], "styles": [], "chunks": 0,
-                              "duration": 0.0, "model": model, "error": message}) + "\n")
+                              "duration": 0.0, "model": model, "warnings": [],
+                              "error": message}) + "\n")
     err.write(f"{path}: error: {message}\n")
 
 
@@ -132,8 +140,9 @@ def describe(analysis: Analysis) -> str:
     genres = ", ".join(f"{g.name} {g.confidence:.0%}" for g in analysis.genres)
     verdict = f"uncertain (best guess: {genres})" if analysis.uncertain else genres
     styles = ", ".join(f"{s.name} {s.score:.2f}" for s in analysis.styles)
+    notes = "".join(f"\n    warning: {warning}" for warning in analysis.warnings)
     return (f"{analysis.path}: {verdict}\n    {analysis.chunks} chunks of "
-            f"{analysis.duration:.1f} s; styles: {styles}")
+            f"{analysis.duration:.1f} s; styles: {styles}{notes}")
 
 
 # ---------------------------------------------------------------- train-head

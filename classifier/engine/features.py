@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -215,6 +215,7 @@ class Chunks:
     duration: float  # seconds of decoded audio
     total: int  # non-silent patches in the whole track
     silent: int  # silent patches, left out
+    warnings: list[str] = field(default_factory=list)  # what decoding had to put up with
 
 
 def extract_chunks(path: str | Path, budget: int | None = DEFAULT_CHUNK_BUDGET,
@@ -222,7 +223,8 @@ def extract_chunks(path: str | Path, budget: int | None = DEFAULT_CHUNK_BUDGET,
     """Decode, patch and pick the track's chunks: non-silent ones, `budget` evenly spread.
 
     budget None keeps every non-silent chunk (--full). Raises the AudioError subclasses of
-    iter_decode, and EmptyAudioError when every chunk is silent.
+    iter_decode, and EmptyAudioError when every chunk is silent; what decoding put up with
+    (junk after the audio) is in the Chunks' warnings.
     A track with many more chunks than the budget is not decoded whole: each chosen chunk is
     decoded by seeking (see sparse_chunks), so a long track costs what a short one does.
     """
@@ -238,7 +240,8 @@ def _streamed_chunks(path: Path, budget: int | None,
                      on_progress: Callable[[float], None] | None) -> Chunks:
     stream, patcher, picker = MelStream(), Patcher(), _Collector()
     samples = 0
-    for block in iter_decode(path, on_progress=on_progress):
+    warnings: list[str] = []
+    for block in iter_decode(path, on_progress=on_progress, warnings=warnings):
         samples += block.size
         picker.take(patcher.push(stream.push(block)))
     picker.take(patcher.push(stream.finish()))
@@ -251,7 +254,7 @@ def _streamed_chunks(path: Path, budget: int | None,
         patches[row] = compress(picker.kept[index])
     starts = np.array([picker.positions[i] for i in chosen], np.float64) * AUDIO.patch_seconds
     return Chunks(patches=patches, starts=starts, duration=samples / AUDIO.sample_rate,
-                  total=len(picker.kept), silent=picker.silent)
+                  total=len(picker.kept), silent=picker.silent, warnings=warnings)
 
 
 # Seeking pays once a track holds this many times the budget's chunks.

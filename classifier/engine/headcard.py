@@ -5,13 +5,14 @@ The run behind `python -m classifier.engine train-head` and `manage.py train_hea
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
-from classifier.engine.errors import EngineError
+from classifier.engine.errors import EngineError, unexpected_error
 from classifier.engine.head import HeadInfo, TrainConfig, save_head
 from classifier.engine.labels import TAG_SPELLING
 from classifier.engine.runner import Engine, EngineConfig
@@ -24,6 +25,8 @@ from classifier.engine.training import (
     fit,
     labelled_folder,
 )
+
+log = logging.getLogger(__name__)
 
 
 class TrainingError(EngineError):
@@ -70,6 +73,8 @@ def embed_all(engine: Engine, items: list[LabelledFile], feature: str, err: Text
             kept.append(item)
         except EngineError as exc:
             err.write(f"{item.path}: skipped: {exc}\n")
+        except Exception as exc:  # one file's unforeseen failure must not end the run
+            err.write(f"{item.path}: skipped: {unexpected_error(log, item.path.name, exc)}\n")
         if sys.stderr.isatty() or n % 10 == 0 or n == len(items):
             err.write(f"embedded {n}/{len(items)}\n")
     return features, kept

@@ -142,6 +142,7 @@ class Engine:
             timeline=[Chunk(float(start), {g: float(p) for g, p in zip(genres, probs, strict=True)})
                       for start, probs in zip(outputs.chunks.starts, chunk_probs, strict=True)],
             embedding=outputs.penultimate.mean(0).astype(np.float32),
+            warnings=list(outputs.chunks.warnings),
         )
 
 

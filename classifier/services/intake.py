@@ -17,10 +17,11 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils.text import get_valid_filename
 
-from classifier.engine.audio import AudioInfo, iter_decode, probe
+from classifier.engine.audio import AudioInfo
 from classifier.engine.errors import AudioError, TagError
 from classifier.engine.files import hold, sha256_of
 from classifier.engine.filetags import read_tags
+from classifier.engine.isolation import check_isolated
 from classifier.models import TagPolicy, Track
 from classifier.services import formats
 from genreweb.uploads import MULTIPART_SLACK, UNNAMED
@@ -138,25 +139,17 @@ def local_copy(upload: UploadedFile) -> Iterator[Path]:
 
 
 def check_audio(path: Path, name: str) -> AudioInfo:
-    """Refuse a file that does not decode as audio: probe it and decode its first block.
+    """What the upload holds, or a refusal of a file that does not decode as audio: probe it
+    and decode its first block in a child process, so that a decoder crash on a stranger's
+    file is a refusal, not the end of this web worker.
 
     `path` is a temporary file; `name` the user's own name for it, the only one a message
     may show.
     """
     try:
-        info = probe(path)
-        blocks = iter_decode(path)
-        try:
-            first = next(iter(blocks), None)
-        finally:
-            close = getattr(blocks, "close", None)
-            if close is not None:
-                close()
+        return check_isolated(path)
     except AudioError as exc:
         raise UploadRefused(f"{name} was refused: {_reason(exc, path, name)}") from exc
-    if first is None or len(first) == 0:
-        raise UploadRefused(f"{name} was refused: it holds no audio samples.")
-    return info
 
 
 def _reason(exc: AudioError, path: Path, name: str) -> str:

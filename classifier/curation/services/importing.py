@@ -1,6 +1,7 @@
 """Adding labelled audio to the dataset: folders, zip archives and single files."""
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import zipfile
@@ -10,15 +11,17 @@ from pathlib import Path
 from typing import IO
 
 from django.core.files import File
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils.text import slugify
 
 from classifier.curation.models import Genre, Sample
 from classifier.curation.services import CurationError
 from classifier.engine.config import AUDIO_SUFFIXES
-from classifier.engine.errors import TagError
+from classifier.engine.errors import TagError, unexpected_error
 from classifier.engine.files import sha256_of
 from classifier.engine.training import labelled_folder
+
+log = logging.getLogger(__name__)
 
 # A zip import refuses archives that would unpack to more than this (a zip bomb stops here).
 MAX_UNZIPPED_BYTES = 4 * 1024**3
@@ -112,6 +115,10 @@ def import_folder(root: Path, *, status: str = Sample.Status.PROPOSED,
                                 source_ref=f"{prefix}/{relative.as_posix()}")
         except (CurationError, OSError) as exc:
             result.errors.append(f"{item.path.name}: {exc}")
+        except DatabaseError:
+            raise  # the database is down or the schema wrong: no file can be imported
+        except Exception as exc:  # one file's unforeseen failure must not end the import
+            result.errors.append(unexpected_error(log, item.path.name, exc, "imported"))
         else:
             if sample is None:
                 result.duplicates.append(str(relative))

@@ -22,7 +22,7 @@ from classifier.curation.models import Genre, ModelVersion, Sample, TrainingRun
 from classifier.curation.services import CurationError
 from classifier.curation.services.embeddings import sample_features
 from classifier.curation.services.splits import TEST, TRAIN, VALIDATION, SplitItem, assign_splits
-from classifier.engine.errors import EngineError, ModelError
+from classifier.engine.errors import EngineError, ModelError, unexpected_error
 from classifier.engine.training import Evaluation, confusion_png, evaluate, fit
 from classifier.engine.weights import model_version
 from classifier.services.active_model import head_path
@@ -169,9 +169,11 @@ def embed(run: TrainingRun, items: list[Labelled], report: dict) -> None:
     for n, item in enumerate(items, 1):
         try:
             item.features = sample_features(item.sample, run.feature)
-        except EngineError as exc:
+        except Exception as exc:  # typed or not, one sample's failure leaves it out
+            error = str(exc) if isinstance(exc, EngineError) else \
+                unexpected_error(log, str(item.sample), exc)
             report["skipped_samples"].append({"id": item.sample.pk, "name": str(item.sample),
-                                              "error": str(exc)})
+                                              "error": error})
         report_progress(run, 0.05 + 0.65 * n / len(items), f"analysed {n}/{len(items)} samples")
     if report["skipped_samples"]:
         report["warnings"].append(f"{len(report['skipped_samples'])} samples could not be "

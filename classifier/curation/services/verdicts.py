@@ -1,18 +1,21 @@
 """The active model's verdict on each sample, stored so the review list can sort by it."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 
 import numpy as np
 
 from classifier.curation.models import Sample
 from classifier.curation.services.embeddings import cached_features, sample_features
-from classifier.engine.errors import EngineError
+from classifier.engine.errors import EngineError, unexpected_error
 from classifier.services.active_model import active_engine
 from classifier.services.stored import probabilities_of
 
 VERDICT_FIELDS = ["verdict_genre", "verdict_confidence", "disagreement", "uncertainty",
                   "verdict_probabilities", "verdict_model", "verdict_error"]
+
+log = logging.getLogger(__name__)
 
 
 def refresh_verdicts(samples: Iterable[Sample], *, embed_missing: bool = True,
@@ -33,6 +36,9 @@ def refresh_verdicts(samples: Iterable[Sample], *, embed_missing: bool = True,
                 features = cached_features(sample, engine.info.feature)
         except EngineError as exc:
             _store_error(sample, str(exc))
+            features = None
+        except Exception as exc:  # one sample's unforeseen failure must not end the run
+            _store_error(sample, unexpected_error(log, str(sample), exc))
             features = None
         if features is not None:
             judge(sample, engine.probabilities(features).mean(0), engine.info.genres,
