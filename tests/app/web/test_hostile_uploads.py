@@ -57,7 +57,7 @@ def test_wav_headers_without_a_decoder_are_refused_with_a_reason(
     for path in impossible_wavs(tmp_path):
         status, body = post(admin_client, path, django_capture_on_commit_callbacks)
         assert status == 400, body
-        assert body["error"].startswith(f"{path.name} was refused: {path.name} cannot be "
+        assert body["error"].startswith(f"{path.name} was refused: it cannot be "
                                         "decoded")
         assert "Traceback" not in body["error"] and "tmp" not in body["error"]
     assert not Track.objects.exists()
@@ -72,7 +72,7 @@ def test_a_decoder_crash_refuses_the_upload_and_spares_the_web_worker(
     assert_decodes_in_child(path)  # were the check in this process, it would not crash here
     status, body = post(admin_client, path, django_capture_on_commit_callbacks)
     assert status == 400 and "the decoder crashed on it (SIGSEGV)" in body["error"]
-    assert body["error"].startswith("surround.wav was refused: surround.wav cannot be decoded")
+    assert body["error"].startswith("surround.wav was refused: it cannot be decoded")
 
 
 def test_junk_after_the_audio_is_accepted_analysed_and_noted(
