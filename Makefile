@@ -1,11 +1,12 @@
 # Genreweb: `make run` installs and starts the app on its embedded defaults (SQLite, a
-# filesystem broker, web server and worker together); `make test` runs the whole suite.
+# filesystem broker, web server and worker together); `make test` runs the whole suite,
+# `make test-fast` the engine and app tests with no service at all.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 ADDR ?= 127.0.0.1:8000
 
-.PHONY: run test install install-dev migrate chromium docker-compose caddy lint
+.PHONY: run test test-fast test-engine install install-dev migrate chromium docker-compose caddy lint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +33,19 @@ test: install-dev chromium docker-compose caddy
 	DATABASE_URL="$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}" \
 	CELERY_BROKER_URL="$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/3}" \
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# tests/engine and tests/app (-m "not e2e": no worker, no browser, no app run as a process) on
+# a throwaway SQLite database and an in-memory broker, so no service is needed; the tests that
+# read ../shared skip where it is absent. PostgreSQL-only tests (marker postgres) skip too.
+test-fast: install-dev
+	@tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
+	DATABASE_URL="sqlite:///$$tmp/genreweb.sqlite3" CELERY_BROKER_URL=memory:// \
+	$(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)
+
+# tests/engine with Django not even loaded: pytest-django off, no settings module.
+test-engine: install-dev
+	env -u DJANGO_SETTINGS_MODULE $(BIN)/pytest -p no:django \
+		-W "ignore:Unknown config option:pytest.PytestConfigWarning" tests/engine $(PYTEST_ARGS)
 
 # The browser tests drive Debian's chromium (Playwright, no downloaded browser).
 chromium:

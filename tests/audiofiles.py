@@ -1,7 +1,7 @@
 """Real audio files of every supported format, encoded in the tests with PyAV.
 
 Every test that needs a small audio file makes it here, so the formats and their
-encoder settings are written down once.
+encoder settings are written down once; so are excerpts of the shared GTZAN clips.
 """
 from __future__ import annotations
 
@@ -67,6 +67,48 @@ def make_audio_file(directory: Path, fmt: str, seconds: float = 4.0, sample_rate
     suffix = FORMATS[fmt][0]
     return write_audio(directory / f"{name}{suffix}", tone(seconds, sample_rate, seed=seed),
                        sample_rate, fmt)
+
+
+CLIP_SECONDS = 9.0  # three 3-second chunks: real music, analysed in about a second
+
+
+def clip_excerpt(gtzan_dir: Path, folder: Path, genre: str, number: int,
+                 seconds: float = CLIP_SECONDS) -> Path:
+    """The first seconds of a GTZAN clip as FLAC in `folder` (../shared stays read-only)."""
+    source = gtzan_dir / genre / f"{genre}.{number:05d}.flac"
+    target = folder / source.name
+    if not target.exists():
+        samples, rate = read_mono(source, seconds)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_audio(target, samples, rate, "flac")
+    return target
+
+
+def joined_clips(clips: list[Path], target: Path, fmt: str = "m4a") -> Path:
+    """Real music as a video site would serve it: GTZAN clips one after another, re-encoded."""
+    parts = [read_mono(clip) for clip in clips]
+    rate = parts[0][1]
+    return write_audio(target, np.concatenate([samples for samples, _ in parts]), rate, fmt)
+
+
+def read_mono(path: Path, seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """A whole file, or its first `seconds`, as mono float32 in -1..1, decoded with PyAV."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        rate = stream.rate
+        wanted = None if seconds is None else int(seconds * rate)
+        blocks, decoded = [], 0
+        for frame in container.decode(stream):
+            data = frame.to_ndarray().astype(np.float32)
+            if frame.format.name.startswith("s16"):  # GTZAN: 16-bit integers
+                data /= 32768.0
+            channels = len(frame.layout.channels)
+            blocks.append(data.mean(0) if frame.format.is_planar
+                          else data.reshape(-1, channels).mean(1))
+            decoded += blocks[-1].size
+            if wanted is not None and decoded >= wanted:
+                break
+    return np.concatenate(blocks)[:wanted], rate
 
 
 def _frame(block: np.ndarray, sample_fmt: str, layout: str, channels: int,

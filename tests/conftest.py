@@ -1,4 +1,16 @@
-"""Fixtures shared by the whole suite."""
+"""What the whole suite shares: where the data is, skipping for missing data, the markers.
+
+The tests are laid out by layer, and each folder gives its tests a marker:
+
+- `tests/engine/` (`engine`): the genre engine alone, with no database and no Django at all;
+- `tests/app/` (`app`): the web app, curation and the recommender on a test database, with
+  no real worker, no browser and no subprocess;
+- `tests/e2e/` (`e2e`): real Celery workers, Chromium, and the app's commands run as processes.
+
+`shared`, `worker` and `browser` follow from the fixtures a test uses (`gtzan_dir` or
+`reference_dir`; `start_worker`; `chromium`), so no test has to remember them. This module
+imports nothing of Django: the engine's tests run without it.
+"""
 from __future__ import annotations
 
 import os
@@ -7,9 +19,18 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+TESTS = REPO / "tests"
 SHARED = Path(os.environ.get("GENREWEB_SHARED_DIR", REPO.parent / "shared"))
 GTZAN = SHARED / "data" / "gtzan_mini"
 REFERENCE = SHARED / "reference" / "musicnn_msd"
+
+LAYERS = ("engine", "app", "e2e")
+# A test that uses one of these fixtures (directly or through another) reads ../shared.
+SHARED_FIXTURES = {"gtzan_dir", "reference_dir"}
+WORKER_FIXTURE = "start_worker"  # tests/e2e/conftest.py
+BROWSER_FIXTURE = "chromium"  # tests/e2e/conftest.py
+# pytest-django's own fixtures that every test has, whether or not it uses Django.
+DJANGO_INFRASTRUCTURE = {"django_test_environment", "django_db_blocker"}
 
 
 def _worker_redis_url() -> str:
@@ -40,6 +61,68 @@ def unavailable(reason: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(reason + " (CI=true: its absence is a failure)")
     pytest.skip(reason)
+
+
+# ---------------------------------------------------------------- markers
+
+
+def layer_of(item: pytest.Item) -> str | None:
+    """The layer folder a test lives in (engine, app or e2e)."""
+    try:
+        folder = Path(item.path).relative_to(TESTS).parts[0]
+    except ValueError:
+        return None
+    return folder if folder in LAYERS else None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    on_sqlite: bool | None = None
+    for item in items:
+        layer = layer_of(item)
+        if layer is not None:
+            item.add_marker(layer)
+        used = set(getattr(item, "fixturenames", ()))
+        if used & SHARED_FIXTURES:
+            item.add_marker("shared")
+        if WORKER_FIXTURE in used:
+            item.add_marker("worker")
+            item.add_marker("postgres")  # a worker process shares the test database
+        if BROWSER_FIXTURE in used:
+            item.add_marker("browser")
+        if layer == "engine":
+            _refuse_django(item)
+        postgres = item.get_closest_marker("postgres")
+        if postgres is not None:
+            if on_sqlite is None:
+                on_sqlite = _database_is_sqlite()
+            if on_sqlite:
+                reason = postgres.kwargs.get("reason") or (
+                    "a worker process shares the test database only on PostgreSQL")
+                item.add_marker(pytest.mark.skip(
+                    reason=f"PostgreSQL only ({reason}); CI runs it on PostgreSQL"))
+
+
+def _refuse_django(item: pytest.Item) -> None:
+    """An engine test must not touch Django: no database, no settings, no client."""
+    info = getattr(item, "_fixtureinfo", None)
+    django = sorted(
+        name for name, defs in (info.name2fixturedefs.items() if info else ())
+        if not name.startswith("_") and name not in DJANGO_INFRASTRUCTURE
+        and any(d.func.__module__.startswith("pytest_django") for d in defs))
+    if django or item.get_closest_marker("django_db"):
+        raise pytest.UsageError(
+            f"{item.nodeid} is an engine test but uses Django ({', '.join(django) or 'django_db'})"
+            ": the engine's tests run without Django; move it to tests/app/")
+
+
+def _database_is_sqlite() -> bool:
+    from django.db import connection  # only app and e2e tests carry the postgres marker
+
+    return connection.vendor == "sqlite"
+
+
+# ---------------------------------------------------------------- fixtures
 
 
 @pytest.fixture(scope="session")

@@ -110,7 +110,7 @@ class FrequencyPooledConv(nn.Module):
 # of length 96 (no position wraps), hence a product of DFTs: per frequency bin, the 7 time
 # taps of the input's DFT times the kernel's, then the inverse DFT at the 96-k+1 positions
 # only, both as matrix products. That is 2.2x (k=38) and 3.3x (k=67) fewer multiply-adds than
-# the direct convolution, and more accurate in float32 (tests/test_musicnn_parity.py).
+# the direct convolution, and more accurate in float32 (tests/engine/test_musicnn_parity.py).
 SPECTRAL = True  # bench/musicnn_speed.py compares it with the direct convolution
 SPECTRAL_BLOCK = 64  # rows (patch-frames) per step, so that the step's maps stay small
 

@@ -16,13 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.web.conftest import REPO, wait_for
+from tests.conftest import REPO
+from tests.workers import wait_for
 
 pytestmark = pytest.mark.worker
 SERVER_VARIABLES = ("DATABASE_URL", "CELERY_BROKER_URL", "MEDIA_ROOT", "STATIC_ROOT",
                     "DJANGO_ALLOW_ASYNC_UNSAFE")
 SWEEP_EVERY = 2
 SWEEP_SENT = "Sending due task requeue-stale-tracks"
+STARTUP_SECONDS = 240  # a cold worker loads Django, torch and the CNN
 RESTART_SECONDS = 30  # the most a restart may take (found within 0.5 s, started in 1 s)
 
 
@@ -84,7 +86,7 @@ class Rundev:
             pids = self.children(kind)
             return len(pids) == 1 and pids[0] != other_than
 
-        wait_for(found, f"rundev's {kind} ({self.output()[-3000:]})", seconds=RESTART_SECONDS)
+        wait_for(found, RESTART_SECONDS, f"rundev's {kind} ({self.output()[-3000:]})")
         [pid] = self.children(kind)
         return pid
 
@@ -120,7 +122,8 @@ def rundev(environment, tmp_path) -> Iterator[Rundev]:
     server = Rundev(process, log, Path(environment["GENREWEB_DATA_DIR"]))
     try:
         wait_for(lambda: server.count(" ready.") == 1 and server.count(SWEEP_SENT) >= 1
-                 or process.poll() is not None, "rundev's worker and beat to start")
+                 or process.poll() is not None, STARTUP_SECONDS,
+                 "rundev's worker and beat to start")
         assert process.poll() is None, server.output()
         yield server
     finally:
@@ -132,7 +135,7 @@ def rundev(environment, tmp_path) -> Iterator[Rundev]:
                 process.kill()
                 process.wait()
         try:
-            wait_for(lambda: not server.ours(), "rundev's processes to end", seconds=60)
+            wait_for(lambda: not server.ours(), 60, "rundev's processes to end")
         finally:
             for pid in server.ours():  # whatever a failure left, so that it ends here
                 os.kill(pid, signal.SIGKILL)
@@ -145,8 +148,8 @@ def test_a_killed_beat_is_started_again_and_sweeps(rundev):
     killed_at = time.monotonic()
     rundev.one("beat", other_than=beat)
     back_after = time.monotonic() - killed_at
-    wait_for(lambda: rundev.count(SWEEP_SENT) > sent, "the new beat to send a sweep",
-             seconds=RESTART_SECONDS)
+    wait_for(lambda: rundev.count(SWEEP_SENT) > sent, RESTART_SECONDS,
+             "the new beat to send a sweep")
     print(f"\nbeat killed -> beat back: {back_after:.1f} s, sweeping again: "
           f"{time.monotonic() - killed_at:.1f} s")
     assert re.search(r"the beat \(pid \d+\) exited", rundev.output())
@@ -159,8 +162,8 @@ def test_a_killed_worker_is_started_again_and_leaves_no_orphan(rundev):
         ready = rundev.count(" ready.")
         os.kill(worker, signal.SIGKILL)  # its main process; its pool child is left behind
         rundev.one("worker", other_than=worker)
-        wait_for(lambda r=ready: rundev.count(" ready.") > r, "the new worker to be ready",
-                 seconds=120)
+        wait_for(lambda r=ready: rundev.count(" ready.") > r, 120,
+                 "the new worker to be ready")
         assert rundev.orphans() == [], f"round {round_}: {rundev.orphans()}"
     assert len(rundev.children("beat")) == 1
     # One beat, one sweep per period: not one per orphan.
@@ -178,4 +181,4 @@ def test_nothing_outlives_a_killed_rundev(rundev):
     assert len(children) >= 3  # worker, its pool child, beat
     rundev.process.kill()
     rundev.process.wait()
-    wait_for(lambda: not rundev.ours(), "rundev's children to end with it", seconds=60)
+    wait_for(lambda: not rundev.ours(), 60, "rundev's children to end with it")

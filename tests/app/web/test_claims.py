@@ -17,11 +17,8 @@ from classifier.engine.errors import EngineError
 from classifier.models import Status, Track
 from classifier.services import processing
 from classifier.tasks import requeue_stale_tracks
-from tests.web import conftest as web
 
 # The web tests' fixtures (these tests keep no conftest of their own).
-alice, audio_dir, make_upload, media_root, pending_track, user = (
-    web.alice, web.audio_dir, web.make_upload, web.media_root, web.pending_track, web.user)
 
 
 def ago(seconds: float):

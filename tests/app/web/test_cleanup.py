@@ -14,11 +14,8 @@ from classifier.models import Track
 from classifier.services import cleanup, intake
 from classifier.uploadhandlers import LockedTemporaryFileUploadHandler
 from tests.lockholder import Holder, age
-from tests.web import conftest as web
 
 # The web tests' fixtures (these tests keep no conftest of their own).
-alice, audio_dir, make_upload, media_root, pending_track, user = (
-    web.alice, web.audio_dir, web.make_upload, web.media_root, web.pending_track, web.user)
 
 HOUR = cleanup.STALE_UPLOAD_SECONDS
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.web.conftest import REPO
+from tests.conftest import REPO
 
 SHOW = """
 import json, django
