@@ -68,5 +68,10 @@ caddy:
 		else echo "a test runs caddy adapt: sudo apt-get install caddy" >&2; fi; \
 	fi
 
-lint:
+# Habits CI keeps: the wide ruff rule set, ruff's format, mypy --strict on the engine, and
+# the import contracts (.importlinter: who may import whom, no cycles).
+lint: install-dev
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports

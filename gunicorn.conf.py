@@ -7,6 +7,7 @@ upload over a bad line, headers sent a byte at a time) holds one thread, not a w
 worker: with the old three sync workers, three slow clients took the site down. In
 docker-compose, Caddy in front also reads each request's headers itself (10 s at most).
 """
+
 import os
 
 

@@ -14,6 +14,7 @@ best round of each is reported: on a shared machine the least disturbed round is
 figure, and interleaving gives both sides the same odds of a quiet spell.
 Last line: rtf_default=<x> rtf_full=<x> seconds_per_4min_track=<x>
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,13 +61,14 @@ def make_tracks(folder: Path, count: int) -> list[Path]:
 def original_procedure(engine, path: Path) -> int:
     """musicnn's extractor, step for step, with the torch port in place of TensorFlow."""
     audio, sr = librosa.load(path, sr=AUDIO.sample_rate)
-    rep = librosa.feature.melspectrogram(y=audio, sr=sr, hop_length=AUDIO.hop_length,
-                                         n_fft=AUDIO.n_fft, n_mels=AUDIO.n_mels).T
+    rep = librosa.feature.melspectrogram(
+        y=audio, sr=sr, hop_length=AUDIO.hop_length, n_fft=AUDIO.n_fft, n_mels=AUDIO.n_mels
+    ).T
     # musicnn casts to float16 before the log; float16 arithmetic would overflow under numpy 2
     rep = np.log10(10000 * rep.astype(np.float16).astype(np.float32) + 1)
     batch = None
     for start in range(0, rep.shape[0] - AUDIO.patch_frames + 1, AUDIO.patch_frames):
-        patch = rep[None, start:start + AUDIO.patch_frames]
+        patch = rep[None, start : start + AUDIO.patch_frames]
         batch = patch if batch is None else np.concatenate((batch, patch), axis=0)
     with torch.inference_mode():
         for patch in batch:
@@ -99,9 +101,14 @@ class OriginalExtractor:
         env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
         # TensorFlow's chatter, shown if it fails; closed by close()
         self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115
-        self.process = subprocess.Popen([python, "-c", ORIGINAL, *map(str, tracks)], env=env,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=self.log, text=True)
+        self.process = subprocess.Popen(
+            [python, "-c", ORIGINAL, *map(str, tracks)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
         self._expect("READY")
 
     def _expect(self, prefix: str) -> str:
@@ -110,8 +117,9 @@ class OriginalExtractor:
                 return line.strip()
         code = self.process.wait()
         self.log.seek(0)
-        raise RuntimeError(f"the original extractor stopped (exit {code}):\n"
-                           f"{self.log.read()[-2000:]}")
+        raise RuntimeError(
+            f"the original extractor stopped (exit {code}):\n{self.log.read()[-2000:]}"
+        )
 
     def round(self) -> float:
         self.process.stdin.write("go\n")
@@ -130,8 +138,11 @@ def best_rounds(measures: dict[str, Callable[[], float]], rounds: int) -> dict[s
     for n in range(rounds):
         for name, measure in measures.items():
             seconds[name].append(measure())
-        print(f"round {n + 1}: " + ", ".join(f"{name} {values[-1]:.2f} s"
-                                              for name, values in seconds.items()), flush=True)
+        print(
+            f"round {n + 1}: "
+            + ", ".join(f"{name} {values[-1]:.2f} s" for name, values in seconds.items()),
+            flush=True,
+        )
     return {name: min(values) for name, values in seconds.items()}
 
 
@@ -145,17 +156,26 @@ def timed(fn, tracks: list[Path]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tracks", type=int, default=5, help="4-minute tracks to analyse")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="interleaved repetitions; the best of each is reported")
-    parser.add_argument("--original-python", metavar="PYTHON",
-                        help="an interpreter with musicnn==0.1.0 and TensorFlow installed")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="interleaved repetitions; the best of each is reported",
+    )
+    parser.add_argument(
+        "--original-python",
+        metavar="PYTHON",
+        help="an interpreter with musicnn==0.1.0 and TensorFlow installed",
+    )
     args = parser.parse_args()
     if not GTZAN.exists():
         sys.exit(f"{GTZAN} is absent: the benchmark needs the shared GTZAN clips")
     started = time.perf_counter()
     engine = get_engine()
-    print(f"model load: {time.perf_counter() - started:.2f} s; torch threads: "
-          f"{torch.get_num_threads()}; cores: {os.cpu_count()}")
+    print(
+        f"model load: {time.perf_counter() - started:.2f} s; torch threads: "
+        f"{torch.get_num_threads()}; cores: {os.cpu_count()}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         tracks = make_tracks(Path(tmp), args.tracks)
         seconds = sum(soundfile.info(p).duration for p in tracks)
@@ -165,8 +185,9 @@ def main() -> None:
             "full": lambda: timed(lambda p: engine.analyse(p, full=True), tracks),
             "procedure": lambda: timed(lambda p: original_procedure(engine, p), tracks),
         }
-        extractor = OriginalExtractor(args.original_python, tracks) \
-            if args.original_python else None
+        extractor = (
+            OriginalExtractor(args.original_python, tracks) if args.original_python else None
+        )
         if extractor:
             measures["tensorflow"] = extractor.round
         try:
@@ -180,16 +201,24 @@ def main() -> None:
     print(f"{len(tracks)} tracks, {seconds:.0f} s of audio")
     print(f"default budget: {default:.2f} s wall, {seconds / default:.1f}x real time")
     print(f"--full:         {full:.2f} s wall, {seconds / full:.1f}x real time")
-    print(f"original musicnn procedure (one patch at a time, full track): {original:.2f} s wall, "
-          f"{seconds / original:.1f}x real time")
-    print(f"speed-up over the original procedure: default {original / default:.1f}x, "
-          f"full {original / full:.1f}x")
+    print(
+        f"original musicnn procedure (one patch at a time, full track): {original:.2f} s wall, "
+        f"{seconds / original:.1f}x real time"
+    )
+    print(
+        f"speed-up over the original procedure: default {original / default:.1f}x, "
+        f"full {original / full:.1f}x"
+    )
     if tensorflow is not None:
-        print(f"original musicnn extractor (TensorFlow): {tensorflow:.2f} s wall, "
-              f"{seconds / tensorflow:.1f}x real time; speed-up: default "
-              f"{tensorflow / default:.1f}x, full {tensorflow / full:.1f}x")
-    print(f"rtf_default={seconds / default:.1f} rtf_full={seconds / full:.1f} "
-          f"seconds_per_4min_track={per_track:.3f}")
+        print(
+            f"original musicnn extractor (TensorFlow): {tensorflow:.2f} s wall, "
+            f"{seconds / tensorflow:.1f}x real time; speed-up: default "
+            f"{tensorflow / default:.1f}x, full {tensorflow / full:.1f}x"
+        )
+    print(
+        f"rtf_default={seconds / default:.1f} rtf_full={seconds / full:.1f} "
+        f"seconds_per_4min_track={per_track:.3f}"
+    )
 
 
 if __name__ == "__main__":

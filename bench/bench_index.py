@@ -18,6 +18,7 @@ but is not what a catalog looks like.
 
 The last line reads: p50_ms=<x> p95_ms=<x> recall_at_10=<x> rss_mb=<x>
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recommender.index import NPROBE, GenreIndex, normalised  # noqa: E402
+from recommender.index import NPROBE, GenreIndex, normalised
 
 DIM = 200
 LATENT = 24
@@ -58,14 +59,14 @@ def synthetic(n: int, seed: int, noise: float, iid: bool, dim: int = DIM) -> np.
             latent = centres[rng.integers(0, CLUSTERS, size)]
             latent += rng.standard_normal((size, LATENT), dtype=np.float32)
             block = latent @ mix + noise * rng.standard_normal((size, dim), dtype=np.float32)
-        out[start:start + size] = normalised(block)
+        out[start : start + size] = normalised(block)
     return out
 
 
 def exact_top10(data: np.ndarray, queries: np.ndarray) -> np.ndarray:
     tops = []
     for start in range(0, len(queries), 25):
-        scores = data @ queries[start:start + 25].T  # (n, 25): data stays contiguous
+        scores = data @ queries[start : start + 25].T  # (n, 25): data stays contiguous
         tops.append(np.argpartition(scores, -10, axis=0)[-10:].T.copy())  # not a view
     return np.vstack(tops)
 
@@ -122,8 +123,9 @@ class Hnswlib:
         import hnswlib
 
         self.index = hnswlib.Index(space="ip", dim=data.shape[1])
-        self.index.init_index(max_elements=len(data), M=HNSW_M,
-                              ef_construction=HNSW_EF_CONSTRUCTION)
+        self.index.init_index(
+            max_elements=len(data), M=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION
+        )
         self.index.add_items(data, np.arange(len(data)))
         self.index.set_ef(HNSW_EF_SEARCH)
         self.index.set_num_threads(1)
@@ -138,16 +140,26 @@ class Usearch:
     def __init__(self, data: np.ndarray, folder: Path) -> None:
         from usearch.index import Index
 
-        self.index = Index(ndim=data.shape[1], metric="ip", dtype="f32", connectivity=HNSW_M,
-                           expansion_add=HNSW_EF_CONSTRUCTION, expansion_search=HNSW_EF_SEARCH)
+        self.index = Index(
+            ndim=data.shape[1],
+            metric="ip",
+            dtype="f32",
+            connectivity=HNSW_M,
+            expansion_add=HNSW_EF_CONSTRUCTION,
+            expansion_search=HNSW_EF_SEARCH,
+        )
         self.index.add(np.arange(len(data)), data, threads=os.cpu_count() or 1)
 
     def search(self, query: np.ndarray) -> list[int]:
         return self.index.search(query, 10, threads=1).keys.tolist()
 
 
-LIBRARIES = {"recommender": Recommender, "faiss-hnsw": FaissHnsw, "hnswlib": Hnswlib,
-             "usearch": Usearch}
+LIBRARIES = {
+    "recommender": Recommender,
+    "faiss-hnsw": FaissHnsw,
+    "hnswlib": Hnswlib,
+    "usearch": Usearch,
+}
 
 
 def main() -> None:
@@ -164,21 +176,28 @@ def main() -> None:
     started = time.perf_counter()
     data = synthetic(args.n, seed=0, noise=args.noise, iid=args.iid)
     queries = synthetic(args.queries, seed=99, noise=args.noise, iid=args.iid)
-    print(f"data: {args.n:,} x {DIM} float32 ({data.nbytes / 2**20:,.0f} MB), "
-          f"{'iid Gaussian' if args.iid else f'clustered, noise {args.noise}'}; "
-          f"{time.perf_counter() - started:.1f} s", flush=True)
+    print(
+        f"data: {args.n:,} x {DIM} float32 ({data.nbytes / 2**20:,.0f} MB), "
+        f"{'iid Gaussian' if args.iid else f'clustered, noise {args.noise}'}; "
+        f"{time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
 
     started = time.perf_counter()
     truth = exact_top10(data, queries)
-    print(f"exact top 10 of {args.queries} queries: {time.perf_counter() - started:.1f} s",
-          flush=True)
+    print(
+        f"exact top 10 of {args.queries} queries: {time.perf_counter() - started:.1f} s", flush=True
+    )
 
     with tempfile.TemporaryDirectory(prefix="bench-index-") as folder:
         started = time.perf_counter()
         faiss.omp_set_num_threads(os.cpu_count() or 1)
         index = LIBRARIES[args.library](data, Path(folder))
-        print(f"{args.library}: built in {time.perf_counter() - started:.1f} s "
-              f"({index.settings}; {os.cpu_count()} threads)", flush=True)
+        print(
+            f"{args.library}: built in {time.perf_counter() - started:.1f} s "
+            f"({index.settings}; {os.cpu_count()} threads)",
+            flush=True,
+        )
         del data
         gc.collect()
 
@@ -195,14 +214,20 @@ def main() -> None:
         p50, p95 = np.percentile(timings_ms, [50, 95])
         recall = hits / (10 * len(queries))
         memory = memory_mb()
-        print(f"latency over {len(queries)} queries: p50 {p50:.3f} ms, p95 {p95:.3f} ms, "
-              f"p99 {np.percentile(timings_ms, 99):.3f} ms, max {timings_ms.max():.3f} ms")
-        print(f"memory: {memory['VmRSS']:,.0f} MB resident with the index loaded "
-              f"({memory.get('RssAnon', 0):,.0f} MB anonymous, {memory.get('RssFile', 0):,.0f} MB "
-              f"memory-mapped files); peak {peak_mb():,.0f} MB (includes building the data "
-              f"and the exact search)")
-        print(f"p50_ms={p50:.3f} p95_ms={p95:.3f} recall_at_10={recall:.4f} "
-              f"rss_mb={memory['VmRSS']:.0f}")
+        print(
+            f"latency over {len(queries)} queries: p50 {p50:.3f} ms, p95 {p95:.3f} ms, "
+            f"p99 {np.percentile(timings_ms, 99):.3f} ms, max {timings_ms.max():.3f} ms"
+        )
+        print(
+            f"memory: {memory['VmRSS']:,.0f} MB resident with the index loaded "
+            f"({memory.get('RssAnon', 0):,.0f} MB anonymous, {memory.get('RssFile', 0):,.0f} MB "
+            f"memory-mapped files); peak {peak_mb():,.0f} MB (includes building the data "
+            f"and the exact search)"
+        )
+        print(
+            f"p50_ms={p50:.3f} p95_ms={p95:.3f} recall_at_10={recall:.4f} "
+            f"rss_mb={memory['VmRSS']:.0f}"
+        )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ An input's first byte picks the file's suffix (mutagen reads the name as well as
 
 Exit status 1 when anything was found.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,18 @@ MAX_LEN = 64 * 1024
 # Exit statuses of the child, besides 0.
 UNEXPECTED_STATUS, OOM_STATUS = 3, 4
 # Signals whose handlers (libFuzzer's, Python's) the child resets, so it dies of them.
-_DEADLY = (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT,
-           signal.SIGALRM, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
+_DEADLY = (
+    signal.SIGSEGV,
+    signal.SIGBUS,
+    signal.SIGILL,
+    signal.SIGFPE,
+    signal.SIGABRT,
+    signal.SIGALRM,
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
 SAVED_PER_SIGNATURE = 3
 
 
@@ -61,7 +72,7 @@ def import_targets(instrument: bool) -> None:
         with atheris.instrument_imports(include=["classifier.engine", "mutagen"]):
             import classifier.engine.audio
             import classifier.engine.features
-            import classifier.engine.filetags  # noqa: F401
+            import classifier.engine.filetags
     else:
         import classifier.engine.features
         import classifier.engine.filetags  # noqa: F401
@@ -78,8 +89,11 @@ def exercise(path: Path) -> list[str]:
         return sum(block.size for block in iter_decode(p, warnings=[]))
 
     targets: list[tuple[Callable[[Path], object], type[Exception]]] = [
-        (probe, AudioError), (decode_all, AudioError), (extract_chunks, AudioError),
-        (read_tags, TagError)]
+        (probe, AudioError),
+        (decode_all, AudioError),
+        (extract_chunks, AudioError),
+        (read_tags, TagError),
+    ]
     typed = []
     for target, allowed in targets:
         try:
@@ -98,20 +112,25 @@ def make_seeds(folder: Path) -> list[bytes]:
     from tests.audiofiles import FORMATS, make_audio_file
     from tests.engine import hostile
 
-    files = [make_audio_file(folder, fmt, seconds=0.6, sample_rate=8000, name=f"seed-{fmt}")
-             for fmt in FORMATS]
+    files = [
+        make_audio_file(folder, fmt, seconds=0.6, sample_rate=8000, name=f"seed-{fmt}")
+        for fmt in FORMATS
+    ]
     for fmt in ("mp3", "flac", "ogg", "m4a"):
-        tagged = make_audio_file(folder, fmt, seconds=0.4, sample_rate=8000, name="tagged",
-                                 seed=1)
+        tagged = make_audio_file(folder, fmt, seconds=0.4, sample_rate=8000, name="tagged", seed=1)
         with contextlib.suppress(Exception):
             write_genres(tagged, ["Rock", "Jazz"], "replace", provenance={"model": "seed"})
         files.append(tagged)
-    files += [hostile.write_multichannel(folder / "surround.wav",
-                                         hostile.channel_signals(8, 8000, 0.3), 8000),
-              hostile.write_multichannel(folder / "surround.flac",
-                                         hostile.channel_signals(8, 8000, 0.3), 8000),
-              *hostile.impossible_wavs(folder),
-              hostile.with_tail(files[list(FORMATS).index("mp3")], b"\0" * 8, "zeros")]
+    files += [
+        hostile.write_multichannel(
+            folder / "surround.wav", hostile.channel_signals(8, 8000, 0.3), 8000
+        ),
+        hostile.write_multichannel(
+            folder / "surround.flac", hostile.channel_signals(8, 8000, 0.3), 8000
+        ),
+        *hostile.impossible_wavs(folder),
+        hostile.with_tail(files[list(FORMATS).index("mp3")], b"\0" * 8, "zeros"),
+    ]
     return [bytes([SUFFIXES.index(path.suffix)]) + path.read_bytes() for path in files]
 
 
@@ -144,16 +163,24 @@ class Figures:
     def as_json(self, engine: str, findings_dir: Path, corpus: int) -> dict[str, Any]:
         seconds = time.monotonic() - self.started
         return {
-            "engine": engine, "seconds": round(seconds, 1), "files_tried": self.tried,
+            "engine": engine,
+            "seconds": round(seconds, 1),
+            "files_tried": self.tried,
             "per_second": round(self.tried / seconds, 1) if seconds else 0.0,
-            "ok": self.kinds["ok"], "typed_errors": self.kinds["typed"],
-            "crashes": self.kinds["crash"], "hangs": self.kinds["hang"],
-            "unexpected_exceptions": self.kinds["unexpected"], "out_of_memory": self.kinds["oom"],
+            "ok": self.kinds["ok"],
+            "typed_errors": self.kinds["typed"],
+            "crashes": self.kinds["crash"],
+            "hangs": self.kinds["hang"],
+            "unexpected_exceptions": self.kinds["unexpected"],
+            "out_of_memory": self.kinds["oom"],
             "child_peak_rss_mb": round(self.child_peak_rss_kb / 1024, 1),
             "fuzzer_peak_rss_mb": round(
-                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "typed": dict(self.typed.most_common()), "findings": dict(self.findings),
-            "findings_dir": str(findings_dir), "corpus_files": corpus,
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+            ),
+            "typed": dict(self.typed.most_common()),
+            "findings": dict(self.findings),
+            "findings_dir": str(findings_dir),
+            "corpus_files": corpus,
         }
 
     @property
@@ -236,8 +263,9 @@ class Runner:
         name = f"{outcome.kind}-{hashlib.sha1(data).hexdigest()[:12]}"
         (self.findings_dir / (name + self.path_for(data).suffix)).write_bytes(data[1:])
         (self.findings_dir / (name + ".txt")).write_text(outcome.detail)
-        sys.stderr.write(f"FINDING {outcome.kind}: {_signature(outcome.detail)} "
-                         f"(saved as {name})\n")
+        sys.stderr.write(
+            f"FINDING {outcome.kind}: {_signature(outcome.detail)} (saved as {name})\n"
+        )
 
 
 def _child(path: Path, pipe: int, memory_limit: int) -> None:
@@ -255,7 +283,7 @@ def _child(path: Path, pipe: int, memory_limit: int) -> None:
     with contextlib.suppress(BaseException):
         data = message.encode(errors="replace")[-60000:]
         while data:
-            data = data[os.write(pipe, data):]
+            data = data[os.write(pipe, data) :]
     os._exit(status)
 
 
@@ -278,8 +306,14 @@ def _virtual_size() -> int:
 # ------------------------------------------------------------------ engines
 
 
-def fuzz_with_atheris(runner: Runner, corpus: Path, seconds: float, seed: int,
-                      report: Callable[[], int], coverage: bool) -> None:
+def fuzz_with_atheris(
+    runner: Runner,
+    corpus: Path,
+    seconds: float,
+    seed: int,
+    report: Callable[[], int],
+    coverage: bool,
+) -> None:
     """libFuzzer over the corpus folder; never returns (report() runs at the deadline)."""
     import atheris
 
@@ -294,9 +328,16 @@ def fuzz_with_atheris(runner: Runner, corpus: Path, seconds: float, seed: int,
         if time.monotonic() >= deadline:
             os._exit(report())
 
-    argv = [sys.argv[0], f"-seed={seed}", f"-max_len={MAX_LEN}", "-rss_limit_mb=0",
-            f"-timeout={int(runner.timeout * 3 + 60)}", f"-max_total_time={int(seconds) + 600}",
-            "-print_final_stats=0", str(corpus)]
+    argv = [
+        sys.argv[0],
+        f"-seed={seed}",
+        f"-max_len={MAX_LEN}",
+        "-rss_limit_mb=0",
+        f"-timeout={int(runner.timeout * 3 + 60)}",
+        f"-max_total_time={int(seconds) + 600}",
+        "-print_final_stats=0",
+        str(corpus),
+    ]
     atheris.Setup(argv, one_input)
     atheris.Fuzz()
 
@@ -311,9 +352,22 @@ def fuzz_at_random(runner: Runner, seeds: list[bytes], seconds: float, seed: int
         runner.run(mutate(bytearray(rng.choice(seeds)), rng, seeds))
 
 
-_INTERESTING = (b"\x00", b"\xff", b"\x7f", b"\x80", b"\x00\x00", b"\xff\xff", b"\x00\x80",
-                b"\xff\xff\xff\xff", b"\x00\x00\x00\x00", b"\xff\xff\xff\x7f",
-                b"\x00\x00\x00\x80", b"\x01\x00\x00\x00", b"\x10\x00", b"\x08\x00")
+_INTERESTING = (
+    b"\x00",
+    b"\xff",
+    b"\x7f",
+    b"\x80",
+    b"\x00\x00",
+    b"\xff\xff",
+    b"\x00\x80",
+    b"\xff\xff\xff\xff",
+    b"\x00\x00\x00\x00",
+    b"\xff\xff\xff\x7f",
+    b"\x00\x00\x00\x80",
+    b"\x01\x00\x00\x00",
+    b"\x10\x00",
+    b"\x08\x00",
+)
 
 
 def mutate(data: bytearray, rng: random.Random, seeds: list[bytes]) -> bytes:
@@ -329,20 +383,20 @@ def mutate(data: bytearray, rng: random.Random, seeds: list[bytes]) -> bytes:
             data[at] = rng.randrange(256)
         elif choice == 2:
             value = rng.choice(_INTERESTING)
-            data[at:at + len(value)] = value
+            data[at : at + len(value)] = value
         elif choice == 3:
-            del data[at:at + rng.randint(1, 256)]
+            del data[at : at + rng.randint(1, 256)]
         elif choice == 4:
             end = min(len(data), at + rng.randint(1, 512))
             data[at:at] = data[at:end]
         elif choice == 5:
             data[at:at] = rng.randbytes(rng.randint(1, 64))
         elif choice == 6:
-            del data[rng.randrange(1, len(data)):]
+            del data[rng.randrange(1, len(data)) :]
         else:
             other = rng.choice(seeds)
             start = rng.randrange(1, len(other))
-            data[at:] = other[start:start + rng.randint(1, 4096)]
+            data[at:] = other[start : start + rng.randint(1, 4096)]
     if rng.random() < 0.05 and data:
         data[0] = rng.randrange(len(SUFFIXES))
     return bytes(data[:MAX_LEN])
@@ -355,32 +409,66 @@ def print_figures(figures: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(figures), flush=True)
         return
-    print(f"{figures['files_tried']} files in {figures['seconds']} s "
-          f"({figures['per_second']}/s, engine {figures['engine']})")
-    for key in ("ok", "typed_errors", "crashes", "hangs", "unexpected_exceptions",
-                "out_of_memory", "child_peak_rss_mb", "fuzzer_peak_rss_mb", "corpus_files"):
+    print(
+        f"{figures['files_tried']} files in {figures['seconds']} s "
+        f"({figures['per_second']}/s, engine {figures['engine']})"
+    )
+    for key in (
+        "ok",
+        "typed_errors",
+        "crashes",
+        "hangs",
+        "unexpected_exceptions",
+        "out_of_memory",
+        "child_peak_rss_mb",
+        "fuzzer_peak_rss_mb",
+        "corpus_files",
+    ):
         print(f"  {key}: {figures[key]}")
     print(f"  typed errors by class: {figures['typed']}")
     for signature, count in figures["findings"].items():
         print(f"  FOUND {count}x {signature}")
-    print(f"  findings saved in {figures['findings_dir']}" if figures["findings"]
-          else "  nothing found", flush=True)
+    print(
+        f"  findings saved in {figures['findings_dir']}"
+        if figures["findings"]
+        else "  nothing found",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=300.0, help="how long (default 300)")
-    parser.add_argument("--engine", choices=("atheris", "random"), default=None,
-                        help="default: atheris where it is installed")
-    parser.add_argument("--timeout", type=float, default=10.0,
-                        help="seconds one input may take before it counts as a hang")
-    parser.add_argument("--memory-mb", type=int, default=2048,
-                        help="memory one input may take on top of the fuzzer's own")
+    parser.add_argument(
+        "--engine",
+        choices=("atheris", "random"),
+        default=None,
+        help="default: atheris where it is installed",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        help="seconds one input may take before it counts as a hang",
+    )
+    parser.add_argument(
+        "--memory-mb",
+        type=int,
+        default=2048,
+        help="memory one input may take on top of the fuzzer's own",
+    )
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--findings", type=Path, default=None,
-                        help="where crashing inputs are saved (default: a temporary folder)")
-    parser.add_argument("--no-coverage", action="store_true",
-                        help="atheris: do not re-run inputs in this process for coverage")
+    parser.add_argument(
+        "--findings",
+        type=Path,
+        default=None,
+        help="where crashing inputs are saved (default: a temporary folder)",
+    )
+    parser.add_argument(
+        "--no-coverage",
+        action="store_true",
+        help="atheris: do not re-run inputs in this process for coverage",
+    )
     parser.add_argument("--json", action="store_true", help="the figures as one JSON line")
     options = parser.parse_args(argv)
     engine = options.engine or _default_engine()
@@ -409,8 +497,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if runner.figures.found else 0
 
     if engine == "atheris":
-        fuzz_with_atheris(runner, corpus, options.seconds, options.seed, report,
-                          coverage=not options.no_coverage)
+        fuzz_with_atheris(
+            runner, corpus, options.seconds, options.seed, report, coverage=not options.no_coverage
+        )
     fuzz_at_random(runner, seeds, options.seconds, options.seed)
     return report()
 

@@ -8,6 +8,7 @@ directly instead of through the DFT over frequency, other front-end group sizes,
 ReLU -> batch norm -> max order on the full conv maps. The load average is printed
 too: on a shared machine other processes skew wall-clock figures.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,10 +25,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from classifier.engine import musicnn  # noqa: E402
-from classifier.engine.inference import SplitInference  # noqa: E402
-from classifier.engine.musicnn import MusiCNN  # noqa: E402
-from classifier.engine.weights import load_musicnn  # noqa: E402
+from classifier.engine import musicnn
+from classifier.engine.inference import SplitInference
+from classifier.engine.musicnn import MusiCNN
+from classifier.engine.weights import load_musicnn
 
 
 @contextmanager
@@ -94,7 +95,8 @@ def variants(model: MusiCNN, batch: int) -> dict[str, Callable[[], AbstractConte
     shipped = musicnn.FRONTEND_GROUP
     others = {
         f"front-end groups of {size}": (lambda size=size: frontend_group(size))
-        for size in (1, 2, 4) if size != shipped
+        for size in (1, 2, 4)
+        if size != shipped
     }
     return {
         f"shipped (split over {torch.get_num_threads()} one-thread workers)": nullcontext,
@@ -133,8 +135,10 @@ def rounds(model: MusiCNN, batch: int, repeats: int, only_shipped: bool) -> dict
                 walls[name].append(wall)
                 cpus[name].append(cpu)
     # The first round warms up.
-    return {name: (min(walls[name][1:]), statistics.median(walls[name][1:]),
-                   min(cpus[name][1:])) for name in chosen}
+    return {
+        name: (min(walls[name][1:]), statistics.median(walls[name][1:]), min(cpus[name][1:]))
+        for name in chosen
+    }
 
 
 def main() -> None:
@@ -149,13 +153,18 @@ def main() -> None:
         model = load_musicnn(cache_dir=Path(cache))
     global run  # noqa: PLW0603
     run = SplitInference(model)
-    print(f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     for batch in args.batches:
-        for name, (best, median, cpu) in rounds(model, batch, args.repeats,
-                                                args.only_shipped).items():
-            print(f"batch {batch:3d}  {name:42s} {batch / best:6.1f} patches/s best, "
-                  f"{batch / median:6.1f} median, {batch / cpu:6.1f} per CPU-second")
+        for name, (best, median, cpu) in rounds(
+            model, batch, args.repeats, args.only_shipped
+        ).items():
+            print(
+                f"batch {batch:3d}  {name:42s} {batch / best:6.1f} patches/s best, "
+                f"{batch / median:6.1f} median, {batch / cpu:6.1f} per CPU-second"
+            )
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 

@@ -3,6 +3,7 @@
 Session or token authentication; the queryset holds only the user's tracks, so another
 user's track answers 404 like one that does not exist.
 """
+
 from __future__ import annotations
 
 from django.db.models import QuerySet
@@ -33,13 +34,21 @@ LIST_PARAMETERS = [
     OpenApiParameter("q", str, description="words to find in title, artist, album, file name"),
     OpenApiParameter("genre", str, description="primary genre (e.g. jazz), or 'uncertain'"),
     OpenApiParameter("status", str, enum=["pending", "processing", "done", "failed"]),
-    OpenApiParameter("sort", str, description="added, title, artist, album, duration, genre "
-                                              "or confidence; a leading '-' reverses"),
+    OpenApiParameter(
+        "sort",
+        str,
+        description="added, title, artist, album, duration, genre "
+        "or confidence; a leading '-' reverses",
+    ),
 ]
 
 
-class TrackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
-                   viewsets.GenericViewSet):
+class TrackViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
     serializer_class = TrackSerializer
     parser_classes = [MultiPartParser, FormParser]
 
@@ -69,36 +78,46 @@ class TrackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
 
     @extend_schema(
         request={"multipart/form-data": UploadSerializer},
-        responses={201: TrackSerializer,
-                   200: OpenApiResponse(TrackSerializer, description="already in the library"),
-                   400: OpenApiResponse(description="not audio, or empty"),
-                   413: OpenApiResponse(description="over the size limit")},
+        responses={
+            201: TrackSerializer,
+            200: OpenApiResponse(TrackSerializer, description="already in the library"),
+            400: OpenApiResponse(description="not audio, or empty"),
+            413: OpenApiResponse(description="over the size limit"),
+        },
         description="Upload one audio file; it is queued for analysis. The same content "
-                    "uploaded again returns the existing track with status 200.")
+        "uploaded again returns the existing track with status 200.",
+    )
     def create(self, request: Request) -> Response:
         try:
             intake_service.check_request_size(request.META.get("CONTENT_LENGTH"))
             upload = UploadSerializer(data=request.data)
             upload.is_valid(raise_exception=True)
-            intake = intake_service.accept_upload(request.user, upload.validated_data["file"],
-                                                  upload.validated_data["tag_policy"])
+            intake = intake_service.accept_upload(
+                request.user, upload.validated_data["file"], upload.validated_data["tag_policy"]
+            )
             queue_analyses(intake.to_analyse)
         except intake_service.UploadRefused as exc:
             return Response({"error": str(exc)}, status=exc.status)
         data = TrackSerializer(intake.track, context=self.get_serializer_context()).data
-        return Response(data, status=status.HTTP_201_CREATED if intake.created
-                        else status.HTTP_200_OK)
+        return Response(
+            data, status=status.HTTP_201_CREATED if intake.created else status.HTTP_200_OK
+        )
 
-    @extend_schema(responses={(200, "audio/*"): OpenApiTypes.BINARY},
-                   description="The stored file, with the genre tags Genreweb wrote, under "
-                               "the audio type and extension of what it holds.")
+    @extend_schema(
+        responses={(200, "audio/*"): OpenApiTypes.BINARY},
+        description="The stored file, with the genre tags Genreweb wrote, under "
+        "the audio type and extension of what it holds.",
+    )
     @action(detail=True, methods=["get"])
     def download(self, request: Request, pk: str | None = None) -> FileResponse:
         return downloads.file_response(self.get_object())
 
-    @extend_schema(request=None, responses={202: ReanalyseSerializer, 409: ReanalyseSerializer},
-                   description="Queue the track for a new analysis (409 while a live worker "
-                               "analyses it; a track whose worker died is taken back).")
+    @extend_schema(
+        request=None,
+        responses={202: ReanalyseSerializer, 409: ReanalyseSerializer},
+        description="Queue the track for a new analysis (409 while a live worker "
+        "analyses it; a track whose worker died is taken back).",
+    )
     @action(detail=True, methods=["post"])
     def reanalyse(self, request: Request, pk: str | None = None) -> Response:
         track = self.get_object()
@@ -106,10 +125,13 @@ class TrackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
         queue_analyses(queued_ids)
         queued = bool(queued_ids)
         track.refresh_from_db()
-        body = {"queued": queued,
-                "track": TrackSerializer(track, context=self.get_serializer_context()).data}
-        return Response(body, status=status.HTTP_202_ACCEPTED if queued
-                        else status.HTTP_409_CONFLICT)
+        body = {
+            "queued": queued,
+            "track": TrackSerializer(track, context=self.get_serializer_context()).data,
+        }
+        return Response(
+            body, status=status.HTTP_202_ACCEPTED if queued else status.HTTP_409_CONFLICT
+        )
 
     def perform_destroy(self, instance: Track) -> None:
         actions.delete_tracks(Track.objects.filter(pk=instance.pk))

@@ -4,6 +4,7 @@ Drawn with matplotlib's object API on the Agg canvas (no pyplot: no global state
 threads). Each PNG is cached under MEDIA_ROOT/cache and served only through views that
 check the track's owner.
 """
+
 from __future__ import annotations
 
 import logging
@@ -56,16 +57,25 @@ def spectrogram_png(track: Track) -> Path:
         raise PictureUnavailable(f"No spectrogram: {exc}") from exc
     except Exception as exc:
         log.exception("the spectrogram of track %s could not be drawn", track.pk)
-        raise PictureUnavailable("No spectrogram: it could not be drawn because of an "
-                                 "internal error.") from exc
+        raise PictureUnavailable(
+            "No spectrogram: it could not be drawn because of an internal error."
+        ) from exc
 
 
 def placeholder_png(message: str) -> bytes:
     """A picture the size of a spectrogram that states `message` instead."""
     figure, axes = _figure(10, 2.8)
     axes.set_axis_off()
-    axes.text(0.5, 0.5, textwrap.fill(message, 100), ha="center", va="center", color=_INK,
-              fontsize=9, transform=axes.transAxes)
+    axes.text(
+        0.5,
+        0.5,
+        textwrap.fill(message, 100),
+        ha="center",
+        va="center",
+        color=_INK,
+        fontsize=9,
+        transform=axes.transAxes,
+    )
     return _png(figure)
 
 
@@ -130,8 +140,14 @@ def _draw_spectrogram(path: str) -> bytes:
     mel = np.asarray(log_mel(samples))
     seconds = len(samples) / AUDIO.sample_rate
     figure, axes = _figure(10, 2.8)
-    axes.imshow(mel.T, origin="lower", aspect="auto", cmap="magma", interpolation="nearest",
-                extent=(0, seconds, 0, mel.shape[1]))
+    axes.imshow(
+        mel.T,
+        origin="lower",
+        aspect="auto",
+        cmap="magma",
+        interpolation="nearest",
+        extent=(0, seconds, 0, mel.shape[1]),
+    )
     axes.set_xlabel("seconds", color=_INK, fontsize=8)
     axes.set_ylabel("mel band", color=_INK, fontsize=8)
     return _png(figure)
@@ -140,8 +156,15 @@ def _draw_spectrogram(path: str) -> bytes:
 def _draw_timeline(timeline: list[dict]) -> bytes:
     figure, axes = _figure(10, 3.0)
     if not timeline:
-        axes.text(0.5, 0.5, "not analysed yet", ha="center", va="center", color=_INK,
-                  transform=axes.transAxes)
+        axes.text(
+            0.5,
+            0.5,
+            "not analysed yet",
+            ha="center",
+            va="center",
+            color=_INK,
+            transform=axes.transAxes,
+        )
         return _png(figure)
     starts = np.array([chunk["start"] for chunk in timeline])
     names = taxonomy.current()
@@ -150,9 +173,16 @@ def _draw_timeline(timeline: list[dict]) -> bytes:
     bottom = np.zeros(len(starts))
     for genre in genres:
         values = np.array([chunk["probabilities"].get(genre, 0.0) for chunk in timeline])
-        axes.bar(starts, values, width=width, bottom=bottom, align="edge",
-                 color=genre_colour(genre), label=names.label(genre),
-                 linewidth=0)
+        axes.bar(
+            starts,
+            values,
+            width=width,
+            bottom=bottom,
+            align="edge",
+            color=genre_colour(genre),
+            label=names.label(genre),
+            linewidth=0,
+        )
         bottom += values
     axes.set_ylim(0, 1)
     axes.set_xlim(starts.min(), starts.max() + width)

@@ -1,4 +1,5 @@
 """Forms of the library pages: upload, filters, bulk actions, tag writing."""
+
 from __future__ import annotations
 
 from django import forms
@@ -16,8 +17,9 @@ BULK_ACTIONS = [
 
 class UploadForm(forms.Form):
     file = forms.FileField()
-    tag_policy = forms.ChoiceField(choices=TagPolicy.choices, initial=TagPolicy.FILL,
-                                   required=False)
+    tag_policy = forms.ChoiceField(
+        choices=TagPolicy.choices, initial=TagPolicy.FILL, required=False
+    )
 
     def clean_tag_policy(self) -> str:
         return self.cleaned_data.get("tag_policy") or TagPolicy.FILL
@@ -26,29 +28,42 @@ class UploadForm(forms.Form):
 class LibraryFilterForm(forms.Form):
     q = forms.CharField(required=False, max_length=200, label="Search")
     # A callable: the choices follow the active model (a promoted head's new genres).
-    genre = forms.ChoiceField(required=False, choices=lambda: [("", "All genres"),
-                                                               *genre_choices()],
-                              widget=forms.Select(attrs={"aria-label": "Genre"}))
-    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *Status.choices],
-                               widget=forms.Select(attrs={"aria-label": "Status"}))
+    genre = forms.ChoiceField(
+        required=False,
+        choices=lambda: [("", "All genres"), *genre_choices()],
+        widget=forms.Select(attrs={"aria-label": "Genre"}),
+    )
+    status = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any status"), *Status.choices],
+        widget=forms.Select(attrs={"aria-label": "Status"}),
+    )
     sort = forms.ChoiceField(
         required=False,
-        choices=[*SORT_LABELS.items(),
-                 *((f"-{key}", f"{label} (reversed)") for key, label in SORT_LABELS.items())],
-        widget=forms.Select(attrs={"aria-label": "Sort"}))
+        choices=[
+            *SORT_LABELS.items(),
+            *((f"-{key}", f"{label} (reversed)") for key, label in SORT_LABELS.items()),
+        ],
+        widget=forms.Select(attrs={"aria-label": "Sort"}),
+    )
 
     def filters(self) -> dict[str, str]:
         """The valid filters (an invalid field is ignored rather than failing the page)."""
         self.is_valid()
         data = getattr(self, "cleaned_data", {})
-        return {"q": data.get("q", "").strip(), "genre": data.get("genre", ""),
-                "status": data.get("status", ""), "sort": data.get("sort") or "added"}
+        return {
+            "q": data.get("q", "").strip(),
+            "genre": data.get("genre", ""),
+            "status": data.get("status", ""),
+            "sort": data.get("sort") or "added",
+        }
 
 
 class BulkForm(forms.Form):
     action = forms.ChoiceField(choices=BULK_ACTIONS)
-    tracks = forms.TypedMultipleChoiceField(coerce=int, choices=(), required=True,
-                                            error_messages={"required": "Select some tracks."})
+    tracks = forms.TypedMultipleChoiceField(
+        coerce=int, choices=(), required=True, error_messages={"required": "Select some tracks."}
+    )
     tag_policy = forms.ChoiceField(choices=TagPolicy.choices, required=False)
 
     def __init__(self, *args, **kwargs) -> None:

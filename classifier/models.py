@@ -1,4 +1,5 @@
 """A user's track: the stored file, what its tags said, and what the engine found."""
+
 from __future__ import annotations
 
 from pathlib import PurePosixPath
@@ -17,6 +18,7 @@ class Status(models.TextChoices):
 
 class Stage(models.TextChoices):
     """Where the analysis of a track is, for the upload page's progress bars."""
+
     QUEUED = "queued", "Queued"
     DECODING = "decoding", "Decoding"
     ANALYSING = "analysing", "Analysing"
@@ -27,6 +29,7 @@ class Stage(models.TextChoices):
 
 class TagPolicy(models.TextChoices):
     """How found genres go into a file's tags (see classifier.tags.write_genres)."""
+
     FILL = "fill", "Fill: only where the file has no genre"
     REPLACE = "replace", "Replace the file's genres"
     MERGE = "merge", "Merge with the file's genres"
@@ -39,15 +42,17 @@ def track_upload_to(track: Track, filename: str) -> str:
 
 
 class Track(models.Model):
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
-                              related_name="tracks")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tracks"
+    )
     file = models.FileField(upload_to=track_upload_to, max_length=500)
     original_name = models.CharField(max_length=255)
     sha256 = models.CharField(max_length=64)
     size = models.BigIntegerField()
 
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING,
-                              db_index=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
     stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.QUEUED)
     progress = models.FloatField(default=0.0)  # within the current stage, 0..1
     error = models.TextField(blank=True)
@@ -69,8 +74,7 @@ class Track(models.Model):
     primary_genre = models.CharField(max_length=64, blank=True, db_index=True)
     confidence = models.FloatField(null=True, blank=True)
     uncertain = models.BooleanField(default=False)
-    tag_policy = models.CharField(max_length=16, choices=TagPolicy.choices,
-                                  default=TagPolicy.FILL)
+    tag_policy = models.CharField(max_length=16, choices=TagPolicy.choices, default=TagPolicy.FILL)
 
     # The claim of the task analysing it: which message, which attempt, since when, and when
     # its worker last said it was alive (a claim silent for GENREWEB_HEARTBEAT_TIMEOUT is dead).

@@ -1,4 +1,5 @@
 """The API's representation of tracks."""
+
 from __future__ import annotations
 
 from django.urls import reverse
@@ -27,19 +28,43 @@ class TrackSerializer(serializers.ModelSerializer):
     styles = StyleScoreSerializer(many=True, read_only=True)
     probabilities = serializers.SerializerMethodField()
     warnings = serializers.ListField(
-        child=serializers.CharField(), read_only=True,
-        help_text="what decoding the file had to put up with (e.g. junk after the audio)")
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="what decoding the file had to put up with (e.g. junk after the audio)",
+    )
     download_url = serializers.SerializerMethodField()
     page_url = serializers.SerializerMethodField()
 
     class Meta:
         model = Track
         fields = [
-            "id", "original_name", "title", "artist", "album", "audio_format", "size", "sha256",
-            "status", "stage", "progress", "error", "duration", "primary_genre", "confidence",
-            "uncertain", "genres", "probabilities", "styles", "warnings", "genres_before",
+            "id",
+            "original_name",
+            "title",
+            "artist",
+            "album",
+            "audio_format",
+            "size",
+            "sha256",
+            "status",
+            "stage",
+            "progress",
+            "error",
+            "duration",
+            "primary_genre",
+            "confidence",
+            "uncertain",
+            "genres",
+            "probabilities",
+            "styles",
+            "warnings",
+            "genres_before",
             "genres_after",
-            "tag_policy", "model_version", "created_at", "analysed_at", "download_url",
+            "tag_policy",
+            "model_version",
+            "created_at",
+            "analysed_at",
+            "download_url",
             "page_url",
         ]
         read_only_fields = fields

@@ -23,17 +23,31 @@ REQUEUE_STALE_TRACKS = "classifier.requeue_stale_tracks"
 REMOVE_STALE_TEMPORARIES = "classifier.remove_stale_temporaries"
 
 
-@shared_task(bind=True, name=ANALYSE_TRACK, acks_late=True, reject_on_worker_lost=True,
-             autoretry_for=processing.TRANSIENT_ERRORS, retry_backoff=5, retry_backoff_max=300,
-             retry_jitter=True, max_retries=8)
+@shared_task(
+    bind=True,
+    name=ANALYSE_TRACK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=processing.TRANSIENT_ERRORS,
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=8,
+)
 def analyse_track(self, track_id: int) -> str:  # type: ignore[no-untyped-def]
     """Analyse one track, given its id (see processing.process_track)."""
-    return processing.process_track(track_id, task_id=self.request.id,
-                                    time_limits=(SoftTimeLimitExceeded,))
+    return processing.process_track(
+        track_id, task_id=self.request.id, time_limits=(SoftTimeLimitExceeded,)
+    )
 
 
-@shared_task(name=REQUEUE_STALE_TRACKS, acks_late=True,
-             autoretry_for=processing.TRANSIENT_ERRORS, retry_backoff=5, max_retries=3)
+@shared_task(
+    name=REQUEUE_STALE_TRACKS,
+    acks_late=True,
+    autoretry_for=processing.TRANSIENT_ERRORS,
+    retry_backoff=5,
+    max_retries=3,
+)
 def requeue_stale_tracks() -> list[int]:
     """Queue again tracks stuck in processing or pending (run by celery beat)."""
     track_ids = processing.requeue_stale()

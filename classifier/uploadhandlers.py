@@ -1,4 +1,5 @@
 """The upload handler: Django's stream-to-disk handler, with its temporary file locked."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,5 @@
 """The library's pages and the REST API's routes."""
+
 from __future__ import annotations
 
 from django.urls import include, path

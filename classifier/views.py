@@ -2,6 +2,7 @@
 
 Every view looks tracks up through `owned()`, so another user's track answers 404.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -64,16 +65,25 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     form = LibraryFilterForm(request.GET or None)
     filters = form.filters() if request.GET else {"sort": "added"}
     page = Paginator(filter_tracks(mine, **filters), settings.GENREWEB_PAGE_SIZE).get_page(
-        request.GET.get("page"))
+        request.GET.get("page")
+    )
     distribution = genre_distribution(mine)
-    return render(request, "classifier/dashboard.html", {
-        "form": form, "filters": filters, "page": page, "tracks": page.object_list,
-        "distribution": distribution, "chart_max": max((c.count for c in distribution),
-                                                       default=1),
-        "total": mine.count(), "policies": TagPolicy.choices,
-        "busy": mine.filter(status__in=[Status.PENDING, Status.PROCESSING]).count(),
-        "outdated": tracks_from_older_versions(request.user).count(),
-    })
+    return render(
+        request,
+        "classifier/dashboard.html",
+        {
+            "form": form,
+            "filters": filters,
+            "page": page,
+            "tracks": page.object_list,
+            "distribution": distribution,
+            "chart_max": max((c.count for c in distribution), default=1),
+            "total": mine.count(),
+            "policies": TagPolicy.choices,
+            "busy": mine.filter(status__in=[Status.PENDING, Status.PROCESSING]).count(),
+            "outdated": tracks_from_older_versions(request.user).count(),
+        },
+    )
 
 
 @login_required
@@ -82,23 +92,28 @@ def reanalyse_outdated(request: HttpRequest) -> HttpResponse:
     """Queue the user's tracks whose verdict an older model version made."""
     queued = reanalyse_older_tracks(request.user)
     queue_analyses(queued)
-    messages.success(request, f"{len(queued)} track(s) made by an older model queued for a "
-                              "new analysis.")
+    messages.success(
+        request, f"{len(queued)} track(s) made by an older model queued for a new analysis."
+    )
     return HttpResponseRedirect(reverse("dashboard"))
 
 
 @login_required
 def upload(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
-        return render(request, "classifier/upload.html", {
-            "form": UploadForm(), "max_mb": settings.GENREWEB_MAX_UPLOAD_MB})
+        return render(
+            request,
+            "classifier/upload.html",
+            {"form": UploadForm(), "max_mb": settings.GENREWEB_MAX_UPLOAD_MB},
+        )
     try:
         intake_service.check_request_size(request.META.get("CONTENT_LENGTH"))
         form = UploadForm(request.POST, request.FILES)
         if not form.is_valid():
             raise intake_service.UploadRefused(_first_error(form))
-        intake = intake_service.accept_upload(request.user, form.cleaned_data["file"],
-                                              form.cleaned_data["tag_policy"])
+        intake = intake_service.accept_upload(
+            request.user, form.cleaned_data["file"], form.cleaned_data["tag_policy"]
+        )
         queue_analyses(intake.to_analyse)
     except intake_service.UploadRefused as exc:
         if wants_json(request):
@@ -106,8 +121,10 @@ def upload(request: HttpRequest) -> HttpResponse:
         messages.error(request, str(exc))
         return redirect("upload")
     if wants_json(request):
-        return JsonResponse({**status_payload(intake.track), "duplicate": not intake.created},
-                            status=201 if intake.created else 200)
+        return JsonResponse(
+            {**status_payload(intake.track), "duplicate": not intake.created},
+            status=201 if intake.created else 200,
+        )
     if intake.created:
         messages.success(request, f"{intake.track.original_name} is queued for analysis.")
     else:
@@ -125,9 +142,14 @@ def _first_error(form: UploadForm) -> str:
 @require_GET
 def track_detail(request: HttpRequest, pk: int) -> HttpResponse:
     track = owned(request, pk)
-    return render(request, "classifier/track_detail.html", {
-        "track": track, "retag_form": RetagForm(initial={"tag_policy": track.tag_policy}),
-    })
+    return render(
+        request,
+        "classifier/track_detail.html",
+        {
+            "track": track,
+            "retag_form": RetagForm(initial={"tag_policy": track.tag_policy}),
+        },
+    )
 
 
 @login_required
@@ -140,9 +162,14 @@ def status_payload(track: Track) -> dict[str, Any]:
     """What the upload page polls for: where the analysis is, and its verdict once done."""
     names = taxonomy.current()
     return {
-        "id": track.pk, "name": track.original_name, "title": track.display_title,
-        "status": track.status, "stage": track.stage, "progress": track.progress,
-        "error": track.error, "primary_genre": track.primary_genre,
+        "id": track.pk,
+        "name": track.original_name,
+        "title": track.display_title,
+        "status": track.status,
+        "stage": track.stage,
+        "progress": track.progress,
+        "error": track.error,
+        "primary_genre": track.primary_genre,
         "uncertain": track.uncertain,
         "genres": [{**g, "label": names.label(g["name"])} for g in track.genres],
         "genres_after": track.genres_after,
@@ -253,8 +280,9 @@ def zip_response(tracks: QuerySet[Track]) -> FileResponse:
     handle = tempfile.TemporaryFile()  # noqa: SIM115
     downloads.write_zip(tracks.order_by("id"), handle)
     handle.seek(0)
-    return FileResponse(handle, as_attachment=True, filename="genreweb-tracks.zip",
-                        content_type="application/zip")
+    return FileResponse(
+        handle, as_attachment=True, filename="genreweb-tracks.zip", content_type="application/zip"
+    )
 
 
 def _report_retag(request: HttpRequest, result: actions.RetagResult) -> None:

@@ -1,4 +1,5 @@
 """The Celery app: configured from Django's settings (CELERY_*), tasks found in each app."""
+
 from __future__ import annotations
 
 import os

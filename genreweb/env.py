@@ -3,6 +3,7 @@
 A malformed value stops the process at start-up with the variable's name, rather than
 being read as some default the operator never meant.
 """
+
 from __future__ import annotations
 
 import os
@@ -75,7 +76,8 @@ def env_rate(name: str, default: str) -> str:
     count, _, period = raw.strip().partition("/")
     if not (count.isdigit() and int(count) > 0 and period in _RATE_PERIODS):
         raise ImproperlyConfigured(
-            f"{name} must be a rate like 10/minute (per {', '.join(_RATE_PERIODS)}), not {raw!r}")
+            f"{name} must be a rate like 10/minute (per {', '.join(_RATE_PERIODS)}), not {raw!r}"
+        )
     return f"{int(count)}/{period}"
 
 

@@ -3,6 +3,7 @@
 Answers 200 when the database and the broker work (the model is reported, since a missing
 model fails analyses but not the site), 503 otherwise. Cheap: it never loads the model.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -20,11 +21,11 @@ BROKER_TIMEOUT = 3  # seconds
 @never_cache
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
-    report = {"database": database_status(), "broker": broker_status(),
-              "model": model_status()}
+    report = {"database": database_status(), "broker": broker_status(), "model": model_status()}
     healthy = report["database"]["ok"] and report["broker"]["ok"]
-    report["status"] = "ok" if healthy and report["model"]["ok"] else (
-        "degraded" if healthy else "error")
+    report["status"] = (
+        "ok" if healthy and report["model"]["ok"] else ("degraded" if healthy else "error")
+    )
     return JsonResponse(report, status=200 if healthy else 503)
 
 
@@ -70,12 +71,20 @@ def model_status() -> dict[str, Any]:
     if not head.is_file():
         return {"ok": False, "error": f"the genre head {head.name} is missing"}
     try:
-        latest = (Track.objects.filter(status=Status.DONE).order_by("-analysed_at")
-                  .values_list("model_version", flat=True).first())
+        latest = (
+            Track.objects.filter(status=Status.DONE)
+            .order_by("-analysed_at")
+            .values_list("model_version", flat=True)
+            .first()
+        )
     except Exception:  # the database is reported on its own
         latest = None
-    return {"ok": True, "head": head.name, "last_model_version": latest,
-            "min_confidence": settings.GENREWEB_MIN_CONFIDENCE}
+    return {
+        "ok": True,
+        "head": head.name,
+        "last_model_version": latest,
+        "min_confidence": settings.GENREWEB_MIN_CONFIDENCE,
+    }
 
 
 def redact(url: str) -> str:

@@ -7,6 +7,7 @@ address after GENREWEB_LOGIN_FAILURES_PER_ADDRESS failures on any accounts, both
 GENREWEB_LOGIN_LOCKOUT_MINUTES after the last failure. While locked even the right
 password is refused; a successful login forgets that account's failures.
 """
+
 from __future__ import annotations
 
 import math
@@ -64,20 +65,23 @@ def _failures(attempts: Any) -> int:
     return attempts.aggregate(n=Sum("failures_since_start"))["n"] or 0
 
 
-def lockout_response(request: HttpRequest, original_response: HttpResponse | None = None,
-                     credentials: dict | None = None) -> HttpResponse:
+def lockout_response(
+    request: HttpRequest,
+    original_response: HttpResponse | None = None,
+    credentials: dict | None = None,
+) -> HttpResponse:
     """429 with Retry-After: a page for a person, JSON for the API."""
     wait = _seconds_left(request, credentials)
     minutes = max(1, math.ceil(wait / 60))
-    message = (f"Too many failed logins for this account or from your address. Logging in is "
-               f"refused for {minutes} more minute{'s' if minutes != 1 else ''}, even with the "
-               "right password; try again then.")
+    message = (
+        f"Too many failed logins for this account or from your address. Logging in is "
+        f"refused for {minutes} more minute{'s' if minutes != 1 else ''}, even with the "
+        "right password; try again then."
+    )
     if request.path_info.startswith("/api/"):
-        response: HttpResponse = JsonResponse({"error": message, "retry_after": wait},
-                                              status=429)
+        response: HttpResponse = JsonResponse({"error": message, "retry_after": wait}, status=429)
     else:
-        response = render(request, "registration/locked_out.html", {"message": message},
-                          status=429)
+        response = render(request, "registration/locked_out.html", {"message": message}, status=429)
     response["Retry-After"] = str(wait)
     return response
 

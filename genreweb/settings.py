@@ -3,6 +3,7 @@
 With nothing set the app runs on SQLite and a filesystem Celery broker, so `migrate` and
 `runserver` just work. DATABASE_URL and CELERY_BROKER_URL switch to PostgreSQL and Redis.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -159,10 +160,8 @@ GENREWEB_INVITE_DAYS = env_int("GENREWEB_INVITE_DAYS", 7, minimum=1)
 # Login page, admin login and POST /api/token/ all authenticate through django.contrib.auth,
 # so one record of failures covers them. Locked out: an account after this many failures
 # (from anywhere), an address after this many (on any accounts), for the lockout's minutes.
-GENREWEB_LOGIN_FAILURES_PER_ACCOUNT = env_int("GENREWEB_LOGIN_FAILURES_PER_ACCOUNT", 5,
-                                              minimum=1)
-GENREWEB_LOGIN_FAILURES_PER_ADDRESS = env_int("GENREWEB_LOGIN_FAILURES_PER_ADDRESS", 20,
-                                              minimum=1)
+GENREWEB_LOGIN_FAILURES_PER_ACCOUNT = env_int("GENREWEB_LOGIN_FAILURES_PER_ACCOUNT", 5, minimum=1)
+GENREWEB_LOGIN_FAILURES_PER_ADDRESS = env_int("GENREWEB_LOGIN_FAILURES_PER_ADDRESS", 20, minimum=1)
 GENREWEB_LOGIN_LOCKOUT_MINUTES = env_int("GENREWEB_LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
 AXES_HANDLER = "genreweb.logins.LoginAttemptsHandler"
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
@@ -202,8 +201,9 @@ GENREWEB_PAGE_SIZE = env_int("GENREWEB_PAGE_SIZE", 25, minimum=1)
 GENREWEB_MODEL_DIR = env_path("GENREWEB_MODEL_DIR", DATA_DIR / "models")
 GENREWEB_MIN_CONFIDENCE = env_float("GENREWEB_MIN_CONFIDENCE", 0.35)
 if not 0.0 <= GENREWEB_MIN_CONFIDENCE <= 1.0:
-    raise ImproperlyConfigured("GENREWEB_MIN_CONFIDENCE must be between 0 and 1, "
-                               f"not {GENREWEB_MIN_CONFIDENCE}")
+    raise ImproperlyConfigured(
+        f"GENREWEB_MIN_CONFIDENCE must be between 0 and 1, not {GENREWEB_MIN_CONFIDENCE}"
+    )
 GENREWEB_TORCH_THREADS = env_int("GENREWEB_TORCH_THREADS", 0, minimum=0)
 # The genre head when staff have promoted none ("": the bundled head).
 GENREWEB_HEAD_PATH = env_str("GENREWEB_HEAD_PATH", "")
@@ -213,17 +213,26 @@ GENREWEB_HEAD_PATH = env_str("GENREWEB_HEAD_PATH", "")
 # several gunicorn workers, point it at Redis so the limits hold for the whole site.
 GENREWEB_CACHE_URL = env_str("GENREWEB_CACHE_URL", "")
 if GENREWEB_CACHE_URL and not GENREWEB_CACHE_URL.startswith(("redis://", "rediss://")):
-    raise ImproperlyConfigured("GENREWEB_CACHE_URL must be redis:// or rediss:// (or unset), "
-                               f"not {GENREWEB_CACHE_URL!r}")
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                      "LOCATION": GENREWEB_CACHE_URL} if GENREWEB_CACHE_URL else
-          {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    raise ImproperlyConfigured(
+        f"GENREWEB_CACHE_URL must be redis:// or rediss:// (or unset), not {GENREWEB_CACHE_URL!r}"
+    )
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": GENREWEB_CACHE_URL,
+    }
+    if GENREWEB_CACHE_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
-if not CELERY_BROKER_URL.startswith(("filesystem://", "redis://", "rediss://", "amqp://",
-                                     "memory://")):
-    raise ImproperlyConfigured("CELERY_BROKER_URL must be filesystem://, redis://, rediss://, "
-                               f"amqp:// or memory://, not {CELERY_BROKER_URL!r}")
+if not CELERY_BROKER_URL.startswith(
+    ("filesystem://", "redis://", "rediss://", "amqp://", "memory://")
+):
+    raise ImproperlyConfigured(
+        "CELERY_BROKER_URL must be filesystem://, redis://, rediss://, "
+        f"amqp:// or memory://, not {CELERY_BROKER_URL!r}"
+    )
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "") or None
 CELERY_TASK_IGNORE_RESULT = CELERY_RESULT_BACKEND is None
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
@@ -239,8 +248,9 @@ GENREWEB_TASK_TIME_LIMIT = env_int("GENREWEB_TASK_TIME_LIMIT", 30 * 60, minimum=
 CELERY_TASK_TIME_LIMIT = GENREWEB_TASK_TIME_LIMIT
 CELERY_TASK_SOFT_TIME_LIMIT = GENREWEB_TASK_TIME_LIMIT - 30
 # A track still "processing" this long after it was claimed lost its worker: queue it again.
-GENREWEB_STALE_AFTER = env_int("GENREWEB_STALE_AFTER", GENREWEB_TASK_TIME_LIMIT + 5 * 60,
-                               minimum=60)
+GENREWEB_STALE_AFTER = env_int(
+    "GENREWEB_STALE_AFTER", GENREWEB_TASK_TIME_LIMIT + 5 * 60, minimum=60
+)
 # A worker touches its track's claim every third of this while it analyses; a claim silent
 # for this long lost its worker, and is queued again (by the sweep, or a user's re-analyse).
 GENREWEB_HEARTBEAT_TIMEOUT = env_int("GENREWEB_HEARTBEAT_TIMEOUT", 90, minimum=3)
@@ -332,6 +342,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_choice(
-        "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))},
+    "root": {
+        "handlers": ["console"],
+        "level": env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),
+    },
 }

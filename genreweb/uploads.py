@@ -11,6 +11,7 @@ smaller); a logged-in one (session, or a valid `Authorization: Token ...`) an up
 - `SafeNameMultiPartParser` keeps a file sent under a name Django would drop (".", "..")
   and shortens names the filesystem cannot hold.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -88,10 +89,14 @@ def too_large_message(request: HttpRequest, size: int | None, what: str = "This 
         return f"{what} is {_readable(size)}; the limit is {limit}."
     limit = f"{settings.GENREWEB_ANONYMOUS_MAX_KB} KB"
     if size is None:
-        return (f"{what} is over the {limit} a request may send without logging in. "
-                "Log in to upload music.")
-    return (f"{what} is {_readable(size)}; without logging in a request may send at most "
-            f"{limit}. Log in to upload music.")
+        return (
+            f"{what} is over the {limit} a request may send without logging in. "
+            "Log in to upload music."
+        )
+    return (
+        f"{what} is {_readable(size)}; without logging in a request may send at most "
+        f"{limit}. Log in to upload music."
+    )
 
 
 def _readable(size: int) -> str:
@@ -103,7 +108,8 @@ def _readable(size: int) -> str:
 def refusal(request: HttpRequest, status: int, message: str) -> HttpResponse:
     """A readable refusal: JSON for the API and scripts, a page for a browser."""
     if request.path_info.startswith("/api/") or "application/json" in request.headers.get(
-            "Accept", ""):
+        "Accept", ""
+    ):
         response: HttpResponse = JsonResponse({"error": message}, status=status)
     else:
         response = render(request, "refused.html", {"message": message}, status=status)
@@ -134,8 +140,12 @@ class RequestBodyLimitMiddleware:
         raw = request.META.get("CONTENT_LENGTH") or ""
         if not raw.strip():
             if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
-                return refusal(request, 411, "Send the request with a Content-Length header: "
-                                             "this server does not take chunked bodies.")
+                return refusal(
+                    request,
+                    411,
+                    "Send the request with a Content-Length header: "
+                    "this server does not take chunked bodies.",
+                )
             return None
         try:
             length = int(raw)
@@ -174,11 +184,9 @@ class BodyCapUploadHandler(FileUploadHandler):
         self.total += len(raw_data)
         if self.file_size > self.per_file_limit or self.total > self.total_limit:
             name = PurePosixPath(self.file_name or "").name or "This upload"
-            self.request._genreweb_body_refused = too_large_message(
-                self.request, None, what=name)
+            self.request._genreweb_body_refused = too_large_message(self.request, None, what=name)
             self._discard_partial_files()
-            raise BodyTooLarge(f"an uploaded file passed the limit of {self.per_file_limit} "
-                               "bytes")
+            raise BodyTooLarge(f"an uploaded file passed the limit of {self.per_file_limit} bytes")
         return raw_data
 
     def file_complete(self, file_size: int) -> None:
@@ -215,34 +223,38 @@ def shorten_name(name: str, limit: int = MAX_NAME_BYTES) -> str:
         return name
     path = PurePosixPath(name)
     suffix = path.suffix if len(path.suffix) <= MAX_EXTENSION_CHARS else ""
-    stem = name[:len(name) - len(suffix)] if suffix else name
+    stem = name[: len(name) - len(suffix)] if suffix else name
     room = limit - len(suffix.encode("utf-8"))
     stem = stem.encode("utf-8")[:room].decode("utf-8", errors="ignore")
     return (stem or UNNAMED) + suffix
 
 
-def _parse_file_upload(request: HttpRequest, META: dict, post_data: Any) -> tuple:
+def _parse_file_upload(request: HttpRequest, META: dict, post_data: Any) -> tuple:  # noqa: N803 - Django's name
     """HttpRequest.parse_file_upload, with SafeNameMultiPartParser."""
     request.upload_handlers = ImmutableList(
         request.upload_handlers,
-        warning="You cannot alter upload handlers after the upload has been processed.")
-    return SafeNameMultiPartParser(META, post_data, request.upload_handlers,
-                                   request.encoding).parse()
+        warning="You cannot alter upload handlers after the upload has been processed.",
+    )
+    return SafeNameMultiPartParser(
+        META, post_data, request.upload_handlers, request.encoding
+    ).parse()
 
 
 class MultiPartParser(parsers.MultiPartParser):
     """REST framework's multipart parser, on SafeNameMultiPartParser."""
 
-    def parse(self, stream: Any, media_type: str | None = None,
-              parser_context: dict | None = None) -> parsers.DataAndFiles:
+    def parse(
+        self, stream: Any, media_type: str | None = None, parser_context: dict | None = None
+    ) -> parsers.DataAndFiles:
         parser_context = parser_context or {}
         request = parser_context["request"]
         encoding = parsers.get_encoding(parser_context)
         meta = request.META.copy()
         meta["CONTENT_TYPE"] = media_type
         try:
-            data, files = SafeNameMultiPartParser(meta, stream, request.upload_handlers,
-                                                  encoding).parse()
+            data, files = SafeNameMultiPartParser(
+                meta, stream, request.upload_handlers, encoding
+            ).parse()
         except MultiPartParserError as exc:
             raise ParseError(f"Multipart form parse error - {exc}") from exc
         return parsers.DataAndFiles(data, files)

@@ -1,4 +1,5 @@
 """The catalog in the admin: browse, search, listen, read verdicts, re-fetch and exclude."""
+
 from __future__ import annotations
 
 from django.contrib import admin, messages
@@ -16,36 +17,114 @@ def sample_player(track: CatalogTrack) -> str:
     if not track.sample:
         return "–"
     url = reverse("recommender:catalog-sample", args=[track.pk])
-    return format_html('<audio controls preload="none" src="{}" style="height:30px"></audio>',
-                       url)
+    return format_html('<audio controls preload="none" src="{}" style="height:30px"></audio>', url)
 
 
 @admin.register(CatalogTrack)
 class CatalogTrackAdmin(admin.ModelAdmin):
-    list_display = ("title", "artist_line", "album", "release_year", "status", "primary_genre",
-                    "confidence_display", "player")
+    list_display = (
+        "title",
+        "artist_line",
+        "album",
+        "release_year",
+        "status",
+        "primary_genre",
+        "confidence_display",
+        "player",
+    )
     list_filter = ("status", "primary_genre", "uncertain", "release_year")
-    search_fields = ("title", "album", "artists", "spotify_id", "primary_genre",
-                     "artist_genres", "failure_reason")
+    search_fields = (
+        "title",
+        "album",
+        "artists",
+        "spotify_id",
+        "primary_genre",
+        "artist_genres",
+        "failure_reason",
+    )
     list_per_page = 50
     actions = ["refetch_tracks", "exclude_tracks"]
-    readonly_fields = ("spotify_id", "title", "artists", "artist_ids", "album", "album_id",
-                       "release_year", "duration_ms", "spotify_link", "cover", "artist_genres",
-                       "player", "sample", "sample_source", "sample_source_title",
-                       "sample_match", "sample_start", "status", "failure_reason",
-                       "primary_genre", "confidence", "uncertain", "verdict_display",
-                       "model_version", "attempts", "claimed_at", "created_at", "sampled_at",
-                       "analysed_at")
+    readonly_fields = (
+        "spotify_id",
+        "title",
+        "artists",
+        "artist_ids",
+        "album",
+        "album_id",
+        "release_year",
+        "duration_ms",
+        "spotify_link",
+        "cover",
+        "artist_genres",
+        "player",
+        "sample",
+        "sample_source",
+        "sample_source_title",
+        "sample_match",
+        "sample_start",
+        "status",
+        "failure_reason",
+        "primary_genre",
+        "confidence",
+        "uncertain",
+        "verdict_display",
+        "model_version",
+        "attempts",
+        "claimed_at",
+        "created_at",
+        "sampled_at",
+        "analysed_at",
+    )
     fieldsets = (
-        ("Spotify", {"fields": ("spotify_id", "title", "artists", "artist_ids", "album",
-                                "album_id", "release_year", "duration_ms", "spotify_link",
-                                "cover", "artist_genres")}),
-        ("Sample", {"fields": ("player", "sample", "sample_source", "sample_source_title",
-                               "sample_match", "sample_start")}),
-        ("Verdict", {"fields": ("status", "failure_reason", "primary_genre", "confidence",
-                                "uncertain", "verdict_display", "model_version")}),
-        ("Progress", {"fields": ("attempts", "claimed_at", "created_at", "sampled_at",
-                                 "analysed_at")}),
+        (
+            "Spotify",
+            {
+                "fields": (
+                    "spotify_id",
+                    "title",
+                    "artists",
+                    "artist_ids",
+                    "album",
+                    "album_id",
+                    "release_year",
+                    "duration_ms",
+                    "spotify_link",
+                    "cover",
+                    "artist_genres",
+                )
+            },
+        ),
+        (
+            "Sample",
+            {
+                "fields": (
+                    "player",
+                    "sample",
+                    "sample_source",
+                    "sample_source_title",
+                    "sample_match",
+                    "sample_start",
+                )
+            },
+        ),
+        (
+            "Verdict",
+            {
+                "fields": (
+                    "status",
+                    "failure_reason",
+                    "primary_genre",
+                    "confidence",
+                    "uncertain",
+                    "verdict_display",
+                    "model_version",
+                )
+            },
+        ),
+        (
+            "Progress",
+            {"fields": ("attempts", "claimed_at", "created_at", "sampled_at", "analysed_at")},
+        ),
     )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -63,8 +142,11 @@ class CatalogTrackAdmin(admin.ModelAdmin):
     def spotify_link(self, track: CatalogTrack) -> str:
         if not track.spotify_url:
             return "–"
-        return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>',
-                           track.spotify_url, track.spotify_url)
+        return format_html(
+            '<a href="{}" target="_blank" rel="noopener">{}</a>',
+            track.spotify_url,
+            track.spotify_url,
+        )
 
     @admin.display(description="cover")
     def cover(self, track: CatalogTrack) -> str:
@@ -75,10 +157,14 @@ class CatalogTrackAdmin(admin.ModelAdmin):
     @admin.display(description="verdict")
     def verdict_display(self, track: CatalogTrack) -> str:
         verdict = track.verdict or {}
-        genres = format_html_join(", ", "{} {}", ((g["name"], f"{g['confidence']:.0%}")
-                                                  for g in verdict.get("genres", [])))
-        styles = format_html_join(", ", "{} {}", ((s["name"], f"{s['score']:.0%}")
-                                                  for s in verdict.get("styles", [])))
+        genres = format_html_join(
+            ", ",
+            "{} {}",
+            ((g["name"], f"{g['confidence']:.0%}") for g in verdict.get("genres", [])),
+        )
+        styles = format_html_join(
+            ", ", "{} {}", ((s["name"], f"{s['score']:.0%}") for s in verdict.get("styles", []))
+        )
         if not genres and not styles:
             return "–"
         return format_html("Genres: {}<br>Styles: {}", genres or "–", styles or "–")
@@ -87,8 +173,9 @@ class CatalogTrackAdmin(admin.ModelAdmin):
     def refetch_tracks(self, request: HttpRequest, queryset: QuerySet[CatalogTrack]) -> None:
         track_ids = curation.refetch(queryset)
         tasks.queue_refetch(track_ids)
-        self.message_user(request, f"{len(track_ids)} track(s) queued to be fetched again.",
-                          messages.SUCCESS)
+        self.message_user(
+            request, f"{len(track_ids)} track(s) queued to be fetched again.", messages.SUCCESS
+        )
 
     @admin.action(description="Exclude from recommendations")
     def exclude_tracks(self, request: HttpRequest, queryset: QuerySet[CatalogTrack]) -> None:
@@ -111,5 +198,4 @@ class CatalogSeedAdmin(admin.ModelAdmin):
     list_display = ("kind", "value", "found", "exhausted", "updated_at")
     list_filter = ("kind", "exhausted")
     search_fields = ("value",)
-    readonly_fields = ("kind", "value", "found", "exhausted", "cursor", "created_at",
-                       "updated_at")
+    readonly_fields = ("kind", "value", "found", "exhausted", "cursor", "created_at", "updated_at")

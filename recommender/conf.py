@@ -3,6 +3,7 @@
 Every name is listed in recommender/README.md. Reading them here (not in genreweb/settings.py)
 keeps the app self-contained; tests override them with pytest-django's `settings` fixture.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,14 +28,17 @@ def spotify_client_secret() -> str:
 
 
 def spotify_api_url() -> str:
-    url = _setting("SPOTIFY_API_URL",
-                   lambda: env_str("SPOTIFY_API_URL", "https://api.spotify.com/v1/"))
+    url = _setting(
+        "SPOTIFY_API_URL", lambda: env_str("SPOTIFY_API_URL", "https://api.spotify.com/v1/")
+    )
     return url if url.endswith("/") else url + "/"
 
 
 def spotify_token_url() -> str:
-    return _setting("SPOTIFY_TOKEN_URL",
-                    lambda: env_str("SPOTIFY_TOKEN_URL", "https://accounts.spotify.com/api/token"))
+    return _setting(
+        "SPOTIFY_TOKEN_URL",
+        lambda: env_str("SPOTIFY_TOKEN_URL", "https://accounts.spotify.com/api/token"),
+    )
 
 
 def spotify_market() -> str:
@@ -53,8 +57,7 @@ def spotify_max_retries() -> int:
 
 def spotify_max_retry_after() -> float:
     """The longest Retry-After the build waits out; a longer one stops it (run it again later)."""
-    return _setting("SPOTIFY_MAX_RETRY_AFTER",
-                    lambda: env_float("SPOTIFY_MAX_RETRY_AFTER", 120.0))
+    return _setting("SPOTIFY_MAX_RETRY_AFTER", lambda: env_float("SPOTIFY_MAX_RETRY_AFTER", 120.0))
 
 
 def spotify_timeout() -> float:
@@ -67,37 +70,46 @@ def sample_search() -> str:
     Production searches YouTube; tests point it at a local page yt-dlp's generic extractor
     reads (an RSS feed of candidate audio files).
     """
-    return _setting("RECOMMENDER_SAMPLE_SEARCH",
-                    lambda: env_str("RECOMMENDER_SAMPLE_SEARCH", "ytsearch{count}:{query}"))
+    return _setting(
+        "RECOMMENDER_SAMPLE_SEARCH",
+        lambda: env_str("RECOMMENDER_SAMPLE_SEARCH", "ytsearch{count}:{query}"),
+    )
 
 
 def sample_candidates() -> int:
-    return _setting("RECOMMENDER_SAMPLE_CANDIDATES",
-                    lambda: env_int("RECOMMENDER_SAMPLE_CANDIDATES", 5, minimum=1))
+    return _setting(
+        "RECOMMENDER_SAMPLE_CANDIDATES",
+        lambda: env_int("RECOMMENDER_SAMPLE_CANDIDATES", 5, minimum=1),
+    )
 
 
 def sample_seconds() -> float:
-    return _setting("RECOMMENDER_SAMPLE_SECONDS",
-                    lambda: env_float("RECOMMENDER_SAMPLE_SECONDS", 30.0))
+    return _setting(
+        "RECOMMENDER_SAMPLE_SECONDS", lambda: env_float("RECOMMENDER_SAMPLE_SECONDS", 30.0)
+    )
 
 
 def sample_min_match() -> float:
     """Candidates scoring below this (0..1) are not taken: the track fails instead."""
-    return _setting("RECOMMENDER_SAMPLE_MIN_MATCH",
-                    lambda: env_float("RECOMMENDER_SAMPLE_MIN_MATCH", 0.45))
+    return _setting(
+        "RECOMMENDER_SAMPLE_MIN_MATCH", lambda: env_float("RECOMMENDER_SAMPLE_MIN_MATCH", 0.45)
+    )
 
 
 def ytdlp_js_runtimes() -> list[str]:
     """yt-dlp's JavaScript runtimes for YouTube, e.g. deno (yt-dlp's default) or node."""
-    return _setting("RECOMMENDER_YTDLP_JS_RUNTIMES",
-                    lambda: env_list("RECOMMENDER_YTDLP_JS_RUNTIMES", ["deno"]))
+    return _setting(
+        "RECOMMENDER_YTDLP_JS_RUNTIMES", lambda: env_list("RECOMMENDER_YTDLP_JS_RUNTIMES", ["deno"])
+    )
 
 
 def ytdlp_remote_components() -> list[str]:
     """yt-dlp's challenge solver scripts to fetch when the yt-dlp-ejs package is absent,
     e.g. ejs:github (nothing is fetched by default)."""
-    return _setting("RECOMMENDER_YTDLP_REMOTE_COMPONENTS",
-                    lambda: env_list("RECOMMENDER_YTDLP_REMOTE_COMPONENTS", []))
+    return _setting(
+        "RECOMMENDER_YTDLP_REMOTE_COMPONENTS",
+        lambda: env_list("RECOMMENDER_YTDLP_REMOTE_COMPONENTS", []),
+    )
 
 
 def ytdlp_cookies() -> str:
@@ -111,28 +123,33 @@ def ffmpeg_location() -> str:
 
 def index_dir() -> Path:
     default = Path(settings.DATA_DIR) / "index"
-    return Path(_setting("RECOMMENDER_INDEX_DIR",
-                         lambda: env_str("RECOMMENDER_INDEX_DIR") or default))
+    return Path(
+        _setting("RECOMMENDER_INDEX_DIR", lambda: env_str("RECOMMENDER_INDEX_DIR") or default)
+    )
 
 
 def exact_below() -> int:
     """A genre with fewer catalog tracks than this is searched exactly, without HNSW."""
-    return _setting("RECOMMENDER_EXACT_BELOW",
-                    lambda: env_int("RECOMMENDER_EXACT_BELOW", 20_000, minimum=0))
+    return _setting(
+        "RECOMMENDER_EXACT_BELOW", lambda: env_int("RECOMMENDER_EXACT_BELOW", 20_000, minimum=0)
+    )
 
 
 def claim_lease() -> int:
     """Seconds after which a step's claim on a track counts as lost (its worker died)."""
-    return _setting("RECOMMENDER_CLAIM_LEASE",
-                    lambda: env_int("RECOMMENDER_CLAIM_LEASE", 30 * 60, minimum=10))
+    return _setting(
+        "RECOMMENDER_CLAIM_LEASE", lambda: env_int("RECOMMENDER_CLAIM_LEASE", 30 * 60, minimum=10)
+    )
 
 
 def max_attempts() -> int:
-    return _setting("RECOMMENDER_MAX_ATTEMPTS",
-                    lambda: env_int("RECOMMENDER_MAX_ATTEMPTS", 4, minimum=1))
+    return _setting(
+        "RECOMMENDER_MAX_ATTEMPTS", lambda: env_int("RECOMMENDER_MAX_ATTEMPTS", 4, minimum=1)
+    )
 
 
 def retry_backoff() -> float:
     """Seconds before the first retry of a network failure; doubled each time (max 1 h)."""
-    return _setting("RECOMMENDER_RETRY_BACKOFF",
-                    lambda: env_float("RECOMMENDER_RETRY_BACKOFF", 30.0))
+    return _setting(
+        "RECOMMENDER_RETRY_BACKOFF", lambda: env_float("RECOMMENDER_RETRY_BACKOFF", 30.0)
+    )

@@ -18,6 +18,7 @@ On disk, under RECOMMENDER_INDEX_DIR (DATA_DIR/index/ by default), a partition i
 Readers (web processes) notice growth by file size and map the new rows; rows not yet in
 the IVF snapshot are searched exactly and merged. A restart reads everything back.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -35,15 +36,15 @@ from classifier.engine.features import one_blas_thread
 from classifier.engine.files import atomic_write
 
 DIM = 200
-NPROBE = 16              # cells scanned per query
-CELLS_PER_SQRT = 2       # nlist = 2 * sqrt(rows) when (re)trained
-TRAIN_PER_CELL = 32      # k-means training sample: this many rows per cell
+NPROBE = 16  # cells scanned per query
+CELLS_PER_SQRT = 2  # nlist = 2 * sqrt(rows) when (re)trained
+TRAIN_PER_CELL = 32  # k-means training sample: this many rows per cell
 TRAIN_ITERATIONS = 10
 SNAPSHOT_EVERY = 1000
 
 
 def cells_for(rows: int) -> int:
-    return int(min(16_384, max(16, CELLS_PER_SQRT * rows ** 0.5)))
+    return int(min(16_384, max(16, CELLS_PER_SQRT * rows**0.5)))
 
 
 def normalised(vectors: np.ndarray) -> np.ndarray:
@@ -57,8 +58,14 @@ def normalised(vectors: np.ndarray) -> np.ndarray:
 class GenreIndex:
     """One partition: the vectors of one genre, searched exactly or through FAISS IVF."""
 
-    def __init__(self, directory: Path, dim: int = DIM, exact_below: int = 20_000,
-                 nprobe: int = NPROBE, snapshot_every: int = SNAPSHOT_EVERY) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        dim: int = DIM,
+        exact_below: int = 20_000,
+        nprobe: int = NPROBE,
+        snapshot_every: int = SNAPSHOT_EVERY,
+    ) -> None:
         self.directory = Path(directory)
         self.dim = dim
         self.exact_below = exact_below
@@ -136,8 +143,9 @@ class GenreIndex:
     def _read_rows(self, start: int, stop: int) -> None:
         # The vectors stay on disk, mapped: shared with other processes through the page
         # cache, and only the rows a search touches are read.
-        self._vectors = np.memmap(self._vector_file, dtype=np.float32, mode="r",
-                                  shape=(stop, self.dim))
+        self._vectors = np.memmap(
+            self._vector_file, dtype=np.float32, mode="r", shape=(stop, self.dim)
+        )
         with open(self._id_file, "rb") as handle:
             handle.seek(start * 8)
             ids = np.fromfile(handle, dtype=np.int64, count=stop - start)
@@ -165,7 +173,7 @@ class GenreIndex:
     def ids(self) -> np.ndarray:
         """Every row's track id, in row order (a re-analysed track appears more than once)."""
         self.refresh()
-        return self._ids[:self._count].copy()
+        return self._ids[: self._count].copy()
 
     @property
     def uses_ann(self) -> bool:
@@ -188,8 +196,9 @@ class GenreIndex:
             rows, scores = self._search_exact(query, 0, self._count, want)
         return self._unique(rows, scores, k)
 
-    def _search_exact(self, query: np.ndarray, start: int, stop: int, want: int
-                      ) -> tuple[np.ndarray, np.ndarray]:
+    def _search_exact(
+        self, query: np.ndarray, start: int, stop: int, want: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         with one_blas_thread():
             scores = self._vectors[start:stop] @ query[0]
         want = min(want, len(scores))
@@ -232,8 +241,9 @@ class GenreIndex:
         ids = np.asarray(list(ids), dtype=np.int64)
         vectors = normalised(vectors)
         if len(ids) != len(vectors) or vectors.shape[1] != self.dim:
-            raise ValueError(f"need one {self.dim}-d vector per id, got {vectors.shape} "
-                             f"for {len(ids)} ids")
+            raise ValueError(
+                f"need one {self.dim}-d vector per id, got {vectors.shape} for {len(ids)} ids"
+            )
         with self._writing():
             rows = self._rows_on_disk()
             self._truncate(rows)  # drop a half-written row a crashed writer left
@@ -263,7 +273,7 @@ class GenreIndex:
         ann = self._ann
         if ann is None or cells_for(self._count) >= 2 * ann.nlist:
             ann = self._trained_ivf()  # first time, or grown fourfold since training
-        ann.add(np.ascontiguousarray(self._vectors[ann.ntotal:self._count]))
+        ann.add(np.ascontiguousarray(self._vectors[ann.ntotal : self._count]))
         with atomic_write(self._ann_file, mode=0o644) as partial:
             faiss.write_index(ann, str(partial))
         self._ann, self._ann_stamp = None, None
@@ -318,8 +328,9 @@ class CatalogIndex:
         name = partition_name(genre)
         with self._lock:
             if name not in self._partitions:
-                self._partitions[name] = GenreIndex(self.root / name, dim=self.dim,
-                                                    exact_below=self.exact_below)
+                self._partitions[name] = GenreIndex(
+                    self.root / name, dim=self.dim, exact_below=self.exact_below
+                )
             return self._partitions[name]
 
     def add(self, genre: str, track_id: int, vector: np.ndarray) -> None:
@@ -333,16 +344,16 @@ class CatalogIndex:
             return []
         return sorted(p.name for p in self.root.iterdir() if (p / "ids.i64").exists())
 
-    def rebuild(self, rows: Iterable[tuple[str, int, list[float]]], batch: int = 10_000
-                ) -> dict[str, int]:
+    def rebuild(
+        self, rows: Iterable[tuple[str, int, list[float]]], batch: int = 10_000
+    ) -> dict[str, int]:
         """Replace every partition with `rows` (genre, track id, embedding), streamed."""
         counts: dict[str, int] = {}
         pending: dict[str, tuple[list[int], list[list[float]]]] = {}
 
         def write(name: str) -> None:
             ids, vectors = pending.pop(name)
-            self.partition(name).add(ids, np.asarray(vectors, dtype=np.float32),
-                                     snapshot=False)
+            self.partition(name).add(ids, np.asarray(vectors, dtype=np.float32), snapshot=False)
 
         for genre, track_id, vector in rows:
             name = partition_name(genre)

@@ -1,15 +1,16 @@
 """The catalog: tracks found on Spotify, sampled with yt-dlp and analysed by the engine."""
+
 from __future__ import annotations
 
 from django.db import models
 
 
 class Status(models.TextChoices):
-    PENDING = "pending", "Pending"      # known from Spotify, no sample yet
-    SAMPLED = "sampled", "Sampled"      # a 30-second sample is stored, not analysed yet
-    ANALYSED = "analysed", "Analysed"   # verdict and embedding stored: it can be recommended
-    FAILED = "failed", "Failed"         # see failure_reason; re-fetch from the admin to retry
-    EXCLUDED = "excluded", "Excluded"   # taken out by an admin; never recommended or re-fetched
+    PENDING = "pending", "Pending"  # known from Spotify, no sample yet
+    SAMPLED = "sampled", "Sampled"  # a 30-second sample is stored, not analysed yet
+    ANALYSED = "analysed", "Analysed"  # verdict and embedding stored: it can be recommended
+    FAILED = "failed", "Failed"  # see failure_reason; re-fetch from the admin to retry
+    EXCLUDED = "excluded", "Excluded"  # taken out by an admin; never recommended or re-fetched
 
 
 class SeedKind(models.TextChoices):
@@ -28,8 +29,8 @@ def sample_upload_to(track: CatalogTrack, filename: str) -> str:
 class CatalogTrack(models.Model):
     spotify_id = models.CharField(max_length=64, unique=True)
     title = models.CharField(max_length=500)
-    artists = models.JSONField(default=list, blank=True)      # names, in Spotify's order
-    artist_ids = models.JSONField(default=list, blank=True)   # Spotify ids, same order
+    artists = models.JSONField(default=list, blank=True)  # names, in Spotify's order
+    artist_ids = models.JSONField(default=list, blank=True)  # Spotify ids, same order
     album = models.CharField(max_length=500, blank=True)
     album_id = models.CharField(max_length=64, blank=True)
     release_year = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -52,12 +53,13 @@ class CatalogTrack(models.Model):
     primary_genre = models.CharField(max_length=64, blank=True, db_index=True)
     confidence = models.FloatField(null=True, blank=True)
     uncertain = models.BooleanField(default=False)
-    verdict = models.JSONField(null=True, blank=True)     # genres, probabilities, styles
-    embedding = models.JSONField(null=True, blank=True)   # 200 floats
+    verdict = models.JSONField(null=True, blank=True)  # genres, probabilities, styles
+    embedding = models.JSONField(null=True, blank=True)  # 200 floats
     model_version = models.CharField(max_length=200, blank=True)
 
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING,
-                              db_index=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
     failure_reason = models.TextField(blank=True)
     # The claim of the step working on it: a step owns the track only while its token is
     # set and claimed_at is recent (see catalog.claim).
@@ -95,6 +97,7 @@ class CatalogTrack(models.Model):
 
 class CatalogArtist(models.Model):
     """An artist's genres, fetched from Spotify once and reused by every track of theirs."""
+
     spotify_id = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=500, blank=True)
     genres = models.JSONField(default=list, blank=True)  # [] where Spotify gives none
@@ -106,12 +109,13 @@ class CatalogArtist(models.Model):
 
 class CatalogSeed(models.Model):
     """One seed of build_catalog and how far its paging got, so a new run goes on from there."""
+
     kind = models.CharField(max_length=16, choices=SeedKind.choices)
-    value = models.CharField(max_length=500)   # the query or the Spotify id
+    value = models.CharField(max_length=500)  # the query or the Spotify id
     next_url = models.URLField(max_length=2000, blank=True)  # the next page to fetch
-    cursor = models.JSONField(default=dict, blank=True)      # artist seeds: albums still to read
-    found = models.PositiveIntegerField(default=0)           # tracks taken from it so far
-    exhausted = models.BooleanField(default=False)           # Spotify has nothing more
+    cursor = models.JSONField(default=dict, blank=True)  # artist seeds: albums still to read
+    found = models.PositiveIntegerField(default=0)  # tracks taken from it so far
+    exhausted = models.BooleanField(default=False)  # Spotify has nothing more
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

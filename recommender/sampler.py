@@ -6,6 +6,7 @@ is downloaded (yt-dlp's `download_ranges`, which runs ffmpeg) and converted to M
 
 FFmpeg is the system's where one is on PATH, else the imageio-ffmpeg wheel's binary.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -25,17 +26,46 @@ log = logging.getLogger(__name__)
 
 # Words that mark another version of a song; a candidate with one the Spotify title lacks
 # is probably not the recording we want.
-_OTHER_VERSION = ("live", "cover", "remix", "karaoke", "instrumental", "sped up", "slowed",
-                  "nightcore", "8d", "reaction", "lesson", "tutorial", "acoustic", "reverb")
+_OTHER_VERSION = (
+    "live",
+    "cover",
+    "remix",
+    "karaoke",
+    "instrumental",
+    "sped up",
+    "slowed",
+    "nightcore",
+    "8d",
+    "reaction",
+    "lesson",
+    "tutorial",
+    "acoustic",
+    "reverb",
+)
 # Decorations uploaders add to titles, dropped before comparing.
-_NOISE = re.compile(r"[\(\[][^\)\]]*(official|audio|video|lyrics?|visuali[sz]er|hd|hq|4k|"
-                    r"remaster(ed)?|music video|mv)[^\)\]]*[\)\]]", re.IGNORECASE)
+_NOISE = re.compile(
+    r"[\(\[][^\)\]]*(official|audio|video|lyrics?|visuali[sz]er|hd|hq|4k|"
+    r"remaster(ed)?|music video|mv)[^\)\]]*[\)\]]",
+    re.IGNORECASE,
+)
 # Substrings of an error message that mean "the network failed", worth a retry later.
-_TRANSIENT = ("timed out", "timeout", "temporary failure", "connection reset",
-              "connection refused", "connection aborted", "remote end closed",
-              "http error 5", "http error 429", "too many requests",
-              "network is unreachable", "name or service not known", "incomplete read",
-              "errno 104", "errno 111")
+_TRANSIENT = (
+    "timed out",
+    "timeout",
+    "temporary failure",
+    "connection reset",
+    "connection refused",
+    "connection aborted",
+    "remote end closed",
+    "http error 5",
+    "http error 429",
+    "too many requests",
+    "network is unreachable",
+    "name or service not known",
+    "incomplete read",
+    "errno 104",
+    "errno 111",
+)
 
 
 class SampleError(Exception):
@@ -65,6 +95,7 @@ class Sample:
 
 # --- ffmpeg -----------------------------------------------------------------------------
 
+
 @functools.cache
 def ffmpeg_exe() -> str:
     """RECOMMENDER_FFMPEG, else ffmpeg on PATH, else the one inside the imageio-ffmpeg wheel."""
@@ -89,6 +120,7 @@ def _use_ffmpeg(path: str) -> None:
 
 
 # --- matching ---------------------------------------------------------------------------
+
 
 def normalise(text: str) -> str:
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
@@ -120,35 +152,46 @@ def duration_closeness(candidate: float | None, target: float | None) -> float:
 
 def other_version_penalty(candidate: Candidate, title: str) -> float:
     seen, wanted = normalise(candidate.title), normalise(title)
-    extra = [w for w in _OTHER_VERSION
-             if re.search(rf"\b{w}\b", seen) and not re.search(rf"\b{w}\b", wanted)]
+    extra = [
+        w
+        for w in _OTHER_VERSION
+        if re.search(rf"\b{w}\b", seen) and not re.search(rf"\b{w}\b", wanted)
+    ]
     return min(0.6, 0.3 * len(extra))
 
 
 def score(candidate: Candidate, artist: str, title: str, duration: float | None) -> float:
-    value = (0.6 * title_similarity(candidate, artist, title)
-             + 0.4 * duration_closeness(candidate.duration, duration)
-             - other_version_penalty(candidate, title))
+    value = (
+        0.6 * title_similarity(candidate, artist, title)
+        + 0.4 * duration_closeness(candidate.duration, duration)
+        - other_version_penalty(candidate, title)
+    )
     return round(max(0.0, min(1.0, value)), 4)
 
 
-def best_candidate(candidates: list[Candidate], artist: str, title: str,
-                   duration: float | None, min_match: float) -> Candidate:
+def best_candidate(
+    candidates: list[Candidate], artist: str, title: str, duration: float | None, min_match: float
+) -> Candidate:
     if not candidates:
         raise SampleError(f"no search results for “{artist} - {title}”")
     for c in candidates:
         c.score = score(c, artist, title, duration)
     best = max(candidates, key=lambda c: c.score)
     if best.score < min_match:
-        raise SampleError(f"no result matches “{artist} - {title}” well enough (best: "
-                          f"“{best.title}”, score {best.score:.2f} < {min_match:.2f})")
+        raise SampleError(
+            f"no result matches “{artist} - {title}” well enough (best: "
+            f"“{best.title}”, score {best.score:.2f} < {min_match:.2f})"
+        )
     return best
 
 
 # --- yt-dlp -----------------------------------------------------------------------------
 
-_EDITION = re.compile(r"\s+-\s+[^-]*\b(remaster(ed)?|version|mono|stereo|edit|mix|"
-                      r"single|bonus|deluxe|anniversary)\b.*$", re.IGNORECASE)
+_EDITION = re.compile(
+    r"\s+-\s+[^-]*\b(remaster(ed)?|version|mono|stereo|edit|mix|"
+    r"single|bonus|deluxe|anniversary)\b.*$",
+    re.IGNORECASE,
+)
 
 
 def search_title(title: str) -> str:
@@ -189,15 +232,25 @@ def search(artist: str, title: str, count: int | None = None) -> list[Candidate]
     import yt_dlp
 
     count = count or conf.sample_candidates()
-    options = {**_base_options(), "extract_flat": "in_playlist", "skip_download": True,
-               "playlistend": count, "noplaylist": False}
+    options = {
+        **_base_options(),
+        "extract_flat": "in_playlist",
+        "skip_download": True,
+        "playlistend": count,
+        "noplaylist": False,
+    }
     with yt_dlp.YoutubeDL(options) as ydl:
         info = _run(lambda: ydl.extract_info(search_url(artist, title, count), download=False))
     entries = [e for e in (info or {}).get("entries") or [] if e and e.get("url")]
-    return [Candidate(url=e.get("webpage_url") or e["url"], title=e.get("title") or "",
-                      duration=e.get("duration"),
-                      uploader=e.get("uploader") or e.get("channel") or "")
-            for e in entries[:count]]
+    return [
+        Candidate(
+            url=e.get("webpage_url") or e["url"],
+            title=e.get("title") or "",
+            duration=e.get("duration"),
+            uploader=e.get("uploader") or e.get("channel") or "",
+        )
+        for e in entries[:count]
+    ]
 
 
 def middle_section(duration: float | None, seconds: float) -> tuple[float, float]:
@@ -222,8 +275,9 @@ def download_section(candidate: Candidate, directory: Path, start: float, end: f
         "download_ranges": download_range_func(None, [(start, end)]),
         "ffmpeg_location": ffmpeg,
         "overwrites": True,
-        "postprocessors": [{"key": "FFmpegExtractAudio", "preferredcodec": "mp3",
-                            "preferredquality": "5"}],
+        "postprocessors": [
+            {"key": "FFmpegExtractAudio", "preferredcodec": "mp3", "preferredquality": "5"}
+        ],
     }
     with yt_dlp.YoutubeDL(options) as ydl:
         info = _run(lambda: ydl.extract_info(candidate.url, download=True))
@@ -238,8 +292,7 @@ def download_section(candidate: Candidate, directory: Path, start: float, end: f
 def fetch_sample(artist: str, title: str, duration: float | None, directory: Path) -> Sample:
     """Search, pick and cut: the whole sampling step, into `directory`."""
     seconds = conf.sample_seconds()
-    best = best_candidate(search(artist, title), artist, title, duration,
-                          conf.sample_min_match())
+    best = best_candidate(search(artist, title), artist, title, duration, conf.sample_min_match())
     start, end = middle_section(best.duration or duration, seconds)
     path = download_section(best, directory, start, end)
     return Sample(path=path, candidate=best, start=start, seconds=end - start)
@@ -285,8 +338,12 @@ def _causes(exc: BaseException) -> list[BaseException]:
             continue
         seen.append(item)
         info = getattr(item, "exc_info", None)
-        todo += [info[1] if info and len(info) > 1 else None, getattr(item, "cause", None),
-                 item.__cause__, item.__context__]
+        todo += [
+            info[1] if info and len(info) > 1 else None,
+            getattr(item, "cause", None),
+            item.__cause__,
+            item.__context__,
+        ]
     return seen
 
 

@@ -1,4 +1,5 @@
 """The JSON shape of "songs like this" (GET /api/tracks/<id>/similar/)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -43,13 +44,17 @@ class LibrarySuggestionSerializer(serializers.Serializer):
     reason = serializers.CharField()
 
 
-def suggestions_payload(suggestions: Suggestions, serializer: type[serializers.Serializer],
-                        context: dict[str, Any]) -> dict[str, Any]:
-    return {"results": serializer(suggestions.items, many=True, context=context).data,
-            "message": suggestions.message}
+def suggestions_payload(
+    suggestions: Suggestions, serializer: type[serializers.Serializer], context: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "results": serializer(suggestions.items, many=True, context=context).data,
+        "message": suggestions.message,
+    }
 
 
 # --- the response's shape, for the OpenAPI schema ------------------------------------------
+
 
 class _TrackRefSerializer(serializers.Serializer):
     id = serializers.IntegerField()

@@ -14,6 +14,7 @@ Which layer handles what:
   later run goes on; 5xx, connection errors and timeouts back off exponentially, at most
   SPOTIFY_MAX_RETRIES times; any other 4xx is final (SpotifyError).
 """
+
 from __future__ import annotations
 
 import logging
@@ -51,6 +52,7 @@ class RateLimited(SpotifyError):
 @dataclass(frozen=True)
 class TrackInfo:
     """What the catalog keeps of a Spotify track."""
+
     spotify_id: str
     title: str
     artists: list[str]
@@ -71,20 +73,37 @@ class _ClientCredentials(SpotifyClientCredentials):
     Retry-After header; here they travel in a SpotifyException like every other call's.
     """
 
-    def __init__(self, client_id: str, client_secret: str, token_url: str,
-                 session: requests.Session, timeout: float) -> None:
-        super().__init__(client_id, client_secret, requests_session=session,
-                         requests_timeout=timeout, cache_handler=MemoryCacheHandler())
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        token_url: str,
+        session: requests.Session,
+        timeout: float,
+    ) -> None:
+        super().__init__(
+            client_id,
+            client_secret,
+            requests_session=session,
+            requests_timeout=timeout,
+            cache_handler=MemoryCacheHandler(),
+        )
         self.OAUTH_TOKEN_URL = token_url
 
     def _request_access_token(self) -> dict[str, Any]:
         response = self._session.post(
-            self.OAUTH_TOKEN_URL, data={"grant_type": "client_credentials"},
-            auth=(self.client_id, self.client_secret), timeout=self.requests_timeout)
+            self.OAUTH_TOKEN_URL,
+            data={"grant_type": "client_credentials"},
+            auth=(self.client_id, self.client_secret),
+            timeout=self.requests_timeout,
+        )
         if response.status_code >= 400:
-            raise SpotifyException(response.status_code, -1,
-                                   f"{self.OAUTH_TOKEN_URL}: {response.text[:200]}",
-                                   headers=response.headers)
+            raise SpotifyException(
+                response.status_code,
+                -1,
+                f"{self.OAUTH_TOKEN_URL}: {response.text[:200]}",
+                headers=response.headers,
+            )
         return response.json()
 
 
@@ -98,7 +117,7 @@ class RetryPolicy:
     waits: list[float] = field(default_factory=list)  # every wait taken, for the progress log
 
     def backoff(self, attempt: int) -> float:
-        return min(self.backoff_max, self.backoff_base * 2 ** attempt) * random.uniform(1, 1.25)
+        return min(self.backoff_max, self.backoff_base * 2**attempt) * random.uniform(1, 1.25)
 
     def wait(self, seconds: float) -> None:
         self.waits.append(seconds)
@@ -116,18 +135,33 @@ def retry_after_seconds(headers: Any) -> float | None:
 class SpotifyClient:
     """spotipy, pointed at SPOTIFY_API_URL / SPOTIFY_TOKEN_URL, with our retry policy."""
 
-    def __init__(self, client_id: str, client_secret: str, *, api_url: str, token_url: str,
-                 market: str = "US", page_size: int = 10, timeout: float = 15.0,
-                 policy: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        *,
+        api_url: str,
+        token_url: str,
+        market: str = "US",
+        page_size: int = 10,
+        timeout: float = 15.0,
+        policy: RetryPolicy | None = None,
+    ) -> None:
         if not client_id or not client_secret:
             raise SpotifyNotConfigured(
                 "Set SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET (a Spotify app's client "
-                "credentials) to build the catalog.")
+                "credentials) to build the catalog."
+            )
         # A plain session: no urllib3 Retry adapter, so every 429/5xx reaches `call`.
         session = requests.Session()
         auth = _ClientCredentials(client_id, client_secret, token_url, session, timeout)
-        self.sp = spotipy.Spotify(auth_manager=auth, requests_session=session,
-                                  requests_timeout=timeout, retries=0, status_retries=0)
+        self.sp = spotipy.Spotify(
+            auth_manager=auth,
+            requests_session=session,
+            requests_timeout=timeout,
+            retries=0,
+            status_retries=0,
+        )
         self.sp.prefix = api_url if api_url.endswith("/") else api_url + "/"
         self.market = market or None
         self.page_size = page_size
@@ -136,12 +170,21 @@ class SpotifyClient:
 
     @classmethod
     def from_settings(cls, sleep: Callable[[float], None] = time.sleep) -> SpotifyClient:
-        policy = RetryPolicy(max_retries=conf.spotify_max_retries(),
-                             max_retry_after=conf.spotify_max_retry_after(), sleep=sleep)
-        return cls(conf.spotify_client_id(), conf.spotify_client_secret(),
-                   api_url=conf.spotify_api_url(), token_url=conf.spotify_token_url(),
-                   market=conf.spotify_market(), page_size=conf.spotify_page_size(),
-                   timeout=conf.spotify_timeout(), policy=policy)
+        policy = RetryPolicy(
+            max_retries=conf.spotify_max_retries(),
+            max_retry_after=conf.spotify_max_retry_after(),
+            sleep=sleep,
+        )
+        return cls(
+            conf.spotify_client_id(),
+            conf.spotify_client_secret(),
+            api_url=conf.spotify_api_url(),
+            token_url=conf.spotify_token_url(),
+            market=conf.spotify_market(),
+            page_size=conf.spotify_page_size(),
+            timeout=conf.spotify_timeout(),
+            policy=policy,
+        )
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`fn(*args, **kwargs)` with 429, 5xx and network failures retried (see module doc)."""
@@ -158,14 +201,23 @@ class SpotifyClient:
                 problem = type(exc).__name__
             if attempt == policy.max_retries:
                 break
-            log.warning("Spotify: %s, waiting %.1f s (retry %d of %d)", problem, wait,
-                        attempt + 1, policy.max_retries)
+            log.warning(
+                "Spotify: %s, waiting %.1f s (retry %d of %d)",
+                problem,
+                wait,
+                attempt + 1,
+                policy.max_retries,
+            )
             policy.wait(wait)
         if problem == "HTTP 429":
-            raise RateLimited(f"Spotify kept answering 429 after {policy.max_retries} retries; "
-                              "run the build again later: it goes on where it stopped.")
-        raise SpotifyError(f"Spotify failed {policy.max_retries + 1} times ({problem}); "
-                           "run the build again later: it goes on where it stopped.")
+            raise RateLimited(
+                f"Spotify kept answering 429 after {policy.max_retries} retries; "
+                "run the build again later: it goes on where it stopped."
+            )
+        raise SpotifyError(
+            f"Spotify failed {policy.max_retries + 1} times ({problem}); "
+            "run the build again later: it goes on where it stopped."
+        )
 
     def _wait_for(self, exc: SpotifyException, attempt: int) -> float:
         status = exc.http_status
@@ -176,7 +228,8 @@ class SpotifyClient:
                 raise RateLimited(
                     f"Spotify asks to wait {asked:.0f} s (Retry-After), more than "
                     f"SPOTIFY_MAX_RETRY_AFTER={cap:.0f} s; stopping. "
-                    "Run the build again later: it goes on where it stopped.") from exc
+                    "Run the build again later: it goes on where it stopped."
+                ) from exc
             if asked is None:
                 return min(self.policy.backoff(attempt), cap)
             # Waiting Retry-After honours it; a repeated 429 backs off beyond it.
@@ -188,33 +241,47 @@ class SpotifyClient:
     # --- the endpoints the catalog uses (each one request) -------------------------------
 
     def search_tracks(self, query: str, offset: int, limit: int) -> dict[str, Any]:
-        result = self.call(self.sp.search, query, limit=limit, offset=offset, type="track",
-                           market=self.market)
+        result = self.call(
+            self.sp.search, query, limit=limit, offset=offset, type="track", market=self.market
+        )
         return result.get("tracks") or {}
 
     def playlist_items(self, playlist_id: str, offset: int, limit: int) -> dict[str, Any]:
-        return self.call(self.sp.playlist_items, playlist_id, limit=limit, offset=offset,
-                         market=self.market, additional_types=("track",))
+        return self.call(
+            self.sp.playlist_items,
+            playlist_id,
+            limit=limit,
+            offset=offset,
+            market=self.market,
+            additional_types=("track",),
+        )
 
     def album(self, album_id: str) -> dict[str, Any]:
         return self.call(self.sp.album, album_id, market=self.market)
 
     def album_tracks(self, album_id: str, offset: int, limit: int) -> dict[str, Any]:
-        return self.call(self.sp.album_tracks, album_id, limit=limit, offset=offset,
-                         market=self.market)
+        return self.call(
+            self.sp.album_tracks, album_id, limit=limit, offset=offset, market=self.market
+        )
 
     def artist(self, artist_id: str) -> dict[str, Any]:
         return self.call(self.sp.artist, artist_id)
 
     def artist_albums(self, artist_id: str, offset: int, limit: int) -> dict[str, Any]:
-        return self.call(self.sp.artist_albums, artist_id, include_groups="album,single",
-                         limit=limit, offset=offset)
+        return self.call(
+            self.sp.artist_albums,
+            artist_id,
+            include_groups="album,single",
+            limit=limit,
+            offset=offset,
+        )
 
     def track(self, track_id: str) -> dict[str, Any]:
         return self.call(self.sp.track, track_id, market=self.market)
 
 
 # --- parsing ---------------------------------------------------------------------------
+
 
 def cover_url(images: list[dict[str, Any]] | None, target: int = 300) -> str:
     """The smallest image at least `target` px wide (the largest if none is), else ''."""
@@ -232,8 +299,9 @@ def release_year(release_date: str | None) -> int | None:
     return int(head) if head.isdigit() and int(head) > 0 else None
 
 
-def track_info(item: dict[str, Any] | None, album: dict[str, Any] | None = None
-               ) -> TrackInfo | None:
+def track_info(
+    item: dict[str, Any] | None, album: dict[str, Any] | None = None
+) -> TrackInfo | None:
     """A TrackInfo from a full or simplified track object (None for episodes, local files)."""
     if not item or item.get("type", "track") != "track" or not item.get("id"):
         return None
@@ -262,10 +330,14 @@ def playlist_track(entry: dict[str, Any]) -> dict[str, Any] | None:
 
 def album_context(album: dict[str, Any]) -> dict[str, Any]:
     """The album fields a simplified track lacks, small enough to keep in a seed's cursor."""
-    return {"id": album.get("id", ""), "name": album.get("name", ""),
-            "release_date": album.get("release_date", ""),
-            "images": [{"url": i.get("url"), "width": i.get("width")}
-                       for i in album.get("images") or []]}
+    return {
+        "id": album.get("id", ""),
+        "name": album.get("name", ""),
+        "release_date": album.get("release_date", ""),
+        "images": [
+            {"url": i.get("url"), "width": i.get("width")} for i in album.get("images") or []
+        ],
+    }
 
 
 def artist_genres(artist: dict[str, Any]) -> list[str]:
@@ -286,6 +358,7 @@ _ID = re.compile(r"^[0-9A-Za-z]{10,40}$")
 class Step:
     """What one request of a seed gave: its tracks, the state to go on from, and whether the
     seed has nothing more."""
+
     tracks: list[TrackInfo]
     state: dict[str, Any]
     exhausted: bool
@@ -296,25 +369,37 @@ def seed_id(kind: str, value: str) -> str:
     value = value.strip()
     if kind == "search":
         return value
-    match = re.search(rf"(?:spotify:{kind}:|open\.spotify\.com/(?:intl-\w+/)?{kind}/)"
-                      r"([0-9A-Za-z]+)", value)
+    match = re.search(
+        rf"(?:spotify:{kind}:|open\.spotify\.com/(?:intl-\w+/)?{kind}/)"
+        r"([0-9A-Za-z]+)",
+        value,
+    )
     bare = match.group(1) if match else value
     if not _ID.match(bare):
         raise ValueError(f"{value!r} is not a Spotify {kind} id, URI or link")
     return bare
 
 
-def advance(client: SpotifyClient, kind: str, value: str, state: dict[str, Any],
-            want: int) -> Step:
+def advance(client: SpotifyClient, kind: str, value: str, state: dict[str, Any], want: int) -> Step:
     """Up to `want` more tracks of a seed, from where `state` left off (one or two requests)."""
     if kind == "search":
-        return _paged(state, want, client.page_size, SEARCH_MAX_OFFSET,
-                      lambda offset, limit: client.search_tracks(value, offset, limit),
-                      lambda item: track_info(item))
+        return _paged(
+            state,
+            want,
+            client.page_size,
+            SEARCH_MAX_OFFSET,
+            lambda offset, limit: client.search_tracks(value, offset, limit),
+            lambda item: track_info(item),
+        )
     if kind == "playlist":
-        return _paged(state, want, ITEMS_PER_PAGE, None,
-                      lambda offset, limit: client.playlist_items(value, offset, limit),
-                      lambda entry: track_info(playlist_track(entry or {})))
+        return _paged(
+            state,
+            want,
+            ITEMS_PER_PAGE,
+            None,
+            lambda offset, limit: client.playlist_items(value, offset, limit),
+            lambda entry: track_info(playlist_track(entry or {})),
+        )
     if kind == "album":
         tracks, album_state = _album_step(client, value, state, want)
         return Step(tracks, album_state, _album_done(album_state))
@@ -326,17 +411,25 @@ def advance(client: SpotifyClient, kind: str, value: str, state: dict[str, Any],
     raise ValueError(f"unknown seed kind {kind!r}; use one of {', '.join(SEED_KINDS)}")
 
 
-def _paged(state: dict[str, Any], want: int, page_max: int, max_offset: int | None,
-           fetch: Callable[[int, int], dict[str, Any]],
-           parse: Callable[[Any], TrackInfo | None]) -> Step:
+def _paged(
+    state: dict[str, Any],
+    want: int,
+    page_max: int,
+    max_offset: int | None,
+    fetch: Callable[[int, int], dict[str, Any]],
+    parse: Callable[[Any], TrackInfo | None],
+) -> Step:
     offset = state.get("offset", 0)
     page = fetch(offset, max(1, min(page_max, want)))
     items = page.get("items") or []
     offset += len(items)
     total = page.get("total")
-    exhausted = (not items or not page.get("next")
-                 or (total is not None and offset >= total)
-                 or (max_offset is not None and offset >= max_offset))
+    exhausted = (
+        not items
+        or not page.get("next")
+        or (total is not None and offset >= total)
+        or (max_offset is not None and offset >= max_offset)
+    )
     tracks = [t for t in map(parse, items) if t]
     return Step(tracks, {"offset": offset}, exhausted)
 
@@ -345,8 +438,9 @@ def _album_done(state: dict[str, Any]) -> bool:
     return "album" in state and state["offset"] >= state["total"]
 
 
-def _album_step(client: SpotifyClient, album_id: str, state: dict[str, Any], want: int
-                ) -> tuple[list[TrackInfo], dict[str, Any]]:
+def _album_step(
+    client: SpotifyClient, album_id: str, state: dict[str, Any], want: int
+) -> tuple[list[TrackInfo], dict[str, Any]]:
     if "album" not in state:
         # albums/{id} gives the cover and year, and the first page of tracks with them.
         album = client.album(album_id)
@@ -364,8 +458,7 @@ def _album_step(client: SpotifyClient, album_id: str, state: dict[str, Any], wan
     return tracks, {"album": context, "offset": offset, "total": total}
 
 
-def _artist_step(client: SpotifyClient, artist_id: str, state: dict[str, Any], want: int
-                 ) -> Step:
+def _artist_step(client: SpotifyClient, artist_id: str, state: dict[str, Any], want: int) -> Step:
     # Top tracks are gone for new apps (February 2026): walk the artist's albums instead.
     state = {"albums_offset": 0, "albums_done": False, "queue": [], "current": None, **state}
     current = state["current"]
@@ -386,6 +479,7 @@ def _artist_step(client: SpotifyClient, artist_id: str, state: dict[str, Any], w
     else:
         return Step([], state, True)
     current = state["current"]
-    exhausted = (state["albums_done"] and not state["queue"]
-                 and (current is None or _album_done(current[1])))
+    exhausted = (
+        state["albums_done"] and not state["queue"] and (current is None or _album_done(current[1]))
+    )
     return Step(tracks, state, exhausted)

@@ -7,6 +7,7 @@ never strands a message in flight.
 Only network failures are retried (with backoff, counted on the track, bounded by
 RECOMMENDER_MAX_ATTEMPTS); any other failure is final and recorded on the track.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -25,8 +26,14 @@ ANALYSE_CATALOG_TRACK = "recommender.analyse_catalog_track"
 REFETCH_CATALOG_TRACK = "recommender.refetch_catalog_track"
 
 
-@shared_task(bind=True, name=SAMPLE_CATALOG_TRACK, acks_late=True,
-             autoretry_for=DATABASE_ERRORS, retry_backoff=5, max_retries=5)
+@shared_task(
+    bind=True,
+    name=SAMPLE_CATALOG_TRACK,
+    acks_late=True,
+    autoretry_for=DATABASE_ERRORS,
+    retry_backoff=5,
+    max_retries=5,
+)
 def sample_catalog_track(self, track_id: int) -> str:
     """Search, cut and store a catalog track's sample, then queue its analysis."""
     try:
@@ -37,15 +44,27 @@ def sample_catalog_track(self, track_id: int) -> str:
         raise self.retry(countdown=exc.countdown, max_retries=conf.max_attempts() + 1) from exc
 
 
-@shared_task(bind=True, name=ANALYSE_CATALOG_TRACK, acks_late=True,
-             autoretry_for=DATABASE_ERRORS, retry_backoff=5, max_retries=5)
+@shared_task(
+    bind=True,
+    name=ANALYSE_CATALOG_TRACK,
+    acks_late=True,
+    autoretry_for=DATABASE_ERRORS,
+    retry_backoff=5,
+    max_retries=5,
+)
 def analyse_catalog_track(self, track_id: int) -> str:
     """The engine's verdict and embedding for a sampled catalog track."""
     return analysis.analyse_track(track_id)
 
 
-@shared_task(bind=True, name=REFETCH_CATALOG_TRACK, acks_late=True,
-             autoretry_for=DATABASE_ERRORS, retry_backoff=5, max_retries=5)
+@shared_task(
+    bind=True,
+    name=REFETCH_CATALOG_TRACK,
+    acks_late=True,
+    autoretry_for=DATABASE_ERRORS,
+    retry_backoff=5,
+    max_retries=5,
+)
 def refetch_catalog_track(self, track_id: int) -> str:
     """An admin's re-fetch: Spotify metadata again (best effort), then a new sample."""
     curation.refresh_metadata(track_id)

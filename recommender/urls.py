@@ -1,7 +1,8 @@
 """The recommender's routes; genreweb/urls.py includes them at the site root:
 
-    path("", include("recommender.urls")),
+path("", include("recommender.urls")),
 """
+
 from __future__ import annotations
 
 from django.urls import path

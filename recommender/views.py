@@ -1,4 +1,5 @@
 """The "songs like this" API and the catalog samples' player source."""
+
 from __future__ import annotations
 
 import mimetypes
@@ -27,14 +28,16 @@ MAX_K = 50
 
 class SimilarTracksView(APIView):
     """GET /api/tracks/<id>/similar/?k=10: catalog and library tracks like one of yours."""
+
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
         parameters=[OpenApiParameter("k", int, description="how many of each (1-50, default 10)")],
         responses={200: SimilarResponseSerializer},
         description="The top k catalog tracks of the track's primary genre and the top k of "
-                    "your own tracks, ranked by cosine similarity of the engine's embeddings. "
-                    "404 for a track that is not yours.")
+        "your own tracks, ranked by cosine similarity of the engine's embeddings. "
+        "404 for a track that is not yours.",
+    )
     def get(self, request: Request, pk: int) -> Response:
         from classifier.models import Track
 
@@ -45,14 +48,20 @@ class SimilarTracksView(APIView):
             return Response({"detail": "k must be a whole number"}, status=400)
         context = {"request": request}
         catalog = similar_catalog(track, k)
-        return Response({
-            "track": {"id": track.pk, "title": track.display_title,
-                      "primary_genre": track.primary_genre or None},
-            "genre": catalog.genre or None,
-            "catalog": suggestions_payload(catalog, CatalogSuggestionSerializer, context),
-            "library": suggestions_payload(similar_in_library(track, k),
-                                           LibrarySuggestionSerializer, context),
-        })
+        return Response(
+            {
+                "track": {
+                    "id": track.pk,
+                    "title": track.display_title,
+                    "primary_genre": track.primary_genre or None,
+                },
+                "genre": catalog.genre or None,
+                "catalog": suggestions_payload(catalog, CatalogSuggestionSerializer, context),
+                "library": suggestions_payload(
+                    similar_in_library(track, k), LibrarySuggestionSerializer, context
+                ),
+            }
+        )
 
 
 @login_required

@@ -3,6 +3,7 @@
 Every test that needs a small audio file makes it here, so the formats and their
 encoder settings are written down once; so are excerpts of the shared GTZAN clips.
 """
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -26,8 +27,12 @@ _CHANNELS = {"ogg": 2}
 _RATES = {"opus": 48_000}
 
 
-def tone(seconds: float, sample_rate: int = 22_050, freqs: tuple[float, ...] = (220.0, 330.0),
-         seed: int = 0) -> np.ndarray:
+def tone(
+    seconds: float,
+    sample_rate: int = 22_050,
+    freqs: tuple[float, ...] = (220.0, 330.0),
+    seed: int = 0,
+) -> np.ndarray:
     """A mono float32 signal: a few sine partials plus a little noise, so it is not trivial."""
     t = np.arange(int(seconds * sample_rate)) / sample_rate
     rng = np.random.default_rng(seed)
@@ -52,7 +57,7 @@ def write_audio(path: Path, samples: np.ndarray, sample_rate: int, fmt: str) -> 
         frame_size = stream.codec_context.frame_size or 1024
         data = np.clip(samples, -1.0, 1.0)
         for start in range(0, data.size, frame_size):
-            block = data[start:start + frame_size]
+            block = data[start : start + frame_size]
             frame = _frame(block, sample_fmt, layout, channels, rate)
             frame.pts = start
             for packet in stream.encode(frame):
@@ -62,18 +67,26 @@ def write_audio(path: Path, samples: np.ndarray, sample_rate: int, fmt: str) -> 
     return path
 
 
-def make_audio_file(directory: Path, fmt: str, seconds: float = 4.0, sample_rate: int = 22_050,
-                    name: str = "tone", seed: int = 0) -> Path:
+def make_audio_file(
+    directory: Path,
+    fmt: str,
+    seconds: float = 4.0,
+    sample_rate: int = 22_050,
+    name: str = "tone",
+    seed: int = 0,
+) -> Path:
     suffix = FORMATS[fmt][0]
-    return write_audio(directory / f"{name}{suffix}", tone(seconds, sample_rate, seed=seed),
-                       sample_rate, fmt)
+    return write_audio(
+        directory / f"{name}{suffix}", tone(seconds, sample_rate, seed=seed), sample_rate, fmt
+    )
 
 
 CLIP_SECONDS = 9.0  # three 3-second chunks: real music, analysed in about a second
 
 
-def clip_excerpt(gtzan_dir: Path, folder: Path, genre: str, number: int,
-                 seconds: float = CLIP_SECONDS) -> Path:
+def clip_excerpt(
+    gtzan_dir: Path, folder: Path, genre: str, number: int, seconds: float = CLIP_SECONDS
+) -> Path:
     """The first seconds of a GTZAN clip as FLAC in `folder` (../shared stays read-only)."""
     source = gtzan_dir / genre / f"{genre}.{number:05d}.flac"
     target = folder / source.name
@@ -103,16 +116,18 @@ def read_mono(path: Path, seconds: float | None = None) -> tuple[np.ndarray, int
             if frame.format.name.startswith("s16"):  # GTZAN: 16-bit integers
                 data /= 32768.0
             channels = len(frame.layout.channels)
-            blocks.append(data.mean(0) if frame.format.is_planar
-                          else data.reshape(-1, channels).mean(1))
+            blocks.append(
+                data.mean(0) if frame.format.is_planar else data.reshape(-1, channels).mean(1)
+            )
             decoded += blocks[-1].size
             if wanted is not None and decoded >= wanted:
                 break
     return np.concatenate(blocks)[:wanted], rate
 
 
-def _frame(block: np.ndarray, sample_fmt: str, layout: str, channels: int,
-           rate: int) -> av.AudioFrame:
+def _frame(
+    block: np.ndarray, sample_fmt: str, layout: str, channels: int, rate: int
+) -> av.AudioFrame:
     planar = sample_fmt.endswith("p")
     stacked = np.tile(block, (channels, 1))
     if sample_fmt.startswith("s16"):
@@ -120,8 +135,9 @@ def _frame(block: np.ndarray, sample_fmt: str, layout: str, channels: int,
     else:
         stacked = stacked.astype(np.float32)
     array = stacked if planar else stacked.T.reshape(1, -1)
-    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(array), format=sample_fmt,
-                                       layout=layout)
+    frame = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(array), format=sample_fmt, layout=layout
+    )
     frame.sample_rate = rate
     return frame
 

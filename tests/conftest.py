@@ -11,6 +11,7 @@ The tests are laid out by layer, and each folder gives its tests a marker:
 `reference_dir`; `start_worker`; `chromium`), so no test has to remember them. This module
 imports nothing of Django: the engine's tests run without it.
 """
+
 from __future__ import annotations
 
 import os
@@ -54,6 +55,7 @@ def require_shared(path: Path) -> Path:
     if path.exists():
         return path
     unavailable(f"{path} is absent: the shared training data is not beside this checkout")
+    raise AssertionError("unreachable: unavailable() skips or fails")
 
 
 def unavailable(reason: str) -> None:
@@ -98,22 +100,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 on_sqlite = _database_is_sqlite()
             if on_sqlite:
                 reason = postgres.kwargs.get("reason") or (
-                    "a worker process shares the test database only on PostgreSQL")
-                item.add_marker(pytest.mark.skip(
-                    reason=f"PostgreSQL only ({reason}); CI runs it on PostgreSQL"))
+                    "a worker process shares the test database only on PostgreSQL"
+                )
+                item.add_marker(
+                    pytest.mark.skip(reason=f"PostgreSQL only ({reason}); CI runs it on PostgreSQL")
+                )
 
 
 def _refuse_django(item: pytest.Item) -> None:
     """An engine test must not touch Django: no database, no settings, no client."""
     info = getattr(item, "_fixtureinfo", None)
     django = sorted(
-        name for name, defs in (info.name2fixturedefs.items() if info else ())
-        if not name.startswith("_") and name not in DJANGO_INFRASTRUCTURE
-        and any(d.func.__module__.startswith("pytest_django") for d in defs))
+        name
+        for name, defs in (info.name2fixturedefs.items() if info else ())
+        if not name.startswith("_")
+        and name not in DJANGO_INFRASTRUCTURE
+        and any(d.func.__module__.startswith("pytest_django") for d in defs)
+    )
     if django or item.get_closest_marker("django_db"):
         raise pytest.UsageError(
             f"{item.nodeid} is an engine test but uses Django ({', '.join(django) or 'django_db'})"
-            ": the engine's tests run without Django; move it to tests/app/")
+            ": the engine's tests run without Django; move it to tests/app/"
+        )
 
 
 def _database_is_sqlite() -> bool:

@@ -1,6 +1,7 @@
 """Another live process holding a temporary file, for the clean-up tests: one writing through
 the atomic writer (stopped inside its block), or one holding an upload file as the web app
 does. It holds until released, or is killed to leave its file behind as a crash would."""
+
 from __future__ import annotations
 
 import os
@@ -36,9 +37,13 @@ class Holder:
     temporary file; `Holder.holding(path)`: a process holding `path` locked."""
 
     def __init__(self, mode: str, path: Path) -> None:
-        self.process = subprocess.Popen([sys.executable, "-c", _SCRIPT, mode, str(path)],
-                                        cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _SCRIPT, mode, str(path)],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         line = self.process.stdout.readline().strip()
         assert line, f"the holder exited with {self.process.wait()}"
         self.path = Path(line)

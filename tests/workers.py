@@ -3,6 +3,7 @@
 `tests/e2e/conftest.py` makes these the `broker` and `start_worker` fixtures; `wait_for` is
 the suite's one wait for something another process does.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,8 +43,13 @@ class Worker:
         return [int(pid) for pid in path.read_text().split()] if path.exists() else []
 
 
-def wait_for(predicate: Callable[[], T], seconds: float, what: str,
-             log: Worker | Path | None = None, every: float = 0.2) -> T:
+def wait_for(
+    predicate: Callable[[], T],
+    seconds: float,
+    what: str,
+    log: Worker | Path | None = None,
+    every: float = 0.2,
+) -> T:
     """Poll until `predicate()` is truthy and return its value (a wait, not a timing
     assertion); after `seconds`, fail with `what` and the end of `log` (a worker or a file)."""
     deadline = time.monotonic() + seconds
@@ -76,19 +82,42 @@ def launch(name: str, folder: Path, pool: str, env: Mapping[str, str]) -> Worker
 
     log = folder / f"{name}.log"
 
-    full = {**os.environ, "DJANGO_SETTINGS_MODULE": "genreweb.settings",
-            "DATABASE_URL": database_url(), "CELERY_BROKER_URL": WORKER_REDIS_URL,
-            "CELERY_TASK_ALWAYS_EAGER": "false", "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-            "GENREWEB_MODEL_DIR": str(settings.GENREWEB_MODEL_DIR),
-            "GENREWEB_DATA_DIR": str(folder / f"{name}-data"), "PYTHONUNBUFFERED": "1",
-            "PGAPPNAME": session_name(name), **env}  # libpq names the worker's sessions
+    full = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "genreweb.settings",
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": WORKER_REDIS_URL,
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "GENREWEB_MODEL_DIR": str(settings.GENREWEB_MODEL_DIR),
+        "GENREWEB_DATA_DIR": str(folder / f"{name}-data"),
+        "PYTHONUNBUFFERED": "1",
+        "PGAPPNAME": session_name(name),
+        **env,
+    }  # libpq names the worker's sessions
     concurrency = ["--concurrency", "1"] if pool == "prefork" else []
-    command = [sys.executable, "-m", "celery", "-A", "genreweb", "worker", "--pool", pool,
-               *concurrency, "--without-gossip", "--without-mingle", "--without-heartbeat",
-               "--loglevel", "INFO", "--hostname", f"{name}-{uuid.uuid4().hex[:8]}@%h"]
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "genreweb",
+        "worker",
+        "--pool",
+        pool,
+        *concurrency,
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--loglevel",
+        "INFO",
+        "--hostname",
+        f"{name}-{uuid.uuid4().hex[:8]}@%h",
+    ]
     with log.open("wb") as sink:
-        process = subprocess.Popen(command, cwd=REPO, env=full, stdout=sink,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, cwd=REPO, env=full, stdout=sink, stderr=subprocess.STDOUT
+        )
     return Worker(process, log, session_name(name))
 
 
@@ -98,8 +127,12 @@ def session_name(name: str) -> str:
 
 
 def wait_until_ready(worker: Worker, seconds: float = READY_SECONDS) -> None:
-    wait_for(lambda: "ready." in worker.output() or worker.process.poll() is not None,
-             seconds, "the Celery worker to start", worker)
+    wait_for(
+        lambda: "ready." in worker.output() or worker.process.poll() is not None,
+        seconds,
+        "the Celery worker to start",
+        worker,
+    )
     if worker.process.poll() is not None:
         pytest.fail(f"the Celery worker exited at start:{log_tail(worker)}")
 
@@ -136,8 +169,11 @@ def wait_for_sessions_to_close(workers: list[Worker], seconds: float = 15) -> No
     deadline = time.monotonic() + seconds
     while names and time.monotonic() < deadline:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                           "current_database() AND application_name = ANY(%s)", [names])
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                "current_database() AND application_name = ANY(%s)",
+                [names],
+            )
             if cursor.fetchone()[0] == 0:
                 return
         time.sleep(0.1)

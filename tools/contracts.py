@@ -23,9 +23,14 @@ class AcyclicModulesContract(Contract):
     def check(self, graph: ImportGraph, verbose: bool) -> ContractCheck:
         roots = tuple(self.packages)  # type: ignore[call-overload]
         modules = sorted(m for m in graph.modules if m.startswith(roots))
-        edges = {m: sorted(i for i in graph.find_modules_directly_imported_by(m)
-                           if i in graph.modules and i.startswith(roots) and i != m)
-                 for m in modules}
+        edges = {
+            m: sorted(
+                i
+                for i in graph.find_modules_directly_imported_by(m)
+                if i in graph.modules and i.startswith(roots) and i != m
+            )
+            for m in modules
+        }
         cycles = [sorted(c) for c in strongly_connected(modules, edges) if len(c) > 1]
         return ContractCheck(kept=not cycles, metadata={"cycles": cycles, "graph": graph})
 
@@ -37,10 +42,10 @@ class AcyclicModulesContract(Contract):
             for module in cycle:
                 for imported in sorted(graph.find_modules_directly_imported_by(module)):
                     if imported in members:
-                        for detail in graph.get_import_details(importer=module,
-                                                               imported=imported):
-                            output.print_error(f"  {module} -> {imported} "
-                                               f"(l. {detail['line_number']})")
+                        for detail in graph.get_import_details(importer=module, imported=imported):
+                            output.print_error(
+                                f"  {module} -> {imported} (l. {detail['line_number']})"
+                            )
             output.new_line()
 
 

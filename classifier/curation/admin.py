@@ -1,4 +1,5 @@
 """The curation admin: taxonomy, sample review, training runs and model versions."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,9 +31,11 @@ from classifier.tasks import queue_analyses
 
 def _counts_context() -> dict:
     counts = genre_counts()
-    return {"genre_counts": [c for c in counts if c.total],
-            "empty_genres": [c.genre for c in counts if not c.total],
-            "count_warnings": balance_warnings(counts)}
+    return {
+        "genre_counts": [c for c in counts if c.total],
+        "empty_genres": [c.genre for c in counts if not c.total],
+        "count_warnings": balance_warnings(counts),
+    }
 
 
 @admin.register(Genre)
@@ -42,9 +45,14 @@ class GenreAdmin(admin.ModelAdmin):
     list_filter = ("parent",)
 
     def get_queryset(self, request: HttpRequest):
-        return super().get_queryset(request).annotate(
-            n_approved=Count("samples", filter=Q(samples__status=Sample.Status.APPROVED)),
-            n_samples=Count("samples"))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                n_approved=Count("samples", filter=Q(samples__status=Sample.Status.APPROVED)),
+                n_samples=Count("samples"),
+            )
+        )
 
     @admin.display(description="approved", ordering="n_approved")
     def approved(self, genre: Genre) -> int:
@@ -60,8 +68,11 @@ class AgreementFilter(admin.SimpleListFilter):
     parameter_name = "verdict"
 
     def lookups(self, request, model_admin):
-        return [("disagrees", "disagrees with the label"), ("agrees", "agrees with the label"),
-                ("none", "no verdict yet")]
+        return [
+            ("disagrees", "disagrees with the label"),
+            ("agrees", "agrees with the label"),
+            ("none", "no verdict yet"),
+        ]
 
     def queryset(self, request, queryset):
         if self.value() == "agrees":
@@ -75,25 +86,66 @@ class AgreementFilter(admin.SimpleListFilter):
 
 @admin.register(Sample)
 class SampleAdmin(admin.ModelAdmin):
-    list_display = ("name", "player", "genre", "verdict", "disagreement_display",
-                    "uncertainty_display", "status", "split", "source", "artist")
+    list_display = (
+        "name",
+        "player",
+        "genre",
+        "verdict",
+        "disagreement_display",
+        "uncertainty_display",
+        "status",
+        "split",
+        "source",
+        "artist",
+    )
     list_display_links = ("name",)
     list_filter = ("status", AgreementFilter, "genre", "split", "source")
     search_fields = ("original_name", "artist", "notes", "source_ref")
     list_select_related = ("genre",)
     list_per_page = 50
-    actions = ["approve", "reject", "mark_proposed", "relabel", "accept_verdict",
-               "refresh_verdicts"]
-    readonly_fields = ("player", "audio", "source", "content_hash", "source_ref", "verdict",
-                       "verdict_model",
-                       "verdict_probabilities", "verdict_error", "created_at", "updated_at")
+    actions = [
+        "approve",
+        "reject",
+        "mark_proposed",
+        "relabel",
+        "accept_verdict",
+        "refresh_verdicts",
+    ]
+    readonly_fields = (
+        "player",
+        "audio",
+        "source",
+        "content_hash",
+        "source_ref",
+        "verdict",
+        "verdict_model",
+        "verdict_probabilities",
+        "verdict_error",
+        "created_at",
+        "updated_at",
+    )
     fieldsets = [
-        (None, {"fields": ["player", "original_name", "genre", "status", "split", "artist",
-                           "notes"]}),
-        ("Where it came from", {"fields": ["audio", "source", "source_ref", "content_hash",
-                                           "created_at", "updated_at"]}),
-        ("The active model's verdict", {"fields": ["verdict", "verdict_probabilities",
-                                                   "verdict_model", "verdict_error"]}),
+        (
+            None,
+            {"fields": ["player", "original_name", "genre", "status", "split", "artist", "notes"]},
+        ),
+        (
+            "Where it came from",
+            {
+                "fields": [
+                    "audio",
+                    "source",
+                    "source_ref",
+                    "content_hash",
+                    "created_at",
+                    "updated_at",
+                ]
+            },
+        ),
+        (
+            "The active model's verdict",
+            {"fields": ["verdict", "verdict_probabilities", "verdict_model", "verdict_error"]},
+        ),
     ]
     change_list_template = "admin/curation/sample/change_list.html"
 
@@ -119,8 +171,9 @@ class SampleAdmin(admin.ModelAdmin):
         if not sample.pk:
             return "-"
         url = reverse("admin:curation_sample_audio", args=[sample.pk])
-        return format_html('<audio controls preload="none" src="{}" style="height:28px;'
-                           'width:220px"></audio>', url)
+        return format_html(
+            '<audio controls preload="none" src="{}" style="height:28px;width:220px"></audio>', url
+        )
 
     @admin.display(description="model says", ordering="verdict_genre")
     def verdict(self, sample: Sample) -> str:
@@ -130,12 +183,16 @@ class SampleAdmin(admin.ModelAdmin):
             return "-"
         mark = "✔" if sample.agrees else "✘"
         colour = "green" if sample.agrees else "#ba2121"
-        return format_html('<span style="color:{}" title="{}">{} {} ({}%)</span>', colour,
-                           sample.verdict_model, mark, sample.verdict_genre,
-                           round(100 * (sample.verdict_confidence or 0)))
+        return format_html(
+            '<span style="color:{}" title="{}">{} {} ({}%)</span>',
+            colour,
+            sample.verdict_model,
+            mark,
+            sample.verdict_genre,
+            round(100 * (sample.verdict_confidence or 0)),
+        )
 
-    @admin.display(description="disagreement",
-                   ordering=F("disagreement").desc(nulls_last=True))
+    @admin.display(description="disagreement", ordering=F("disagreement").desc(nulls_last=True))
     def disagreement_display(self, sample: Sample) -> str:
         return "-" if sample.disagreement is None else f"{sample.disagreement:.2f}"
 
@@ -149,7 +206,8 @@ class SampleAdmin(admin.ModelAdmin):
         context = {**_counts_context(), **(extra_context or {})}
         # The changelist numbers its columns with the action checkbox first.
         columns = (["action_checkbox"] if self.get_actions(request) else []) + list(
-            self.get_list_display(request))
+            self.get_list_display(request)
+        )
         context["sort_disagreement"] = f"?o={columns.index('disagreement_display')}"
         context["sort_uncertainty"] = f"?o={columns.index('uncertainty_display')}"
         return super().changelist_view(request, extra_context=context)
@@ -164,15 +222,17 @@ class SampleAdmin(admin.ModelAdmin):
     def reject(self, request: HttpRequest, queryset) -> None:
         self._set_status(request, queryset, Sample.Status.REJECTED)
 
-    @admin.action(description="Send the selected samples back to review (proposed)",
-                  permissions=["change"])
+    @admin.action(
+        description="Send the selected samples back to review (proposed)", permissions=["change"]
+    )
     def mark_proposed(self, request: HttpRequest, queryset) -> None:
         self._set_status(request, queryset, Sample.Status.PROPOSED)
 
     def _set_status(self, request: HttpRequest, queryset, status: str) -> None:
         count = queryset.update(status=status, updated_at=timezone.now())
-        self.message_user(request, f"{count} sample{'s' if count != 1 else ''} now {status}.",
-                          messages.SUCCESS)
+        self.message_user(
+            request, f"{count} sample{'s' if count != 1 else ''} now {status}.", messages.SUCCESS
+        )
 
     @admin.action(description="Relabel the selected samples…", permissions=["change"])
     def relabel(self, request: HttpRequest, queryset):
@@ -180,36 +240,51 @@ class SampleAdmin(admin.ModelAdmin):
         if form.is_bound and form.is_valid():
             genre, approve = form.cleaned_data["genre"], form.cleaned_data["approve"]
             count = relabel_samples(queryset, genre, approve, request.user)
-            self.message_user(request, f"{count} sample{'s' if count != 1 else ''} relabelled "
-                                       f"{genre.name}.", messages.SUCCESS)
+            self.message_user(
+                request,
+                f"{count} sample{'s' if count != 1 else ''} relabelled {genre.name}.",
+                messages.SUCCESS,
+            )
             return None
-        context = {**self.admin_site.each_context(request), "opts": self.model._meta,
-                   "form": form, "samples": queryset, "title": "Relabel samples",
-                   "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "form": form,
+            "samples": queryset,
+            "title": "Relabel samples",
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
         return TemplateResponse(request, "admin/curation/sample/relabel.html", context)
 
-    @admin.action(description="Relabel the selected samples with the model's verdict",
-                  permissions=["change"])
+    @admin.action(
+        description="Relabel the selected samples with the model's verdict", permissions=["change"]
+    )
     def accept_verdict(self, request: HttpRequest, queryset) -> None:
         genres = {g.name: g for g in Genre.objects.all()}
         count = 0
         for sample in queryset.exclude(verdict_genre=""):
             genre = genres.get(sample.verdict_genre)
             if genre is not None and genre.pk != sample.genre_id:
-                count += relabel_samples(Sample.objects.filter(pk=sample.pk), genre, False,
-                                         request.user)
-        self.message_user(request, f"{count} sample{'s' if count != 1 else ''} relabelled with "
-                                   "the model's verdict.", messages.SUCCESS)
+                count += relabel_samples(
+                    Sample.objects.filter(pk=sample.pk), genre, False, request.user
+                )
+        self.message_user(
+            request,
+            f"{count} sample{'s' if count != 1 else ''} relabelled with the model's verdict.",
+            messages.SUCCESS,
+        )
 
-    @admin.action(description="Recompute the active model's verdicts (in a worker)",
-                  permissions=["change"])
+    @admin.action(
+        description="Recompute the active model's verdicts (in a worker)", permissions=["change"]
+    )
     def refresh_verdicts(self, request: HttpRequest, queryset) -> None:
         ids = list(queryset.values_list("pk", flat=True))
         if queue_verdict_refresh(ids):
             self.message_user(request, f"Verdicts of {len(ids)} samples queued.")
         else:
-            self.message_user(request, "The task queue cannot be reached; try again later.",
-                              messages.ERROR)
+            self.message_user(
+                request, "The task queue cannot be reached; try again later.", messages.ERROR
+            )
 
     # ---- extra views
 
@@ -229,8 +304,13 @@ class SampleAdmin(admin.ModelAdmin):
                 for error in result.errors[:10]:
                     self.message_user(request, error, messages.WARNING)
                 return redirect("admin:curation_sample_changelist")
-        context = {**self.admin_site.each_context(request), "opts": self.model._meta,
-                   "form": form, "title": "Import a labelled folder", **_counts_context()}
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "form": form,
+            "title": "Import a labelled folder",
+            **_counts_context(),
+        }
         return TemplateResponse(request, "admin/curation/sample/import.html", context)
 
     def audio_view(self, request: HttpRequest, pk: int) -> FileResponse:
@@ -273,27 +353,47 @@ def relabel_samples(queryset, genre: Genre, approve: bool, user) -> int:
 
 
 def _progress_bar(run: TrainingRun) -> str:
-    return format_html('<progress value="{}" max="1" style="width:120px"></progress> {}%',
-                       run.progress, round(100 * run.progress))
+    return format_html(
+        '<progress value="{}" max="1" style="width:120px"></progress> {}%',
+        run.progress,
+        round(100 * run.progress),
+    )
 
 
 @admin.register(TrainingRun)
 class TrainingRunAdmin(admin.ModelAdmin):
     form = TrainingRunForm
-    list_display = ("__str__", "status", "progress_display", "accuracy", "active_accuracy",
-                    "model_version", "created_at", "created_by")
+    list_display = (
+        "__str__",
+        "status",
+        "progress_display",
+        "accuracy",
+        "active_accuracy",
+        "model_version",
+        "created_at",
+        "created_by",
+    )
     list_filter = ("status",)
     add_form_template = "admin/curation/trainingrun/add_form.html"
 
     def get_urls(self):
         view = self.admin_site.admin_view
         return [
-            path("<int:pk>/progress.json", view(self.progress_view),
-                 name="curation_trainingrun_progress"),
-            path("<int:pk>/confusion.png", view(self.confusion_view),
-                 name="curation_trainingrun_confusion"),
-            path("<int:pk>/promote/", view(require_POST(self.promote_view)),
-                 name="curation_trainingrun_promote"),
+            path(
+                "<int:pk>/progress.json",
+                view(self.progress_view),
+                name="curation_trainingrun_progress",
+            ),
+            path(
+                "<int:pk>/confusion.png",
+                view(self.confusion_view),
+                name="curation_trainingrun_confusion",
+            ),
+            path(
+                "<int:pk>/promote/",
+                view(require_POST(self.promote_view)),
+                name="curation_trainingrun_promote",
+            ),
             *super().get_urls(),
         ]
 
@@ -332,26 +432,39 @@ class TrainingRunAdmin(admin.ModelAdmin):
         self.message_user(request, f"Training run {obj.pk} queued.", messages.SUCCESS)
         return redirect("admin:curation_trainingrun_change", obj.pk)
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
-                    extra_context=None):
-        run = get_object_or_404(TrainingRun.objects.select_related("model_version", "created_by"),
-                                pk=object_id)
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None
+    ):
+        run = get_object_or_404(
+            TrainingRun.objects.select_related("model_version", "created_by"), pk=object_id
+        )
         if not self.has_view_permission(request, run):
             raise PermissionDenied
-        context = {**self.admin_site.each_context(request), "opts": self.model._meta,
-                   "run": run, "title": str(run).capitalize(), "report": report_rows(run),
-                   "active": active_version(),
-                   "can_promote": request.user.has_perm("curation.change_modelversion"),
-                   "progress_url": reverse("admin:curation_trainingrun_progress", args=[run.pk])}
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "run": run,
+            "title": str(run).capitalize(),
+            "report": report_rows(run),
+            "active": active_version(),
+            "can_promote": request.user.has_perm("curation.change_modelversion"),
+            "progress_url": reverse("admin:curation_trainingrun_progress", args=[run.pk]),
+        }
         return TemplateResponse(request, "admin/curation/trainingrun/report.html", context)
 
     def progress_view(self, request: HttpRequest, pk: int) -> JsonResponse:
         run = get_object_or_404(TrainingRun, pk=pk)
         if not self.has_view_permission(request, run):
             raise PermissionDenied
-        return JsonResponse({"status": run.status, "progress": run.progress,
-                             "message": run.message, "error": run.error,
-                             "finished": run.finished})
+        return JsonResponse(
+            {
+                "status": run.status,
+                "progress": run.progress,
+                "message": run.message,
+                "error": run.error,
+                "finished": run.finished,
+            }
+        )
 
     def confusion_view(self, request: HttpRequest, pk: int) -> FileResponse:
         run = get_object_or_404(TrainingRun, pk=pk)
@@ -380,32 +493,69 @@ def report_rows(run: TrainingRun) -> dict:
     for genre in report.get("genres", []):
         new = (validation.get("per_genre") or {}).get(genre, {})
         old = (comparison.get("per_genre") or {}).get(genre, {})
-        rows.append({"genre": genre, "new": new, "old_f1": old.get("f1"),
-                     "train": (split.get("train") or {}).get(genre, 0),
-                     "validation": (split.get("validation") or {}).get(genre, 0),
-                     "test": (split.get("test") or {}).get(genre, 0)})
-    return {"rows": rows, "validation": validation, "comparison": comparison,
-            "test": report.get("test"), "warnings": report.get("warnings", []),
-            "skipped": report.get("skipped_samples", []),
-            "artists_on_both_sides": report.get("artists_on_both_sides", [])}
+        rows.append(
+            {
+                "genre": genre,
+                "new": new,
+                "old_f1": old.get("f1"),
+                "train": (split.get("train") or {}).get(genre, 0),
+                "validation": (split.get("validation") or {}).get(genre, 0),
+                "test": (split.get("test") or {}).get(genre, 0),
+            }
+        )
+    return {
+        "rows": rows,
+        "validation": validation,
+        "comparison": comparison,
+        "test": report.get("test"),
+        "warnings": report.get("warnings", []),
+        "skipped": report.get("skipped_samples", []),
+        "artists_on_both_sides": report.get("artists_on_both_sides", []),
+    }
 
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ("version", "is_active", "accuracy_display", "genre_list", "created_at",
-                    "promoted_at", "promoted_by", "run_link")
-    readonly_fields = ("version", "model", "head", "genres", "tag_spelling", "accuracy",
-                       "is_active", "promoted_at", "promoted_by", "created_at")
+    list_display = (
+        "version",
+        "is_active",
+        "accuracy_display",
+        "genre_list",
+        "created_at",
+        "promoted_at",
+        "promoted_by",
+        "run_link",
+    )
+    readonly_fields = (
+        "version",
+        "model",
+        "head",
+        "genres",
+        "tag_spelling",
+        "accuracy",
+        "is_active",
+        "promoted_at",
+        "promoted_by",
+        "created_at",
+    )
     actions = ["promote_selected"]
     change_list_template = "admin/curation/modelversion/change_list.html"
 
     def get_urls(self):
         view = self.admin_site.admin_view
-        return [path("rollback/", view(require_POST(self.rollback_view)),
-                     name="curation_modelversion_rollback"),
-                path("reanalyse/", view(require_POST(self.reanalyse_view)),
-                     name="curation_modelversion_reanalyse"),
-                *super().get_urls()]
+        return [
+            path(
+                "rollback/",
+                view(require_POST(self.rollback_view)),
+                name="curation_modelversion_rollback",
+            ),
+            path(
+                "reanalyse/",
+                view(require_POST(self.reanalyse_view)),
+                name="curation_modelversion_reanalyse",
+            ),
+            *super().get_urls(),
+        ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # versions are made by training runs
@@ -428,14 +578,21 @@ class ModelVersionAdmin(admin.ModelAdmin):
         run = version.runs.order_by("pk").first()
         if run is None:
             return "-"
-        return format_html('<a href="{}">run {}</a>',
-                           reverse("admin:curation_trainingrun_change", args=[run.pk]), run.pk)
+        return format_html(
+            '<a href="{}">run {}</a>',
+            reverse("admin:curation_trainingrun_change", args=[run.pk]),
+            run.pk,
+        )
 
     def changelist_view(self, request: HttpRequest, extra_context=None):
         from classifier.curation.services.versions import active_model_string
 
-        context = {"active": active_version(), "active_model": active_model_string(),
-                   "older_tracks": _older_track_count(), **(extra_context or {})}
+        context = {
+            "active": active_version(),
+            "active_model": active_model_string(),
+            "older_tracks": _older_track_count(),
+            **(extra_context or {}),
+        }
         return super().changelist_view(request, extra_context=context)
 
     @admin.action(description="Promote the selected version to active", permissions=["change"])
@@ -455,8 +612,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
         else:
             refresh_verdicts_after_promotion()
             name = version.model if version else "the bundled head"
-            self.message_user(request, f"Rolled back: {name} is now the active model.",
-                              messages.SUCCESS)
+            self.message_user(
+                request, f"Rolled back: {name} is now the active model.", messages.SUCCESS
+            )
         return redirect("admin:curation_modelversion_changelist")
 
     def reanalyse_view(self, request: HttpRequest) -> HttpResponse:
@@ -466,8 +624,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
             raise PermissionDenied
         queued = reanalyse_older_tracks(None)  # every user's
         queue_analyses(queued)
-        self.message_user(request, f"{len(queued)} tracks queued for re-analysis.",
-                          messages.SUCCESS)
+        self.message_user(
+            request, f"{len(queued)} tracks queued for re-analysis.", messages.SUCCESS
+        )
         return redirect("admin:curation_modelversion_changelist")
 
 
@@ -478,8 +637,9 @@ def _promote(model_admin: admin.ModelAdmin, request: HttpRequest, version: Model
         model_admin.message_user(request, f"Not promoted: {exc}", messages.ERROR)
     else:
         refresh_verdicts_after_promotion()
-        model_admin.message_user(request, f"{version.model} is now the active model.",
-                                 messages.SUCCESS)
+        model_admin.message_user(
+            request, f"{version.model} is now the active model.", messages.SUCCESS
+        )
 
 
 def _older_track_count() -> int | None:
@@ -494,6 +654,7 @@ def _older_track_count() -> int | None:
 @admin.register(Promotion)
 class PromotionAdmin(admin.ModelAdmin):
     """Who changed the active model when: read only."""
+
     list_display = ("at", "__str__", "by")
     list_filter = ("rollback",)
 

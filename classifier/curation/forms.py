@@ -1,4 +1,5 @@
 """Forms of the curation admin pages."""
+
 from __future__ import annotations
 
 from django import forms
@@ -8,17 +9,27 @@ from classifier.curation.models import Genre, Sample, TrainingRun
 
 class ImportForm(forms.Form):
     archive = forms.FileField(
-        required=False, label="Zip archive",
+        required=False,
+        label="Zip archive",
         help_text="A zip of genre folders: blues/a.mp3, rock/b.flac ... (optionally inside one "
-                  "top folder). Files already in the dataset are skipped.")
+        "top folder). Files already in the dataset are skipped.",
+    )
     folder = forms.CharField(
-        required=False, label="Or a folder on the server",
-        help_text="Path of DIR/<genre>/<files> on the server (superusers only).")
-    status = forms.ChoiceField(choices=[(Sample.Status.PROPOSED, "proposed (review them first)"),
-                                        (Sample.Status.APPROVED, "approved")],
-                               initial=Sample.Status.PROPOSED, label="Review status")
-    analyse = forms.BooleanField(required=False, initial=True,
-                                 label="Compute the active model's verdicts (in a worker)")
+        required=False,
+        label="Or a folder on the server",
+        help_text="Path of DIR/<genre>/<files> on the server (superusers only).",
+    )
+    status = forms.ChoiceField(
+        choices=[
+            (Sample.Status.PROPOSED, "proposed (review them first)"),
+            (Sample.Status.APPROVED, "approved"),
+        ],
+        initial=Sample.Status.PROPOSED,
+        label="Review status",
+    )
+    analyse = forms.BooleanField(
+        required=False, initial=True, label="Compute the active model's verdicts (in a worker)"
+    )
 
     def __init__(self, *args, allow_folder: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -37,15 +48,25 @@ class ImportForm(forms.Form):
 
 class RelabelForm(forms.Form):
     genre = forms.ModelChoiceField(queryset=Genre.objects.all(), label="New genre")
-    approve = forms.BooleanField(required=False, initial=True,
-                                 label="Mark them approved (I have listened to them)")
+    approve = forms.BooleanField(
+        required=False, initial=True, label="Mark them approved (I have listened to them)"
+    )
 
 
 class TrainingRunForm(forms.ModelForm):
     class Meta:
         model = TrainingRun
-        fields = ["epochs", "learning_rate", "weight_decay", "hidden", "feature",
-                  "validation_fraction", "roll_up_subgenres", "seed", "notes"]
+        fields = [
+            "epochs",
+            "learning_rate",
+            "weight_decay",
+            "hidden",
+            "feature",
+            "validation_fraction",
+            "roll_up_subgenres",
+            "seed",
+            "notes",
+        ]
 
     def clean_epochs(self) -> int:
         epochs = self.cleaned_data["epochs"]

@@ -1,4 +1,5 @@
 """The curated dataset: genres, labelled samples, training runs and the model versions they make."""
+
 from __future__ import annotations
 
 import re
@@ -32,16 +33,28 @@ class GenreQuerySet(models.QuerySet):
 
 class Genre(models.Model):
     """A genre of the taxonomy: heads output its name, files get its tag spelling."""
-    name = models.SlugField(max_length=64, unique=True,
-                            help_text="Lower-case identifier the model outputs, e.g. hiphop.")
-    tag_spelling = models.CharField(max_length=100,
-                                    help_text='How the genre is written into tags, e.g. "Hip-Hop".')
-    aliases = models.CharField(max_length=500, blank=True,
-                               help_text="Other spellings that mean this genre (folder names, "
-                                         "tags), separated by commas.")
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT,
-                               related_name="children",
-                               help_text="The broader genre this one belongs to, if any.")
+
+    name = models.SlugField(
+        max_length=64,
+        unique=True,
+        help_text="Lower-case identifier the model outputs, e.g. hiphop.",
+    )
+    tag_spelling = models.CharField(
+        max_length=100, help_text='How the genre is written into tags, e.g. "Hip-Hop".'
+    )
+    aliases = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Other spellings that mean this genre (folder names, tags), separated by commas.",
+    )
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="children",
+        help_text="The broader genre this one belongs to, if any.",
+    )
 
     objects = GenreQuerySet.as_manager()
 
@@ -85,14 +98,20 @@ class Sample(models.Model):
 
     audio = models.FileField(upload_to="curation/samples/", max_length=300)
     original_name = models.CharField(max_length=300, blank=True)
-    content_hash = models.CharField(max_length=64, unique=True, editable=False,
-                                    help_text="sha256 of the file: one sample per audio.")
+    content_hash = models.CharField(
+        max_length=64,
+        unique=True,
+        editable=False,
+        help_text="sha256 of the file: one sample per audio.",
+    )
     genre = models.ForeignKey(Genre, on_delete=models.PROTECT, related_name="samples")
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.IMPORT)
-    source_ref = models.CharField(max_length=300, blank=True,
-                                  help_text="Where it came from: a folder path, a track id.")
-    artist = models.CharField(max_length=200, blank=True,
-                              help_text="Samples of one artist stay on one side of a split.")
+    source_ref = models.CharField(
+        max_length=300, blank=True, help_text="Where it came from: a folder path, a track id."
+    )
+    artist = models.CharField(
+        max_length=200, blank=True, help_text="Samples of one artist stay on one side of a split."
+    )
     split = models.CharField(max_length=16, choices=Split.choices, default=Split.AUTO)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROPOSED)
     notes = models.TextField(blank=True)
@@ -103,10 +122,13 @@ class Sample(models.Model):
     verdict_genre = models.CharField(max_length=64, blank=True)
     verdict_confidence = models.FloatField(null=True, blank=True)
     disagreement = models.FloatField(
-        null=True, blank=True,
-        help_text="1 - the probability the model gives the label: high means it disagrees.")
+        null=True,
+        blank=True,
+        help_text="1 - the probability the model gives the label: high means it disagrees.",
+    )
     uncertainty = models.FloatField(
-        null=True, blank=True, help_text="1 - the model's best confidence.")
+        null=True, blank=True, help_text="1 - the model's best confidence."
+    )
     verdict_probabilities = models.JSONField(default=dict, blank=True)
     verdict_model = models.CharField(max_length=100, blank=True)
     verdict_error = models.CharField(max_length=500, blank=True)
@@ -133,6 +155,7 @@ class Sample(models.Model):
 
 class ModelVersion(models.Model):
     """A trained genre head; at most one is active (none active: the bundled head is used)."""
+
     version = models.CharField(max_length=32, unique=True)
     model = models.CharField(max_length=100, help_text="The model string verdicts record.")
     head = models.FileField(upload_to="curation/heads/", max_length=300)
@@ -141,14 +164,20 @@ class ModelVersion(models.Model):
     accuracy = models.FloatField(null=True, blank=True)
     is_active = models.BooleanField(default=False)
     promoted_at = models.DateTimeField(null=True, blank=True)
-    promoted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                                    on_delete=models.SET_NULL, related_name="+")
+    promoted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        constraints = [models.UniqueConstraint(fields=["is_active"], condition=Q(is_active=True),
-                                               name="curation_one_active_version")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"],
+                condition=Q(is_active=True),
+                name="curation_one_active_version",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"head-{self.version}" + (" (active)" if self.is_active else "")
@@ -173,9 +202,11 @@ class TrainingRun(models.Model):
     hidden = models.PositiveIntegerField(default=0, help_text="Hidden units; 0 is a linear head.")
     feature = models.CharField(max_length=32, choices=Feature.choices, default=Feature.PENULTIMATE)
     validation_fraction = models.FloatField(
-        default=0.25, help_text="Share of each genre's automatic-split samples held out.")
+        default=0.25, help_text="Share of each genre's automatic-split samples held out."
+    )
     roll_up_subgenres = models.BooleanField(
-        default=False, help_text="Train on top-level genres: subgenre samples count as parent.")
+        default=False, help_text="Train on top-level genres: subgenre samples count as parent."
+    )
     seed = models.PositiveIntegerField(default=0)
     notes = models.TextField(blank=True)
 
@@ -184,8 +215,9 @@ class TrainingRun(models.Model):
     message = models.CharField(max_length=300, blank=True)
     error = models.TextField(blank=True)
     task_id = models.CharField(max_length=64, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                                   on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -193,8 +225,9 @@ class TrainingRun(models.Model):
 
     report = models.JSONField(default=dict, blank=True)
     confusion_png = models.FileField(upload_to="curation/reports/", max_length=300, blank=True)
-    model_version = models.ForeignKey(ModelVersion, null=True, blank=True,
-                                      on_delete=models.SET_NULL, related_name="runs")
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -209,13 +242,20 @@ class TrainingRun(models.Model):
 
 class Promotion(models.Model):
     """One change of the active head: the log that roll-back walks back through."""
-    version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.CASCADE,
-                                related_name="promotions",
-                                help_text="Empty: back to the bundled head.")
+
+    version = models.ForeignKey(
+        ModelVersion,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="promotions",
+        help_text="Empty: back to the bundled head.",
+    )
     rollback = models.BooleanField(default=False)
     at = models.DateTimeField(auto_now_add=True)
-    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                           on_delete=models.SET_NULL, related_name="+")
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-at", "-id"]

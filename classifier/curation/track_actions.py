@@ -2,14 +2,16 @@
 
 The Track admin adds them with `actions = [..., add_to_dataset]`.
 """
+
 from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
 
-@admin.action(description="Add to the training dataset (proposed samples, labelled with the "
-                          "genre found)")
+@admin.action(
+    description="Add to the training dataset (proposed samples, labelled with the genre found)"
+)
 def add_to_dataset(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset) -> None:
     from classifier.curation.services.importing import sample_from_track
 
@@ -22,6 +24,9 @@ def add_to_dataset(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset)
             skipped += 1
         else:
             added += 1
-    modeladmin.message_user(request, f"{added} tracks added to the dataset as proposed samples; "
-                                     f"{skipped} skipped (no confident genre, or already there).",
-                            messages.SUCCESS if added else messages.WARNING)
+    modeladmin.message_user(
+        request,
+        f"{added} tracks added to the dataset as proposed samples; "
+        f"{skipped} skipped (no confident genre, or already there).",
+        messages.SUCCESS if added else messages.WARNING,
+    )

@@ -17,6 +17,7 @@ until it finds a NULL pointer, which runs past the end of FFmpeg's array of eigh
 pointers for 8 channels (7.1 reports 9 planes) and past the end of extended_data above
 that; to_ndarray() then reads the bogus plane and the process dies of a segmentation fault.
 """
+
 from __future__ import annotations
 
 import math
@@ -66,9 +67,16 @@ PROGRESS_STEP = 0.01
 # Leading bytes of formats that are audio; a file that starts like one but cannot be opened
 # is damaged rather than "not audio".
 _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
-    (0, b"ID3", "MP3"), (0, b"fLaC", "FLAC"), (0, b"OggS", "Ogg"), (8, b"WAVE", "WAV"),
-    (8, b"AIFF", "AIFF"), (8, b"AIFC", "AIFF"), (4, b"ftyp", "MP4/M4A"),
-    (0, b"\x30\x26\xb2\x75", "WMA"), (0, b"MAC ", "APE"), (0, b"wvpk", "WavPack"),
+    (0, b"ID3", "MP3"),
+    (0, b"fLaC", "FLAC"),
+    (0, b"OggS", "Ogg"),
+    (8, b"WAVE", "WAV"),
+    (8, b"AIFF", "AIFF"),
+    (8, b"AIFC", "AIFF"),
+    (4, b"ftyp", "MP4/M4A"),
+    (0, b"\x30\x26\xb2\x75", "WMA"),
+    (0, b"MAC ", "APE"),
+    (0, b"wvpk", "WavPack"),
 )
 
 
@@ -100,9 +108,12 @@ def decode(path: str | Path, sample_rate: int = AUDIO.sample_rate) -> np.ndarray
     return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
 
 
-def iter_decode(path: str | Path, sample_rate: int = AUDIO.sample_rate,
-                on_progress: Callable[[float], None] | None = None,
-                warnings: list[str] | None = None) -> Generator[np.ndarray, None, None]:
+def iter_decode(
+    path: str | Path,
+    sample_rate: int = AUDIO.sample_rate,
+    on_progress: Callable[[float], None] | None = None,
+    warnings: list[str] | None = None,
+) -> Generator[np.ndarray, None, None]:
     """Decode `path` to mono float32 at `sample_rate`, block by block.
 
     Only a few blocks are ever in memory, so an hour-long file costs what a song does.
@@ -166,6 +177,7 @@ def check(path: str | Path) -> AudioInfo:
 
 # --- opening and error translation -------------------------------------------------------
 
+
 @contextmanager
 def _open_audio(path: Path) -> Iterator[tuple[av.container.InputContainer, av.AudioStream]]:
     """Open `path` and pick its audio stream, turning every failure into an AudioError."""
@@ -202,9 +214,11 @@ def _open_error(path: Path, exc: BaseException) -> AudioError:
     if kind is not None:
         return TruncatedAudioError(
             f"{path.name} is damaged: it looks like {kind} audio but cannot be read "
-            f"(it may be incomplete; FFmpeg says: {_reason(exc)})")
+            f"(it may be incomplete; FFmpeg says: {_reason(exc)})"
+        )
     return NotAudioError(
-        f"{path.name} is not an audio file (its contents are not a format FFmpeg can play)")
+        f"{path.name} is not an audio file (its contents are not a format FFmpeg can play)"
+    )
 
 
 def _audio_stream(path: Path, container: av.container.InputContainer) -> av.AudioStream:
@@ -216,13 +230,16 @@ def _audio_stream(path: Path, container: av.container.InputContainer) -> av.Audi
         kind = _looks_like(path) or container.format.long_name or container.format.name
         raise UnsupportedAudioError(
             f"{path.name} cannot be decoded: it holds {kind} audio in an encoding FFmpeg has "
-            f"no decoder for (or whose header is damaged)")
+            f"no decoder for (or whose header is damaged)"
+        )
     if not audio:
         kinds = sorted({s.type for s in container.streams})
         holding = f"with {' and '.join(kinds)} only" if kinds else "with no streams at all"
         described = container.format.long_name or container.format.name
-        raise NotAudioError(f"{path.name} is not an audio file (it has no audio stream; "
-                            f"FFmpeg reads it as {described} {holding})")
+        raise NotAudioError(
+            f"{path.name} is not an audio file (it has no audio stream; "
+            f"FFmpeg reads it as {described} {holding})"
+        )
     best = container.streams.best("audio")
     return best if best in audio else audio[0]
 
@@ -238,7 +255,7 @@ def _looks_like(path: Path) -> str | None:
     except OSError:
         return None
     for offset, magic, kind in _SIGNATURES:
-        if head[offset:offset + len(magic)] == magic:
+        if head[offset : offset + len(magic)] == magic:
             return kind
     return None
 
@@ -252,8 +269,13 @@ class _FrameReader:
     judge (see _judge_early_end).
     """
 
-    def __init__(self, path: Path, container: av.container.InputContainer,
-                 stream: av.AudioStream, mono: _MonoConverter) -> None:
+    def __init__(
+        self,
+        path: Path,
+        container: av.container.InputContainer,
+        stream: av.AudioStream,
+        mono: _MonoConverter,
+    ) -> None:
         self.path, self.container, self.stream, self.mono = path, container, stream, mono
         self.stopped: BaseException | None = None
         self.tail: int | None = None
@@ -291,14 +313,17 @@ class _FrameReader:
 
 def _decode_error(path: Path, mono: _MonoConverter, exc: BaseException) -> AudioError:
     if mono.samples_in == 0:
-        return NotAudioError(f"{path.name} is not a readable audio file (no audio could be "
-                             f"decoded: {_reason(exc)})")
-    return TruncatedAudioError(f"{path.name} is damaged: decoding failed after "
-                               f"{mono.seconds_in:.1f} s ({_reason(exc)})")
+        return NotAudioError(
+            f"{path.name} is not a readable audio file (no audio could be decoded: {_reason(exc)})"
+        )
+    return TruncatedAudioError(
+        f"{path.name} is damaged: decoding failed after {mono.seconds_in:.1f} s ({_reason(exc)})"
+    )
 
 
-def _judge_early_end(path: Path, declared: float | None, decoded: float,
-                     stream: av.AudioStream, reader: _FrameReader) -> str:
+def _judge_early_end(
+    path: Path, declared: float | None, decoded: float, stream: av.AudioStream, reader: _FrameReader
+) -> str:
     """The warning for decoding that stopped at data which is not audio, where what decoded
     is all there is to judge; TruncatedAudioError where it is not (damage part way)."""
     reason = _reason(reader.stopped) if reader.stopped is not None else "unknown error"
@@ -306,14 +331,21 @@ def _judge_early_end(path: Path, declared: float | None, decoded: float,
         if declared - decoded > max(SHORTFALL_SECONDS, SHORTFALL_FRACTION * declared):
             raise TruncatedAudioError(
                 f"{path.name} is damaged: decoding failed after {decoded:.1f} s of the "
-                f"{declared:.1f} s its header declares ({reason})")
+                f"{declared:.1f} s its header declares ({reason})"
+            )
     elif decoded < MIN_JUDGED_SECONDS:
-        raise TruncatedAudioError(f"{path.name} is damaged: decoding failed after "
-                                  f"{decoded:.1f} s ({reason})")
-    what = "data" if reader.tail is None or reader.tail <= 0 else \
-        f"{reader.tail:,} byte{'s' if reader.tail != 1 else ''}"
-    return (f"The file ends with {what} that could not be decoded as audio (FFmpeg says: "
-            f"{reason}); the {decoded:.1f} s of audio before it were analysed.")
+        raise TruncatedAudioError(
+            f"{path.name} is damaged: decoding failed after {decoded:.1f} s ({reason})"
+        )
+    what = (
+        "data"
+        if reader.tail is None or reader.tail <= 0
+        else f"{reader.tail:,} byte{'s' if reader.tail != 1 else ''}"
+    )
+    return (
+        f"The file ends with {what} that could not be decoded as audio (FFmpeg says: "
+        f"{reason}); the {decoded:.1f} s of audio before it were analysed."
+    )
 
 
 # --- mono 16 kHz conversion ---------------------------------------------------------------
@@ -328,8 +360,7 @@ def float_converter(frame: av.AudioFrame) -> av.AudioResampler:
     FFmpeg's own downmix to mono sums stereo at -3 dB (0.707 * (L + R)), not the mean that
     librosa takes, so the resampler only converts the sample format; channel_mean() mixes.
     """
-    return av.AudioResampler(format=PACKED_FLOAT, layout=frame.layout,
-                             rate=int(frame.sample_rate))
+    return av.AudioResampler(format=PACKED_FLOAT, layout=frame.layout, rate=int(frame.sample_rate))
 
 
 def channel_mean(frame: av.AudioFrame) -> np.ndarray:
@@ -339,16 +370,19 @@ def channel_mean(frame: av.AudioFrame) -> np.ndarray:
     to_ndarray() or a planar frame's `planes` (see the module's docstring).
     """
     if frame.format.name != PACKED_FLOAT:
-        raise AudioError(f"internal error: expected packed float32 samples, not "
-                         f"{frame.format.name}")
+        raise AudioError(
+            f"internal error: expected packed float32 samples, not {frame.format.name}"
+        )
     channels = frame.layout.nb_channels
     count = frame.samples * channels
     if channels < 1 or count == 0:
         return np.zeros(0, np.float32)
     plane = frame.planes[0]  # a packed frame keeps every channel in its first buffer
     if plane.buffer_size < count * 4:
-        raise AudioError(f"internal error: a frame of {frame.samples} samples of "
-                         f"{channels} channels holds only {plane.buffer_size} bytes")
+        raise AudioError(
+            f"internal error: a frame of {frame.samples} samples of "
+            f"{channels} channels holds only {plane.buffer_size} bytes"
+        )
     interleaved = np.frombuffer(memoryview(plane), dtype=np.float32, count=count)
     # (channels, samples) in C order, then the mean over axis 0: the very reduction (and
     # rounding) of librosa.to_mono on the planar array it would have read.
@@ -396,8 +430,9 @@ class _MonoConverter:
         self._segment_in = self._segment_out = 0
         self._resampler = None
         if self._rate != self.sample_rate:
-            self._resampler = soxr.ResampleStream(self._rate, self.sample_rate, 1,
-                                                  dtype="float32", quality=SOXR_QUALITY)
+            self._resampler = soxr.ResampleStream(
+                self._rate, self.sample_rate, 1, dtype="float32", quality=SOXR_QUALITY
+            )
 
     def _resample(self, samples: np.ndarray, last: bool = False) -> list[np.ndarray]:
         self._segment_in += samples.size
@@ -427,8 +462,10 @@ class _MonoConverter:
 
 # --- completeness checks ------------------------------------------------------------------
 
-def _declared_duration(container: av.container.InputContainer,
-                       stream: av.AudioStream) -> float | None:
+
+def _declared_duration(
+    container: av.container.InputContainer, stream: av.AudioStream
+) -> float | None:
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
     if container.duration:
@@ -436,14 +473,16 @@ def _declared_duration(container: av.container.InputContainer,
     return None
 
 
-def _check_complete(path: Path, declared: float | None, decoded: float,
-                    stream: av.AudioStream) -> None:
+def _check_complete(
+    path: Path, declared: float | None, decoded: float, stream: av.AudioStream
+) -> None:
     if not declared or _guessed_from_bitrate(path, declared, stream):
         return
     if declared - decoded > max(SHORTFALL_SECONDS, SHORTFALL_FRACTION * declared):
         raise TruncatedAudioError(
             f"{path.name} is cut short: its header declares {declared:.1f} s of audio but "
-            f"only {decoded:.1f} s could be decoded (the file is probably incomplete)")
+            f"only {decoded:.1f} s could be decoded (the file is probably incomplete)"
+        )
 
 
 def _guessed_from_bitrate(path: Path, declared: float, stream: av.AudioStream) -> bool:
@@ -483,7 +522,8 @@ def _check_riff_data(path: Path) -> None:
     if declared_s - present_s > max(SHORTFALL_SECONDS, SHORTFALL_FRACTION * declared_s):
         raise TruncatedAudioError(
             f"{path.name} is cut short: its header declares {declared_s:.1f} s of audio but "
-            f"the file holds only {present_s:.1f} s (the file is probably incomplete)")
+            f"the file holds only {present_s:.1f} s (the file is probably incomplete)"
+        )
 
 
 def _riff_data_sizes(path: Path) -> tuple[int, int, int]:
@@ -537,8 +577,9 @@ class _Progress:
 SECTION_MARGIN = 0.1
 
 
-def decode_section(path: str | Path, start: float, seconds: float,
-                   sample_rate: int = AUDIO.sample_rate) -> tuple[int, np.ndarray] | None:
+def decode_section(
+    path: str | Path, start: float, seconds: float, sample_rate: int = AUDIO.sample_rate
+) -> tuple[int, np.ndarray] | None:
     """Mono float32 samples of [start, start + seconds) at `sample_rate`, found by seeking.
 
     Returns (index of the first sample in the whole decoded track, samples), equal to that
@@ -559,11 +600,14 @@ def decode_section(path: str | Path, start: float, seconds: float,
             return None
     if native is None:
         return None
-    out = soxr.resample(native, rate, sample_rate, quality=SOXR_QUALITY) \
-        if rate != sample_rate else native
+    out = (
+        soxr.resample(native, rate, sample_rate, quality=SOXR_QUALITY)
+        if rate != sample_rate
+        else native
+    )
     offset = first * sample_rate // rate
     lead = round(start * sample_rate) - offset
-    return offset + lead, out[lead:lead + round(seconds * sample_rate)]
+    return offset + lead, out[lead : lead + round(seconds * sample_rate)]
 
 
 def _time_base(item: av.AudioStream | av.AudioFrame) -> Fraction:
@@ -573,8 +617,9 @@ def _time_base(item: av.AudioStream | av.AudioFrame) -> Fraction:
     return item.time_base
 
 
-def _native_from(container: av.container.InputContainer, stream: av.AudioStream, first: int,
-                 wanted: int) -> np.ndarray | None:
+def _native_from(
+    container: av.container.InputContainer, stream: av.AudioStream, first: int, wanted: int
+) -> np.ndarray | None:
     """`wanted` mono samples at the file's rate from sample index `first` (fewer at the end)."""
     to_float: av.AudioResampler | None = None
     parts: list[np.ndarray] = []

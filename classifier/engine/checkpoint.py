@@ -5,6 +5,7 @@ whose values are serialized `BundleEntryProto` messages; `<prefix>.data-00000-of
 holds each tensor's raw little-endian bytes at the offset its entry names. Only what the
 musicnn checkpoint needs is supported: uncompressed blocks, one shard, float32 tensors.
 """
+
 from __future__ import annotations
 
 import struct
@@ -35,6 +36,7 @@ _FIXED_SIZE = {FIXED64: 8, FIXED32: 4}
 
 
 # --- crc32c (Castagnoli), as TensorFlow masks it ------------------------------------------
+
 
 def _crc_table() -> np.ndarray:
     poly = 0x82F63B78  # reflected Castagnoli polynomial
@@ -119,6 +121,7 @@ def unmask_crc(masked: int) -> int:
 
 # --- protobuf wire format -----------------------------------------------------------------
 
+
 def read_varint(buf: bytes, pos: int) -> tuple[int, int]:
     """Decode a base-128 varint at `pos`; return (value, position after it)."""
     value = shift = 0
@@ -153,7 +156,7 @@ def proto_fields(buf: bytes) -> Iterator[tuple[int, int | bytes]]:
             raise ModelError(f"checkpoint index holds an unsupported protobuf wire type {wire}")
         if pos + size > len(buf):
             raise ModelError("checkpoint index holds a truncated protobuf message")
-        raw = buf[pos:pos + size]
+        raw = buf[pos : pos + size]
         pos += size
         yield field, (raw if wire == LENGTH_DELIMITED else int.from_bytes(raw, "little"))
 
@@ -189,8 +192,14 @@ def _parse_shape(buf: bytes) -> tuple[int, ...]:
 
 
 def parse_bundle_entry(buf: bytes) -> BundleEntry:
-    fields: dict[str, Any] = {"dtype": 0, "shape": (), "shard_id": 0, "offset": 0, "size": 0,
-                              "crc32c": None}
+    fields: dict[str, Any] = {
+        "dtype": 0,
+        "shape": (),
+        "shard_id": 0,
+        "offset": 0,
+        "size": 0,
+        "crc32c": None,
+    }
     for field, value in proto_fields(buf):
         if field == 1:
             fields["dtype"] = value
@@ -211,6 +220,7 @@ def parse_bundle_entry(buf: bytes) -> BundleEntry:
 
 # --- LevelDB table ------------------------------------------------------------------------
 
+
 def _read_handle(buf: bytes, pos: int) -> tuple[tuple[int, int], int]:
     offset, pos = read_varint(buf, pos)
     size, pos = read_varint(buf, pos)
@@ -227,7 +237,7 @@ def _read_block(table: bytes, handle: tuple[int, int], what: str) -> bytes:
     if kind != NO_COMPRESSION:
         raise ModelError(f"checkpoint index {what} block is compressed (type {kind}): unsupported")
     (stored,) = struct.unpack_from("<I", table, end + 1)
-    if unmask_crc(stored) != crc32c(table[offset:end + 1]):
+    if unmask_crc(stored) != crc32c(table[offset : end + 1]):
         raise ModelError(f"checkpoint index is damaged: its {what} block fails its crc32c check")
     return block
 
@@ -247,9 +257,9 @@ def _block_entries(block: bytes, what: str) -> Iterator[tuple[bytes, bytes]]:
         value_len, pos = read_varint(block, pos)
         if shared > len(key) or pos + unshared + value_len > limit:
             raise ModelError(f"checkpoint index {what} block holds a corrupt entry")
-        key = key[:shared] + block[pos:pos + unshared]
+        key = key[:shared] + block[pos : pos + unshared]
         pos += unshared
-        yield key, block[pos:pos + value_len]
+        yield key, block[pos : pos + value_len]
         pos += value_len
 
 
@@ -280,6 +290,7 @@ def read_table(table: bytes) -> dict[str, bytes]:
 
 # --- checkpoint -----------------------------------------------------------------------------
 
+
 def _read_file(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -299,20 +310,27 @@ def _tensor(name: str, entry: BundleEntry, data: bytes, verify: bool) -> np.ndar
     if entry.dtype != DT_FLOAT:
         raise ModelError(f"checkpoint variable {name!r} has dtype {entry.dtype}, expected float32")
     if entry.shard_id != 0:
-        raise ModelError(f"checkpoint variable {name!r} lives in shard {entry.shard_id}: "
-                         "only single-shard checkpoints are supported")
+        raise ModelError(
+            f"checkpoint variable {name!r} lives in shard {entry.shard_id}: "
+            "only single-shard checkpoints are supported"
+        )
     count = int(np.prod(entry.shape, dtype=np.int64))
     if entry.size != 4 * count:
-        raise ModelError(f"checkpoint variable {name!r}: {entry.size} bytes for shape "
-                         f"{entry.shape} (expected {4 * count})")
+        raise ModelError(
+            f"checkpoint variable {name!r}: {entry.size} bytes for shape "
+            f"{entry.shape} (expected {4 * count})"
+        )
     end = entry.offset + entry.size
     if end > len(data):
-        raise ModelError(f"checkpoint data file is truncated: variable {name!r} needs bytes "
-                         f"{entry.offset}..{end}, the file has {len(data)}")
+        raise ModelError(
+            f"checkpoint data file is truncated: variable {name!r} needs bytes "
+            f"{entry.offset}..{end}, the file has {len(data)}"
+        )
     raw = np.frombuffer(data, dtype=np.uint8, count=entry.size, offset=entry.offset)
     if verify and entry.crc32c is not None and crc32c(raw) != unmask_crc(entry.crc32c):
-        raise ModelError(f"checkpoint data file is damaged: variable {name!r} "
-                         "fails its crc32c check")
+        raise ModelError(
+            f"checkpoint data file is damaged: variable {name!r} fails its crc32c check"
+        )
     return raw.view("<f4").reshape(entry.shape).astype(np.float32)
 
 

@@ -35,21 +35,36 @@ class UsageError(Exception):
 
 def add_classify_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH")
-    parser.add_argument("--json", action="store_true",
-                        help="one JSON object per file on stdout, nothing else")
-    parser.add_argument("--write-tags", action="store_true",
-                        help="write the genres into each file's tags")
-    parser.add_argument("--policy", choices=POLICIES, default="fill",
-                        help="fill: only where no genre is set (default); replace; merge")
-    parser.add_argument("--id3v23", action="store_true",
-                        help="write MP3 tags as ID3v2.3, genres joined by '; '")
-    parser.add_argument("--record-model", action="store_true",
-                        help="also record the model version and confidence in the tags")
+    parser.add_argument(
+        "--json", action="store_true", help="one JSON object per file on stdout, nothing else"
+    )
+    parser.add_argument(
+        "--write-tags", action="store_true", help="write the genres into each file's tags"
+    )
+    parser.add_argument(
+        "--policy",
+        choices=POLICIES,
+        default="fill",
+        help="fill: only where no genre is set (default); replace; merge",
+    )
+    parser.add_argument(
+        "--id3v23", action="store_true", help="write MP3 tags as ID3v2.3, genres joined by '; '"
+    )
+    parser.add_argument(
+        "--record-model",
+        action="store_true",
+        help="also record the model version and confidence in the tags",
+    )
     parser.add_argument("--top-k", type=int, default=3, help="genres to report (default 3)")
-    parser.add_argument("--full", action="store_true",
-                        help="analyse every 3-second chunk, not at most 16")
-    parser.add_argument("--min-confidence", type=float, default=None,
-                        help="below this the verdict is 'uncertain' (default 0.35)")
+    parser.add_argument(
+        "--full", action="store_true", help="analyse every 3-second chunk, not at most 16"
+    )
+    parser.add_argument(
+        "--min-confidence",
+        type=float,
+        default=None,
+        help="below this the verdict is 'uncertain' (default 0.35)",
+    )
 
 
 def audio_files(paths: Sequence[str | Path]) -> Iterator[Path]:
@@ -57,8 +72,9 @@ def audio_files(paths: Sequence[str | Path]) -> Iterator[Path]:
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            yield from sorted(f for f in path.rglob("*")
-                              if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
+            yield from sorted(
+                f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES
+            )
         else:
             yield path  # a missing or odd file is reported as that file's error
 
@@ -74,8 +90,7 @@ def classify(options: dict[str, Any], config: EngineConfig, out: TextIO, err: Te
         engine = get_engine(config)
     except EngineError as exc:
         raise UsageError(str(exc)) from None
-    failed = sum(not _classify_one(engine, path, options, out, err)
-                 for path in _progress(files))
+    failed = sum(not _classify_one(engine, path, options, out, err) for path in _progress(files))
     if failed:
         err.write(f"{failed} of {len(files)} files failed.\n")
         return 1
@@ -91,18 +106,24 @@ def _progress(files: list[Path]) -> Iterator[Path]:
     yield from tqdm(files, unit="file", file=sys.stderr, dynamic_ncols=True)
 
 
-def _classify_one(engine: Engine, path: Path, options: dict[str, Any], out: TextIO,
-                  err: TextIO) -> bool:
+def _classify_one(
+    engine: Engine, path: Path, options: dict[str, Any], out: TextIO, err: TextIO
+) -> bool:
     try:
-        analysis = engine.analyse(path, full=options["full"], top_k=options["top_k"],
-                                  min_confidence=options["min_confidence"])
+        analysis = engine.analyse(
+            path,
+            full=options["full"],
+            top_k=options["top_k"],
+            min_confidence=options["min_confidence"],
+        )
         tag_note = _write_tags(path, analysis, options) if options["write_tags"] else ""
     except EngineError as exc:
         _report_error(path, engine.model, str(exc), options["json"], out, err)
         return False
     except Exception as exc:  # one file's unforeseen failure must not end the run
-        _report_error(path, engine.model, unexpected_error(log, path.name, exc),
-                      options["json"], out, err)
+        _report_error(
+            path, engine.model, unexpected_error(log, path.name, exc), options["json"], out, err
+        )
         return False
     if options["json"]:
         out.write(json.dumps(analysis.to_json()) + "\n")
@@ -117,21 +138,38 @@ def _write_tags(path: Path, analysis: Analysis, options: dict[str, Any]) -> str:
         return "\n    tags: left alone (verdict uncertain)"
     provenance = None
     if options["record_model"]:
-        provenance = {"model": analysis.model,
-                      "confidence": f"{analysis.genres[0].confidence:.3f}"}
-    result = write_genres(path, values, options["policy"],
-                          id3_version=3 if options["id3v23"] else 4, provenance=provenance)
+        provenance = {"model": analysis.model, "confidence": f"{analysis.genres[0].confidence:.3f}"}
+    result = write_genres(
+        path,
+        values,
+        options["policy"],
+        id3_version=3 if options["id3v23"] else 4,
+        provenance=provenance,
+    )
     if not result.changed:
         return f"\n    tags: unchanged ({', '.join(result.before) or 'none'})"
     return f"\n    tags: {', '.join(result.before) or 'none'} -> {', '.join(result.after)}"
 
 
-def _report_error(path: Path, model: str, message: str, as_json: bool, out: TextIO,
-                  err: TextIO) -> None:
+def _report_error(
+    path: Path, model: str, message: str, as_json: bool, out: TextIO, err: TextIO
+) -> None:
     if as_json:
-        out.write(json.dumps({"path": str(path), "genres": [], "styles": [], "chunks": 0,
-                              "duration": 0.0, "model": model, "warnings": [],
-                              "error": message}) + "\n")
+        out.write(
+            json.dumps(
+                {
+                    "path": str(path),
+                    "genres": [],
+                    "styles": [],
+                    "chunks": 0,
+                    "duration": 0.0,
+                    "model": model,
+                    "warnings": [],
+                    "error": message,
+                }
+            )
+            + "\n"
+        )
     err.write(f"{path}: error: {message}\n")
 
 
@@ -141,8 +179,10 @@ def describe(analysis: Analysis) -> str:
     verdict = f"uncertain (best guess: {genres})" if analysis.uncertain else genres
     styles = ", ".join(f"{s.name} {s.score:.2f}" for s in analysis.styles)
     notes = "".join(f"\n    warning: {warning}" for warning in analysis.warnings)
-    return (f"{analysis.path}: {verdict}\n    {analysis.chunks} chunks of "
-            f"{analysis.duration:.1f} s; styles: {styles}{notes}")
+    return (
+        f"{analysis.path}: {verdict}\n    {analysis.chunks} chunks of "
+        f"{analysis.duration:.1f} s; styles: {styles}{notes}"
+    )
 
 
 # ---------------------------------------------------------------- train-head
@@ -152,18 +192,26 @@ def add_train_head_arguments(parser: argparse.ArgumentParser) -> None:
     from classifier.engine.head import TrainConfig
 
     parser.add_argument("directory", metavar="DIR")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="head file to write (default: genre_head.safetensors in the "
-                             "models folder; a committed head is replaced only when named here)")
-    parser.add_argument("--feature", default="penultimate",
-                        help="CNN outputs the head reads, joined by '+' "
-                             "(penultimate, taggram, max_pool, mean_pool)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="head file to write (default: genre_head.safetensors in the "
+        "models folder; a committed head is replaced only when named here)",
+    )
+    parser.add_argument(
+        "--feature",
+        default="penultimate",
+        help="CNN outputs the head reads, joined by '+' "
+        "(penultimate, taggram, max_pool, mean_pool)",
+    )
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     parser.add_argument("--hidden", type=int, default=0, help="hidden units (0: linear)")
     parser.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay)
-    parser.add_argument("--card", action="store_true",
-                        help="write MODEL_CARD.md and confusion.png beside the head")
+    parser.add_argument(
+        "--card", action="store_true", help="write MODEL_CARD.md and confusion.png beside the head"
+    )
 
 
 def train_head(options: dict[str, Any], config: EngineConfig, out: TextIO, err: TextIO) -> int:
@@ -194,17 +242,23 @@ def config_from_environment() -> EngineConfig:
 
 
 COMMANDS = {
-    "classify": (add_classify_arguments, classify,
-                 "Tell the genres of audio files (folders are walked recursively)."),
-    "train-head": (add_train_head_arguments, train_head,
-                   "Train a genre head on DIR/<genre>/*.audio, cross-validate it and write a "
-                   "model card."),
+    "classify": (
+        add_classify_arguments,
+        classify,
+        "Tell the genres of audio files (folders are walked recursively).",
+    ),
+    "train-head": (
+        add_train_head_arguments,
+        train_head,
+        "Train a genre head on DIR/<genre>/*.audio, cross-validate it and write a model card.",
+    ),
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m classifier.engine",
-                                     description="Genreweb's genre engine.")
+    parser = argparse.ArgumentParser(
+        prog="python -m classifier.engine", description="Genreweb's genre engine."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     for name, (add_arguments, _, help_text) in COMMANDS.items():
         add_arguments(commands.add_parser(name, help=help_text, description=help_text))

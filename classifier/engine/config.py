@@ -3,6 +3,7 @@
 The numbers are those the musicnn MSD model was trained with; changing any of them
 silently invalidates the pretrained weights.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,6 +33,18 @@ INFERENCE_BATCH = 64
 DEFAULT_MIN_CONFIDENCE = 0.35
 
 # File name endings walked into by `classify DIR` and dataset imports.
-AUDIO_SUFFIXES = frozenset({
-    ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wav", ".aif", ".aiff",
-})
+AUDIO_SUFFIXES = frozenset(
+    {
+        ".mp3",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".m4a",
+        ".mp4",
+        ".aac",
+        ".wav",
+        ".aif",
+        ".aiff",
+    }
+)

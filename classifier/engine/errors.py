@@ -1,4 +1,5 @@
 """Typed errors of the engine, each with a message a person understands."""
+
 from __future__ import annotations
 
 import logging
@@ -36,11 +37,10 @@ class ModelError(EngineError):
     """The model's weights are missing, damaged or of the wrong shape."""
 
 
-def unexpected_error(log: logging.Logger, name: str, exc: BaseException,
-                     verb: str = "analysed") -> str:
+def unexpected_error(
+    log: logging.Logger, name: str, exc: BaseException, verb: str = "analysed"
+) -> str:
     """Log a failure nobody foresaw on one file (or sample) `name` with its traceback, and
     return the one-line error to report for it, so that a run over many files goes on."""
-    log.error("%s could not be %s: unexpected %s", name, verb, type(exc).__name__,
-              exc_info=exc)
-    return (f"{name} could not be {verb}: an internal error occurred "
-            f"({type(exc).__name__}: {exc})")
+    log.error("%s could not be %s: unexpected %s", name, verb, type(exc).__name__, exc_info=exc)
+    return f"{name} could not be {verb}: an internal error occurred ({type(exc).__name__}: {exc})"

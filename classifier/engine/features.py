@@ -11,6 +11,7 @@ patch is repeat-padded (musicnn trained with "pad_short": "repeat-pad").
 Everything streams: decoded blocks -> frames -> patches, so a one-hour file never holds
 its samples, only (at most) its patches as float16 mel power (~43 MB per hour).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
@@ -80,7 +81,7 @@ def log_mel(samples: np.ndarray) -> np.ndarray:
     """(frames, n_mels) float32 log-mel of a whole 16 kHz mono signal; 1 + n // hop frames."""
     samples = np.asarray(samples, dtype=np.float32).reshape(-1)
     padded = np.pad(samples, N_FFT // 2)
-    windows = sliding_window_view(padded, N_FFT)[::HOP][:1 + samples.size // HOP]
+    windows = sliding_window_view(padded, N_FFT)[::HOP][: 1 + samples.size // HOP]
     return _log_mel_of(windows)
 
 
@@ -88,7 +89,7 @@ def _log_mel_of(windows: np.ndarray) -> np.ndarray:
     out = np.empty((len(windows), AUDIO.n_mels), np.float32)
     with one_blas_thread():
         for start in range(0, len(windows), _BATCH):
-            out[start:start + _BATCH] = compress(mel_power(windows[start:start + _BATCH]))
+            out[start : start + _BATCH] = compress(mel_power(windows[start : start + _BATCH]))
     return out
 
 
@@ -139,8 +140,8 @@ class MelStream:
             windows = sliding_window_view(buffer, N_FFT)[::HOP][:count]
             with one_blas_thread():
                 for start in range(0, count, _BATCH):
-                    frames[start:start + _BATCH] = mel_power(windows[start:start + _BATCH])
-        self._carry = buffer[count * HOP:].copy()
+                    frames[start : start + _BATCH] = mel_power(windows[start : start + _BATCH])
+        self._carry = buffer[count * HOP :].copy()
         self._emitted += count
         return frames
 
@@ -218,8 +219,11 @@ class Chunks:
     warnings: list[str] = field(default_factory=list)  # what decoding had to put up with
 
 
-def extract_chunks(path: str | Path, budget: int | None = DEFAULT_CHUNK_BUDGET,
-                   on_progress: Callable[[float], None] | None = None) -> Chunks:
+def extract_chunks(
+    path: str | Path,
+    budget: int | None = DEFAULT_CHUNK_BUDGET,
+    on_progress: Callable[[float], None] | None = None,
+) -> Chunks:
     """Decode, patch and pick the track's chunks: non-silent ones, `budget` evenly spread.
 
     budget None keeps every non-silent chunk (--full). Raises the AudioError subclasses of
@@ -236,8 +240,9 @@ def extract_chunks(path: str | Path, budget: int | None = DEFAULT_CHUNK_BUDGET,
     return _streamed_chunks(path, budget, on_progress)
 
 
-def _streamed_chunks(path: Path, budget: int | None,
-                     on_progress: Callable[[float], None] | None) -> Chunks:
+def _streamed_chunks(
+    path: Path, budget: int | None, on_progress: Callable[[float], None] | None
+) -> Chunks:
     stream, patcher, picker = MelStream(), Patcher(), _Collector()
     samples = 0
     warnings: list[str] = []
@@ -253,8 +258,14 @@ def _streamed_chunks(path: Path, budget: int | None,
     for row, index in enumerate(chosen):
         patches[row] = compress(picker.kept[index])
     starts = np.array([picker.positions[i] for i in chosen], np.float64) * AUDIO.patch_seconds
-    return Chunks(patches=patches, starts=starts, duration=samples / AUDIO.sample_rate,
-                  total=len(picker.kept), silent=picker.silent, warnings=warnings)
+    return Chunks(
+        patches=patches,
+        starts=starts,
+        duration=samples / AUDIO.sample_rate,
+        total=len(picker.kept),
+        silent=picker.silent,
+        warnings=warnings,
+    )
 
 
 # Seeking pays once a track holds this many times the budget's chunks.
@@ -264,8 +275,9 @@ SPARSE_FROM = 2
 EXACT_SEEK_CODECS = ("flac", "alac", "wavpack", "opus", "pcm_")
 
 
-def sparse_chunks(path: Path, budget: int, on_progress: Callable[[float], None] | None = None
-                  ) -> Chunks | None:
+def sparse_chunks(
+    path: Path, budget: int, on_progress: Callable[[float], None] | None = None
+) -> Chunks | None:
     """`budget` chunks spread over a long track, each decoded on its own by seeking.
 
     None where the track is short, cannot be cut exactly, or every chosen chunk is silent:
@@ -292,8 +304,13 @@ def sparse_chunks(path: Path, budget: int, on_progress: Callable[[float], None] 
             on_progress(done / budget)
     if not patches:
         return None
-    return Chunks(patches=np.stack(patches), starts=np.array(starts), duration=info.duration,
-                  total=total - silent, silent=silent)
+    return Chunks(
+        patches=np.stack(patches),
+        starts=np.array(starts),
+        duration=info.duration,
+        total=total - silent,
+        silent=silent,
+    )
 
 
 def patch_at(path: Path, index: int) -> np.ndarray | None:
@@ -301,17 +318,22 @@ def patch_at(path: Path, index: int) -> np.ndarray | None:
     first = index * PATCH * HOP - N_FFT // 2  # the first frame is centred on the patch start
     length = (PATCH - 1) * HOP + N_FFT
     start = max(first, 0)
-    section = decode_section(path, start / AUDIO.sample_rate,
-                             (first + length - start) / AUDIO.sample_rate)
+    section = decode_section(
+        path, start / AUDIO.sample_rate, (first + length - start) / AUDIO.sample_rate
+    )
     if section is None or section[0] != start:
         return None
     samples = section[1]
     if first + length - start - samples.size > N_FFT // 2:
         return None  # the track ends before its declared duration: stream it instead
     # Zeros before the track's start and after its end: librosa's centre padding.
-    samples = np.concatenate([np.zeros(start - first, np.float32), samples,
-                              np.zeros(max(0, length - (start - first) - samples.size),
-                                       np.float32)])
+    samples = np.concatenate(
+        [
+            np.zeros(start - first, np.float32),
+            samples,
+            np.zeros(max(0, length - (start - first) - samples.size), np.float32),
+        ]
+    )
     windows = sliding_window_view(samples, N_FFT)[::HOP][:PATCH]
     with one_blas_thread():
         return compress(mel_power(windows))

@@ -65,8 +65,9 @@ def atomic_write(
     target = Path(target)
     remove_stale_files(target.parent, is_temporary)
     # Same folder, so the rename cannot cross file systems.
-    fd, name = tempfile.mkstemp(prefix=temporary_prefix(target), suffix=TEMP_SUFFIX,
-                                dir=target.parent)
+    fd, name = tempfile.mkstemp(
+        prefix=temporary_prefix(target), suffix=TEMP_SUFFIX, dir=target.parent
+    )
     temp = Path(name)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # held until the rename, released with the descriptor
@@ -102,9 +103,13 @@ def temporaries_of(target: Path) -> Callable[[str], bool]:
     return lambda name: name.startswith(prefix) and name.endswith(TEMP_SUFFIX)
 
 
-def remove_stale_files(folder: str | os.PathLike[str], matches: Callable[[str], bool], *,
-                       older_than: float = STALE_TEMP_SECONDS, recursive: bool = False
-                       ) -> list[Path]:
+def remove_stale_files(
+    folder: str | os.PathLike[str],
+    matches: Callable[[str], bool],
+    *,
+    older_than: float = STALE_TEMP_SECONDS,
+    recursive: bool = False,
+) -> list[Path]:
     """Remove the files of `folder` whose name `matches`, not modified for `older_than`
     seconds, that no process holds: the removed paths.
 
@@ -114,8 +119,11 @@ def remove_stale_files(folder: str | os.PathLike[str], matches: Callable[[str], 
     """
     removed = []
     for root, names in _listings(Path(folder), recursive):
-        removed += [root / name for name in names
-                    if matches(name) and remove_unheld(root / name, older_than)]
+        removed += [
+            root / name
+            for name in names
+            if matches(name) and remove_unheld(root / name, older_than)
+        ]
     return removed
 
 

@@ -5,6 +5,7 @@ AIFF), Vorbis comments (FLAC, Ogg Vorbis, Opus) and MP4 atoms (M4A/AAC). Writes 
 the same folder that replaces the original only once it is complete, synced and read back, so a
 crash, a full disk or a mutagen error leaves the original exactly as it was.
 """
+
 from __future__ import annotations
 
 import errno
@@ -90,9 +91,15 @@ def read_tags(path: str | os.PathLike[str], *, id3_separator: str = "; ") -> Tag
     return TagInfo(format=kind.format, **fields)
 
 
-def write_genres(path: str | os.PathLike[str], genres: list[str], policy: str = "fill", *,
-                 id3_version: int = 4, id3_separator: str = "; ",
-                 provenance: dict[str, str] | None = None) -> WriteResult:
+def write_genres(
+    path: str | os.PathLike[str],
+    genres: list[str],
+    policy: str = "fill",
+    *,
+    id3_version: int = 4,
+    id3_separator: str = "; ",
+    provenance: dict[str, str] | None = None,
+) -> WriteResult:
     """Write `genres` into the file's tags following `policy`; see POLICIES.
 
     fill: write only where the file has no genre; replace: set exactly these; merge: the
@@ -116,8 +123,9 @@ def write_genres(path: str | os.PathLike[str], genres: list[str], policy: str = 
 # ---------------------------------------------------------------- options and policies
 
 
-def _check_options(policy: str, id3_version: int, id3_separator: str,
-                   provenance: dict[str, str] | None) -> None:
+def _check_options(
+    policy: str, id3_version: int, id3_separator: str, provenance: dict[str, str] | None
+) -> None:
     if policy not in POLICIES:
         raise ValueError(f"unknown genre policy {policy!r}; valid policies: {', '.join(POLICIES)}")
     if id3_version not in ID3_VERSIONS:
@@ -126,8 +134,10 @@ def _check_options(policy: str, id3_version: int, id3_separator: str,
         raise ValueError("id3_separator must hold a visible character, such as '; '")
     for key, value in (provenance or {}).items():
         if not _PROVENANCE_KEY.fullmatch(key) or not isinstance(value, str):
-            raise ValueError(f"provenance entries must be word-character keys with text "
-                             f"values; got {key!r}: {value!r}")
+            raise ValueError(
+                f"provenance entries must be word-character keys with text "
+                f"values; got {key!r}: {value!r}"
+            )
 
 
 def _clean_genres(genres: list[str], separator: str) -> list[str]:
@@ -173,8 +183,9 @@ def _open(source: Path | IO[bytes], target: Path, verb: str) -> mutagen.FileType
     except Exception as exc:  # mutagen raises many types for damaged files
         raise TagError(_explain(exc, target, verb)) from exc
     if audio is None:
-        raise TagError(f"{target.name} is not a file whose tags Genreweb can {verb} "
-                       f"(supported: {SUPPORTED})")
+        raise TagError(
+            f"{target.name} is not a file whose tags Genreweb can {verb} (supported: {SUPPORTED})"
+        )
     return audio
 
 
@@ -192,8 +203,10 @@ def _explain(exc: BaseException, target: Path, verb: str) -> str:
         return f"{target.name} would grow past the file size limit this process may write"
     if cause is not None:
         return f"could not {verb} the tags of {target.name}: {cause.strerror or cause}"
-    return (f"{target.name} looks damaged, or is not really the kind of file its name says: "
-            f"its tags could not be parsed ({exc})")
+    return (
+        f"{target.name} looks damaged, or is not really the kind of file its name says: "
+        f"its tags could not be parsed ({exc})"
+    )
 
 
 def _os_error(exc: BaseException | None) -> OSError | None:
@@ -212,13 +225,25 @@ def _read_id3(audio: mutagen.FileType, separator: str) -> dict[str, Any]:
     tags = audio.tags
     if tags is None:
         return _empty_fields()
-    genres = [part for frame in tags.getall("TCON") for value in frame.genres
-              for part in _split(value, separator)]
-    provenance = {frame.desc[len(PROVENANCE_PREFIX):].lower(): _joined(frame.text)
-                  for frame in tags.getall("TXXX") if frame.desc.startswith(PROVENANCE_PREFIX)}
-    return {"title": _id3_text(tags, "TIT2"), "artist": _id3_text(tags, "TPE1"),
-            "album": _id3_text(tags, "TALB"), "genres": _unique(genres),
-            "has_cover": bool(tags.getall("APIC")), "provenance": provenance}
+    genres = [
+        part
+        for frame in tags.getall("TCON")
+        for value in frame.genres
+        for part in _split(value, separator)
+    ]
+    provenance = {
+        frame.desc[len(PROVENANCE_PREFIX) :].lower(): _joined(frame.text)
+        for frame in tags.getall("TXXX")
+        if frame.desc.startswith(PROVENANCE_PREFIX)
+    }
+    return {
+        "title": _id3_text(tags, "TIT2"),
+        "artist": _id3_text(tags, "TPE1"),
+        "album": _id3_text(tags, "TALB"),
+        "genres": _unique(genres),
+        "has_cover": bool(tags.getall("APIC")),
+        "provenance": provenance,
+    }
 
 
 def _read_vorbis(audio: mutagen.FileType, separator: str) -> dict[str, Any]:
@@ -228,33 +253,57 @@ def _read_vorbis(audio: mutagen.FileType, separator: str) -> dict[str, Any]:
     pictures = getattr(audio, "pictures", [])  # FLAC keeps covers in their own blocks
     # Iterating a Vorbis comment yields (key, value) pairs, so the keys come from keys().
     keys = tags.keys()
-    provenance = {key[len(PROVENANCE_PREFIX):].lower(): _joined(tags[key])
-                  for key in keys if key.upper().startswith(PROVENANCE_PREFIX)}
-    return {"title": _vorbis_text(tags, "title"), "artist": _vorbis_text(tags, "artist"),
-            "album": _vorbis_text(tags, "album"), "genres": _clean_values(tags.get("genre", [])),
-            "has_cover": bool(pictures) or any(key in tags for key in _VORBIS_COVERS),
-            "provenance": provenance}
+    provenance = {
+        key[len(PROVENANCE_PREFIX) :].lower(): _joined(tags[key])
+        for key in keys
+        if key.upper().startswith(PROVENANCE_PREFIX)
+    }
+    return {
+        "title": _vorbis_text(tags, "title"),
+        "artist": _vorbis_text(tags, "artist"),
+        "album": _vorbis_text(tags, "album"),
+        "genres": _clean_values(tags.get("genre", [])),
+        "has_cover": bool(pictures) or any(key in tags for key in _VORBIS_COVERS),
+        "provenance": provenance,
+    }
 
 
 def _read_mp4(audio: mutagen.FileType, separator: str) -> dict[str, Any]:
     tags = audio.tags
     if tags is None:
         return _empty_fields()
-    provenance = {key[len(MP4_PROVENANCE_PREFIX):].lower(): _joined(_freeform_text(values))
-                  for key, values in tags.items() if key.startswith(MP4_PROVENANCE_PREFIX)}
+    provenance = {
+        key[len(MP4_PROVENANCE_PREFIX) :].lower(): _joined(_freeform_text(values))
+        for key, values in tags.items()
+        if key.startswith(MP4_PROVENANCE_PREFIX)
+    }
     # mutagen turns the numeric `gnre` atom into `©gen` text while loading.
-    return {"title": _joined(tags.get("\xa9nam")), "artist": _joined(tags.get("\xa9ART")),
-            "album": _joined(tags.get("\xa9alb")), "genres": _clean_values(tags.get("\xa9gen", [])),
-            "has_cover": bool(tags.get("covr")), "provenance": provenance}
+    return {
+        "title": _joined(tags.get("\xa9nam")),
+        "artist": _joined(tags.get("\xa9ART")),
+        "album": _joined(tags.get("\xa9alb")),
+        "genres": _clean_values(tags.get("\xa9gen", [])),
+        "has_cover": bool(tags.get("covr")),
+        "provenance": provenance,
+    }
 
 
 _READERS: dict[str, Callable[[mutagen.FileType, str], dict[str, Any]]] = {
-    "id3": _read_id3, "vorbis": _read_vorbis, "mp4": _read_mp4}
+    "id3": _read_id3,
+    "vorbis": _read_vorbis,
+    "mp4": _read_mp4,
+}
 
 
 def _empty_fields() -> dict[str, Any]:
-    return {"title": None, "artist": None, "album": None, "genres": [], "has_cover": False,
-            "provenance": {}}
+    return {
+        "title": None,
+        "artist": None,
+        "album": None,
+        "genres": [],
+        "has_cover": False,
+        "provenance": {},
+    }
 
 
 def _id3_text(tags: Any, frame_id: str) -> str | None:
@@ -294,8 +343,13 @@ def _write_id3(audio: mutagen.FileType, genres: list[str], provenance: dict[str,
     # mutagen's frame classes are unannotated (its py.typed covers no signatures).
     tags.setall("TCON", [TCON(encoding=Encoding.UTF8, text=genres)])  # type: ignore[no-untyped-call]
     for key, value in provenance.items():
-        tags.add(TXXX(encoding=Encoding.UTF8,  # type: ignore[no-untyped-call]  # as TCON
-                      desc=PROVENANCE_PREFIX + key.upper(), text=[value]))
+        tags.add(
+            TXXX(
+                encoding=Encoding.UTF8,  # type: ignore[no-untyped-call]  # as TCON
+                desc=PROVENANCE_PREFIX + key.upper(),
+                text=[value],
+            )
+        )
 
 
 def _write_vorbis(audio: mutagen.FileType, genres: list[str], provenance: dict[str, str]) -> None:
@@ -315,12 +369,18 @@ def _write_mp4(audio: mutagen.FileType, genres: list[str], provenance: dict[str,
     for key, value in provenance.items():
         tags[MP4_PROVENANCE_PREFIX + key.lower()] = [
             # mutagen's MP4FreeForm is unannotated (its py.typed covers no signatures).
-            MP4FreeForm(value.encode("utf-8"),  # type: ignore[no-untyped-call]
-                        dataformat=AtomDataType.UTF8)]
+            MP4FreeForm(
+                value.encode("utf-8"),  # type: ignore[no-untyped-call]
+                dataformat=AtomDataType.UTF8,
+            )
+        ]
 
 
 _WRITERS: dict[str, Callable[[mutagen.FileType, list[str], dict[str, str]], None]] = {
-    "id3": _write_id3, "vorbis": _write_vorbis, "mp4": _write_mp4}
+    "id3": _write_id3,
+    "vorbis": _write_vorbis,
+    "mp4": _write_mp4,
+}
 
 
 @dataclass(frozen=True)
@@ -344,8 +404,10 @@ class _Edit:
         audio = _open(handle, target, "write")
         found = _READERS[_KINDS[type(audio)].family](audio, self.id3_separator)["genres"]
         if found != self.genres:
-            raise TagError(f"the genres written into {target.name} read back as {found} "
-                           f"instead of {self.genres}; the original was left unchanged")
+            raise TagError(
+                f"the genres written into {target.name} read back as {found} "
+                f"instead of {self.genres}; the original was left unchanged"
+            )
 
     def _save_options(self, family: str) -> dict[str, Any]:
         if family != "id3":

@@ -3,6 +3,7 @@
 The head is trained on chunks (every chunk inherits its track's label) and judged on
 tracks (the mean of its chunks' probabilities), the same way the verdict is made.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,6 +24,7 @@ from classifier.engine.files import atomic_write
 @dataclass
 class HeadInfo:
     """What a head file says about itself (stored as safetensors metadata)."""
+
     genres: list[str]
     feature: str = "penultimate"
     hidden: int = 0
@@ -44,8 +46,11 @@ class GenreHead(torch.nn.Module):
         self.register_buffer("std", torch.ones(in_dim))
         if hidden:
             self.net = torch.nn.Sequential(
-                torch.nn.Dropout(0.3), torch.nn.Linear(in_dim, hidden), torch.nn.ReLU(),
-                torch.nn.Dropout(0.3), torch.nn.Linear(hidden, n_genres),
+                torch.nn.Dropout(0.3),
+                torch.nn.Linear(in_dim, hidden),
+                torch.nn.ReLU(),
+                torch.nn.Dropout(0.3),
+                torch.nn.Linear(hidden, n_genres),
             )
         else:
             self.net = torch.nn.Sequential(torch.nn.Dropout(0.2), torch.nn.Linear(in_dim, n_genres))
@@ -70,8 +75,9 @@ class TrainConfig:
     seed: int = 0
 
 
-def train_head(features: np.ndarray, labels: np.ndarray, n_genres: int,
-               config: TrainConfig | None = None) -> GenreHead:
+def train_head(
+    features: np.ndarray, labels: np.ndarray, n_genres: int, config: TrainConfig | None = None
+) -> GenreHead:
     """Fit a head on chunk features (n, d) with integer labels (n,), full batch."""
     config = config or TrainConfig()
     torch.manual_seed(config.seed)
@@ -83,8 +89,7 @@ def train_head(features: np.ndarray, labels: np.ndarray, n_genres: int,
     # Classes may be unbalanced in a curated dataset: weight them so none is ignored.
     counts = torch.bincount(y, minlength=n_genres).float().clamp_min(1)
     loss_fn = torch.nn.CrossEntropyLoss(weight=counts.sum() / (n_genres * counts))
-    optimiser = torch.optim.AdamW(head.parameters(), lr=config.lr,
-                                  weight_decay=config.weight_decay)
+    optimiser = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     head.train()
     for _ in range(config.epochs):
         optimiser.zero_grad()
@@ -125,15 +130,16 @@ def read_head_info(path: Path) -> HeadInfo:
             metadata = handle.metadata() or {}
         return HeadInfo(**json.loads(metadata["info"]))
     except (KeyError, ValueError, TypeError, OSError, SafetensorError) as exc:
-        raise ModelError(f"The genre head {Path(path).name} is damaged or missing: "
-                         f"{exc}") from None
+        raise ModelError(f"The genre head {Path(path).name} is damaged or missing: {exc}") from None
 
 
 def load_head(path: Path) -> tuple[GenreHead, HeadInfo, str]:
     """Load a head file; returns (head, info, version)."""
     if not Path(path).exists():
-        raise ModelError(f"The genre head {Path(path).name} does not exist; train one with "
-                         "`python manage.py train_head DIR`.")
+        raise ModelError(
+            f"The genre head {Path(path).name} does not exist; train one with "
+            "`python manage.py train_head DIR`."
+        )
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
@@ -145,6 +151,7 @@ def load_head(path: Path) -> tuple[GenreHead, HeadInfo, str]:
     try:
         head.load_state_dict(state)
     except RuntimeError as exc:
-        raise ModelError(f"The genre head {Path(path).name} does not fit its own info: "
-                         f"{exc}") from None
+        raise ModelError(
+            f"The genre head {Path(path).name} does not fit its own info: {exc}"
+        ) from None
     return head.eval(), info, metadata.get("version", head_version(head, info))

@@ -33,8 +33,14 @@ class TrainingError(EngineError):
     """The folder cannot train a head; the message says why."""
 
 
-def train_from_folder(root: Path, out_path: Path, options: dict[str, Any], config: EngineConfig,
-                      out: TextIO, err: TextIO) -> str:
+def train_from_folder(
+    root: Path,
+    out_path: Path,
+    options: dict[str, Any],
+    config: EngineConfig,
+    out: TextIO,
+    err: TextIO,
+) -> str:
     """Train on `root`/<genre>/*, write the head to `out_path`; returns its version."""
     if not root.is_dir():
         raise TrainingError(f"{root} is not a folder")
@@ -42,19 +48,31 @@ def train_from_folder(root: Path, out_path: Path, options: dict[str, Any], confi
     genres = sorted({item.genre for item in items})
     if len(genres) < 2:
         raise TrainingError(f"{root} needs at least two genre subfolders with audio files")
-    train_config = TrainConfig(epochs=options["epochs"], hidden=options["hidden"],
-                               weight_decay=options["weight_decay"])
+    train_config = TrainConfig(
+        epochs=options["epochs"], hidden=options["hidden"], weight_decay=options["weight_decay"]
+    )
     engine = Engine.cnn_only(config)
     features, items = embed_all(engine, items, options["feature"], err)
     labels = [genres.index(item.genre) for item in items]
     folds = contiguous_folds(items, options["folds"])
-    cv = cross_validate(features, labels, folds, genres, train_config,
-                        on_fold=lambda k, n: err.write(f"fold {k}/{n} done\n"))
+    cv = cross_validate(
+        features,
+        labels,
+        folds,
+        genres,
+        train_config,
+        on_fold=lambda k, n: err.write(f"fold {k}/{n} done\n"),
+    )
     out.write(f"cross-validated accuracy ({options['folds']} folds): {cv.accuracy:.3f}\n")
     head = fit(features, labels, len(genres), train_config)
-    info = HeadInfo(genres=genres, feature=options["feature"], hidden=options["hidden"],
-                    trained_on=root.name, notes=_notes(items, cv, train_config, options),
-                    tag_spelling={g: TAG_SPELLING.get(g, g.title()) for g in genres})
+    info = HeadInfo(
+        genres=genres,
+        feature=options["feature"],
+        hidden=options["hidden"],
+        trained_on=root.name,
+        notes=_notes(items, cv, train_config, options),
+        tag_spelling={g: TAG_SPELLING.get(g, g.title()) for g in genres},
+    )
     version = save_head(head, info, out_path)
     out.write(f"wrote {out_path} (head version {version})\n")
     if options["card"]:
@@ -63,8 +81,9 @@ def train_from_folder(root: Path, out_path: Path, options: dict[str, Any], confi
     return version
 
 
-def embed_all(engine: Engine, items: list[LabelledFile], feature: str, err: TextIO
-              ) -> tuple[list[np.ndarray], list[LabelledFile]]:
+def embed_all(
+    engine: Engine, items: list[LabelledFile], feature: str, err: TextIO
+) -> tuple[list[np.ndarray], list[LabelledFile]]:
     """Every file's chunk features; a file that fails is reported and left out."""
     features, kept = [], []
     for n, item in enumerate(items, 1):
@@ -80,22 +99,39 @@ def embed_all(engine: Engine, items: list[LabelledFile], feature: str, err: Text
     return features, kept
 
 
-def _notes(items: list[LabelledFile], cv: Evaluation, config: TrainConfig,
-           options: dict[str, Any]) -> dict[str, Any]:
-    return {"tracks": len(items), "folds": options["folds"], "cv_accuracy": cv.accuracy,
-            "epochs": config.epochs, "weight_decay": config.weight_decay,
-            "confusion": cv.confusion.tolist()}
+def _notes(
+    items: list[LabelledFile], cv: Evaluation, config: TrainConfig, options: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "tracks": len(items),
+        "folds": options["folds"],
+        "cv_accuracy": cv.accuracy,
+        "epochs": config.epochs,
+        "weight_decay": config.weight_decay,
+        "confusion": cv.confusion.tolist(),
+    }
 
 
 def write_card(folder: Path, info: HeadInfo, cv: Evaluation, version: str, cnn: str) -> None:
     confusion_png(cv, folder / "confusion.png", f"{info.trained_on}: cross-validated")
-    rows = "\n".join(f"| {g} | {m['precision']:.2f} | {m['recall']:.2f} | {m['f1']:.2f} "
-                     f"| {m['support']} |" for g, m in cv.per_genre().items())
-    card = CARD.format(version=version, cnn=cnn, trained_on=info.trained_on,
-                       tracks=info.notes["tracks"], genres=", ".join(info.genres),
-                       feature=info.feature, hidden=info.hidden or "none (linear)",
-                       epochs=info.notes["epochs"], wd=info.notes["weight_decay"],
-                       folds=info.notes["folds"], accuracy=cv.accuracy, rows=rows)
+    rows = "\n".join(
+        f"| {g} | {m['precision']:.2f} | {m['recall']:.2f} | {m['f1']:.2f} | {m['support']} |"
+        for g, m in cv.per_genre().items()
+    )
+    card = CARD.format(
+        version=version,
+        cnn=cnn,
+        trained_on=info.trained_on,
+        tracks=info.notes["tracks"],
+        genres=", ".join(info.genres),
+        feature=info.feature,
+        hidden=info.hidden or "none (linear)",
+        epochs=info.notes["epochs"],
+        wd=info.notes["weight_decay"],
+        folds=info.notes["folds"],
+        accuracy=cv.accuracy,
+        rows=rows,
+    )
     (folder / "MODEL_CARD.md").write_text(card)
 
 

@@ -5,6 +5,7 @@ the whole batch on two intra-op threads (bench/musicnn_speed.py): most of the mo
 small (the front-end runs one patch at a time), and forking and joining threads for each of
 them costs more than it gains. Results match the undivided batch to float rounding.
 """
+
 from __future__ import annotations
 
 import os

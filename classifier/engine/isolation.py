@@ -9,6 +9,7 @@ or into an AudioError that says the decoder crashed or took too long.
 
 The child imports the decoder only (no Django, no torch): it starts in well under a second.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,7 +32,8 @@ CHECK_TIMEOUT = 60.0
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 # The typed errors a child may report, by class name.
 _TYPED: dict[str, type[EngineError]] = {
-    cls.__name__: cls for cls in vars(errors).values()
+    cls.__name__: cls
+    for cls in vars(errors).values()
     if isinstance(cls, type) and issubclass(cls, EngineError)
 }
 
@@ -42,17 +44,27 @@ def check_isolated(path: str | Path, timeout: float = CHECK_TIMEOUT) -> AudioInf
     or failed unexpectedly (logged with the child's output)."""
     path = Path(path)
     try:
-        child = subprocess.run(_command(path), cwd=_PACKAGE_ROOT, capture_output=True,
-                               text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        child = subprocess.run(
+            _command(path),
+            cwd=_PACKAGE_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         log.warning("checking %s: no answer after %.0f s", path, timeout)
-        raise AudioError(f"{path.name} could not be checked: decoding its first seconds took "
-                         f"longer than {timeout:.0f} s") from None
+        raise AudioError(
+            f"{path.name} could not be checked: decoding its first seconds took "
+            f"longer than {timeout:.0f} s"
+        ) from None
     if child.returncode < 0:
         name = _signal_name(-child.returncode)
         log.error("checking %s: the decoder died of %s\n%s", path, name, child.stderr[-4000:])
-        raise AudioError(f"{path.name} cannot be decoded: the decoder crashed on it ({name}); "
-                         "the file is damaged or in a form the decoder mishandles")
+        raise AudioError(
+            f"{path.name} cannot be decoded: the decoder crashed on it ({name}); "
+            "the file is damaged or in a form the decoder mishandles"
+        )
     answer = _answer(child.stdout)
     info = answer.get("info")
     if answer.get("ok") is True and child.returncode == 0 and isinstance(info, dict):
@@ -61,11 +73,16 @@ def check_isolated(path: str | Path, timeout: float = CHECK_TIMEOUT) -> AudioInf
     typed = _TYPED.get(kind)
     if typed is not None and issubclass(typed, AudioError) and message:
         raise typed(message)
-    log.error("checking %s: the check failed unexpectedly (exit status %s)\n%s", path,
-              child.returncode, child.stderr[-4000:])
+    log.error(
+        "checking %s: the check failed unexpectedly (exit status %s)\n%s",
+        path,
+        child.returncode,
+        child.stderr[-4000:],
+    )
     detail = f" ({message})" if message else ""
-    raise AudioError(f"{path.name} could not be checked: an internal error stopped the "
-                     f"decoder{detail}")
+    raise AudioError(
+        f"{path.name} could not be checked: an internal error stopped the decoder{detail}"
+    )
 
 
 def _command(path: Path) -> list[str]:

@@ -6,6 +6,7 @@ the whole frequency axis; the mid-end stacks three residual 1-D convolutions ove
 the back-end pools over time and ends in two dense layers. Every layer and constant is
 TensorFlow's: batch-norm epsilon 0.001, TF 'same' padding, TF flatten order.
 """
+
 from __future__ import annotations
 
 import functools
@@ -48,16 +49,18 @@ def _bn(channels: int) -> nn.Module:
 
 class SpectralKernel(NamedTuple):
     """A frequency-wide conv kernel ready for `spectral_frequency_max`."""
+
     products: torch.Tensor  # (bins, 2, 2 * taps, filters): input DFT taps -> [re, im] of X·conj(W)
-    inverse: torch.Tensor   # (positions, 2 * bins): the inverse real DFT at the valid positions
-    taps: int               # the kernel's length in time
+    inverse: torch.Tensor  # (positions, 2 * bins): the inverse real DFT at the valid positions
+    taps: int  # the kernel's length in time
 
 
 class PooledKernel(NamedTuple):
     """A front-end block's eval constants, computed once per batch rather than once per patch."""
+
     weight: torch.Tensor  # the conv kernel, negated where batch norm's scale is negative
-    sign: torch.Tensor    # (filters,) +1 or -1
-    scale: torch.Tensor   # batch norm as an affine scale * v + shift
+    sign: torch.Tensor  # (filters,) +1 or -1
+    scale: torch.Tensor  # batch norm as an affine scale * v + shift
     shift: torch.Tensor
     spectral: SpectralKernel | None  # for kernels wide in frequency (the timbral blocks)
 
@@ -88,8 +91,7 @@ class FrequencyPooledConv(nn.Module):
         extreme = flipped * kernel.sign[:, None]
         bias = self.conv.bias
         assert bias is not None  # nn.Conv2d's default bias=True
-        return F.relu(extreme + bias[:, None]) * kernel.scale[:, None] \
-            + kernel.shift[:, None]
+        return F.relu(extreme + bias[:, None]) * kernel.scale[:, None] + kernel.shift[:, None]
 
     def eval_kernel(self) -> PooledKernel:
         # Eval: batch norm is a per-channel affine a*v + b and ReLU is monotonic, so the max
@@ -100,8 +102,9 @@ class FrequencyPooledConv(nn.Module):
         scale, shift = _bn_affine(self.bn)
         sign = torch.where(scale >= 0, 1.0, -1.0)
         weight = self.conv.weight * sign[:, None, None, None]
-        spectral = spectral_kernel(weight, AUDIO.n_mels) if SPECTRAL and weight.shape[3] > 1 \
-            else None
+        spectral = (
+            spectral_kernel(weight, AUDIO.n_mels) if SPECTRAL and weight.shape[3] > 1 else None
+        )
         return PooledKernel(weight, sign, scale, shift, spectral)
 
 
@@ -153,7 +156,7 @@ def spectral_frequency_max(padded: torch.Tensor, kernel: SpectralKernel) -> torc
     filters, positions = kernel.products.shape[3], kernel.inverse.shape[0]
     pooled = []
     for start in range(0, n * time, SPECTRAL_BLOCK):
-        products = torch.matmul(rows[:, :, start:start + SPECTRAL_BLOCK], kernel.products)
+        products = torch.matmul(rows[:, :, start : start + SPECTRAL_BLOCK], kernel.products)
         conv = kernel.inverse @ products.reshape(2 * bins, -1)  # (positions, rows * filters)
         pooled.append(conv.view(positions, -1, filters).amax(0))
     return torch.cat(pooled).view(n, time, filters).transpose(1, 2)
@@ -176,8 +179,9 @@ class MidendConv(nn.Module):
 
     def __init__(self, in_channels: int):
         super().__init__()
-        self.conv = nn.Conv1d(in_channels, MIDEND_FILTERS, MIDEND_KERNEL,
-                              padding=MIDEND_KERNEL // 2)
+        self.conv = nn.Conv1d(
+            in_channels, MIDEND_FILTERS, MIDEND_KERNEL, padding=MIDEND_KERNEL // 2
+        )
         self.bn = _bn(MIDEND_FILTERS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -199,8 +203,7 @@ class MusiCNN(nn.Module):
             for k in TEMPORAL_KERNELS
         )
         self.midend = nn.ModuleList(
-            [MidendConv(FRONTEND_CHANNELS), MidendConv(MIDEND_FILTERS),
-             MidendConv(MIDEND_FILTERS)]
+            [MidendConv(FRONTEND_CHANNELS), MidendConv(MIDEND_FILTERS), MidendConv(MIDEND_FILTERS)]
         )
         self.pool_bn = _bn(2 * POOL_FEATURES)
         self.dense = nn.Linear(2 * POOL_FEATURES, BACKEND_UNITS)
@@ -209,8 +212,10 @@ class MusiCNN(nn.Module):
 
     def forward(self, patches: torch.Tensor) -> MusiCNNOutput:
         if patches.ndim != 3 or patches.shape[2] != AUDIO.n_mels:
-            raise ModelError(f"musicnn expects patches of shape (n, frames, {AUDIO.n_mels}), "
-                             f"got {tuple(patches.shape)}")
+            raise ModelError(
+                f"musicnn expects patches of shape (n, frames, {AUDIO.n_mels}), "
+                f"got {tuple(patches.shape)}"
+            )
         x = self.input_bn(patches.unsqueeze(1))  # (n, 1, time, freq)
         # The front-end's conv maps are 30-96x its output (9 MB a patch for the first timbral
         # block). In eval, one patch at a time keeps them in cache: 1.7-1.8x faster than a
@@ -218,8 +223,7 @@ class MusiCNN(nn.Module):
         # of convolution against microseconds of loop, and memory stays flat in batch size.
         step = len(x) if self.training else FRONTEND_GROUP
         kernels = None if self.training else [b.eval_kernel() for b in self.frontend_blocks]
-        front = torch.cat([self.frontend(x[i:i + step], kernels)
-                           for i in range(0, len(x), step)])
+        front = torch.cat([self.frontend(x[i : i + step], kernels) for i in range(0, len(x), step)])
         cnn1 = self.midend[0](front)
         cnn2 = self.midend[1](cnn1) + cnn1
         cnn3 = self.midend[2](cnn2) + cnn2
@@ -237,15 +241,20 @@ class MusiCNN(nn.Module):
     def frontend_blocks(self) -> tuple[FrequencyPooledConv, ...]:
         return (*self.timbral, *self.temporal)
 
-    def frontend(self, x: torch.Tensor, kernels: list[PooledKernel] | None = None
-                 ) -> torch.Tensor:
+    def frontend(self, x: torch.Tensor, kernels: list[PooledKernel] | None = None) -> torch.Tensor:
         """Normalised input (n, 1, time, freq) -> (n, 561, time) front-end features."""
         per_block: Sequence[PooledKernel | None] = kernels or [None] * len(self.frontend_blocks)
-        return torch.cat([block(x, kernel) for block, kernel
-                          in zip(self.frontend_blocks, per_block, strict=True)], dim=1)
+        return torch.cat(
+            [
+                block(x, kernel)
+                for block, kernel in zip(self.frontend_blocks, per_block, strict=True)
+            ],
+            dim=1,
+        )
 
-    def infer(self, patches: np.ndarray | torch.Tensor,
-              batch_size: int = INFERENCE_BATCH) -> MusiCNNOutput:
+    def infer(
+        self, patches: np.ndarray | torch.Tensor, batch_size: int = INFERENCE_BATCH
+    ) -> MusiCNNOutput:
         """Run eval-mode inference in batches of `batch_size`; returns float32 CPU tensors."""
         if self.training:
             raise ModelError("MusiCNN.infer needs eval mode (call .eval() first)")
@@ -253,7 +262,7 @@ class MusiCNN(nn.Module):
         if len(data) == 0:
             raise ModelError("musicnn was given no patches to analyse")
         with torch.inference_mode():
-            parts = [self(data[i:i + batch_size]) for i in range(0, len(data), batch_size)]
+            parts = [self(data[i : i + batch_size]) for i in range(0, len(data), batch_size)]
         return MusiCNNOutput(*(torch.cat(column) for column in zip(*parts, strict=True)))
 
 
@@ -290,8 +299,12 @@ TF_LAYERS: tuple[tuple[str, str, str], ...] = (
     ("dense_1", "output", _DENSE),
 )
 
-_BN_VARIABLES = {"gamma": "weight", "beta": "bias",
-                 "moving_mean": "running_mean", "moving_variance": "running_var"}
+_BN_VARIABLES = {
+    "gamma": "weight",
+    "beta": "bias",
+    "moving_mean": "running_mean",
+    "moving_variance": "running_var",
+}
 
 
 def _convert_kernel(kind: str, kernel: np.ndarray) -> np.ndarray:
@@ -328,8 +341,10 @@ def state_dict_from_tf(variables: dict[str, np.ndarray]) -> dict[str, torch.Tens
                 value = _convert_kernel(kind, value)
             target = f"{module}.{torch_name}"
             if tuple(value.shape) != tuple(expected[target].shape):
-                raise ModelError(f"checkpoint variable {key!r} has shape {variables[key].shape}, "
-                                 f"which does not fit {target} {tuple(expected[target].shape)}")
+                raise ModelError(
+                    f"checkpoint variable {key!r} has shape {variables[key].shape}, "
+                    f"which does not fit {target} {tuple(expected[target].shape)}"
+                )
             state[target] = torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
             used.add(key)
     unused = sorted(set(variables) - used)

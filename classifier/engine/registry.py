@@ -1,4 +1,5 @@
 """The one model registry: where weights live and which versions the engine uses."""
+
 from __future__ import annotations
 
 import importlib.util

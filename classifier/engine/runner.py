@@ -4,6 +4,7 @@
 The engine (CNN + head) loads once per process and configuration, and is reused. Its
 configuration comes in as an EngineConfig: the engine reads no settings of its own.
 """
+
 from __future__ import annotations
 
 import functools
@@ -35,6 +36,7 @@ _STYLE_INDEX = np.array([MSD_TAGS.index(tag) for tag in STYLE_TAGS])
 @dataclass(frozen=True)
 class EngineConfig:
     """What the engine needs to know from its caller."""
+
     model_dir: Path = field(default_factory=default_model_dir)  # the converted weights' cache
     head_path: Path = DEFAULT_HEAD  # the genre head
     threads: int = 0  # torch's CPU threads; 0: torch decides
@@ -46,17 +48,27 @@ class EngineConfig:
 @dataclass
 class ChunkOutputs:
     """The CNN's outputs for a track's chunks, row per chunk."""
+
     chunks: Chunks
-    taggram: np.ndarray      # (k, 50) sigmoid scores of the MSD tags
+    taggram: np.ndarray  # (k, 50) sigmoid scores of the MSD tags
     penultimate: np.ndarray  # (k, 200)
-    features: np.ndarray     # (k, d) what the head reads
+    features: np.ndarray  # (k, d) what the head reads
 
 
-def head_features(taggram: np.ndarray, penultimate: np.ndarray, max_pool: np.ndarray,
-                  mean_pool: np.ndarray, feature: str) -> np.ndarray:
+def head_features(
+    taggram: np.ndarray,
+    penultimate: np.ndarray,
+    max_pool: np.ndarray,
+    mean_pool: np.ndarray,
+    feature: str,
+) -> np.ndarray:
     """The per-chunk input of the genre head named by `feature` (a head's HeadInfo.feature)."""
-    parts = {"penultimate": penultimate, "taggram": taggram, "max_pool": max_pool,
-             "mean_pool": mean_pool}
+    parts = {
+        "penultimate": penultimate,
+        "taggram": taggram,
+        "max_pool": max_pool,
+        "mean_pool": mean_pool,
+    }
     try:
         return np.concatenate([parts[name] for name in feature.split("+")], axis=1)
     except KeyError:
@@ -85,33 +97,54 @@ class Engine:
         """An engine without a head, for computing training features."""
         return cls(config, with_head=False)
 
-    def run_chunks(self, chunks: Chunks, feature: str, on_progress: Progress | None = None
-                   ) -> ChunkOutputs:
+    def run_chunks(
+        self, chunks: Chunks, feature: str, on_progress: Progress | None = None
+    ) -> ChunkOutputs:
         outputs: list[tuple[np.ndarray, ...]] = []
         total = len(chunks.patches)
         with torch.inference_mode():
             for start in range(0, total, INFERENCE_BATCH):
-                batch = torch.from_numpy(chunks.patches[start:start + INFERENCE_BATCH])
+                batch = torch.from_numpy(chunks.patches[start : start + INFERENCE_BATCH])
                 out = self.infer(batch)
-                outputs.append(tuple(t.numpy() for t in (out.taggram, out.penultimate,
-                                                         out.max_pool, out.mean_pool)))
+                outputs.append(
+                    tuple(
+                        t.numpy()
+                        for t in (out.taggram, out.penultimate, out.max_pool, out.mean_pool)
+                    )
+                )
                 if on_progress:
                     on_progress("analysing", min(1.0, (start + len(batch)) / total))
         columns = (np.concatenate(x) for x in zip(*outputs, strict=True))
         taggram, penultimate, max_pool, mean_pool = columns
-        return ChunkOutputs(chunks, taggram, penultimate,
-                            head_features(taggram, penultimate, max_pool, mean_pool, feature))
+        return ChunkOutputs(
+            chunks,
+            taggram,
+            penultimate,
+            head_features(taggram, penultimate, max_pool, mean_pool, feature),
+        )
 
-    def embed(self, path: str | Path, *, full: bool = True, feature: str = "penultimate",
-              on_progress: Progress | None = None) -> ChunkOutputs:
+    def embed(
+        self,
+        path: str | Path,
+        *,
+        full: bool = True,
+        feature: str = "penultimate",
+        on_progress: Progress | None = None,
+    ) -> ChunkOutputs:
         budget = None if full else DEFAULT_CHUNK_BUDGET
         decoding = (lambda f: on_progress("decoding", f)) if on_progress else None
         chunks = extract_chunks(path, budget=budget, on_progress=decoding)
         return self.run_chunks(chunks, feature, on_progress)
 
-    def analyse(self, path: str | Path, *, full: bool = False, top_k: int = 3,
-                min_confidence: float | None = None, on_progress: Progress | None = None
-                ) -> Analysis:
+    def analyse(
+        self,
+        path: str | Path,
+        *,
+        full: bool = False,
+        top_k: int = 3,
+        min_confidence: float | None = None,
+        on_progress: Progress | None = None,
+    ) -> Analysis:
         outputs = self.embed(path, full=full, feature=self.info.feature, on_progress=on_progress)
         chunk_probs = self.probabilities(outputs.features)
         return self.verdict(str(path), outputs, chunk_probs, top_k, min_confidence)
@@ -122,8 +155,14 @@ class Engine:
             raise ModelError("this engine has no genre head: it only computes features")
         return self.head.probabilities(features)
 
-    def verdict(self, path: str, outputs: ChunkOutputs, chunk_probs: np.ndarray, top_k: int,
-                min_confidence: float | None) -> Analysis:
+    def verdict(
+        self,
+        path: str,
+        outputs: ChunkOutputs,
+        chunk_probs: np.ndarray,
+        top_k: int,
+        min_confidence: float | None,
+    ) -> Analysis:
         genres = self.info.genres
         mean = chunk_probs.mean(0)
         ranked = [GenreScore(genres[i], float(mean[i])) for i in np.argsort(-mean)[:top_k]]
@@ -139,8 +178,10 @@ class Engine:
             uncertain=bool(ranked[0].confidence < threshold),
             min_confidence=threshold,
             tag_spelling=dict(self.info.tag_spelling),
-            timeline=[Chunk(float(start), {g: float(p) for g, p in zip(genres, probs, strict=True)})
-                      for start, probs in zip(outputs.chunks.starts, chunk_probs, strict=True)],
+            timeline=[
+                Chunk(float(start), {g: float(p) for g, p in zip(genres, probs, strict=True)})
+                for start, probs in zip(outputs.chunks.starts, chunk_probs, strict=True)
+            ],
             embedding=outputs.penultimate.mean(0).astype(np.float32),
             warnings=list(outputs.chunks.warnings),
         )
@@ -186,12 +227,19 @@ def get_engine(config: EngineConfig | None = None) -> Engine:
         return _engines[key]
 
 
-def analyse(path: str | Path, config: EngineConfig | None = None, *, full: bool = False,
-            top_k: int = 3, min_confidence: float | None = None,
-            on_progress: Progress | None = None) -> Analysis:
+def analyse(
+    path: str | Path,
+    config: EngineConfig | None = None,
+    *,
+    full: bool = False,
+    top_k: int = 3,
+    min_confidence: float | None = None,
+    on_progress: Progress | None = None,
+) -> Analysis:
     """The analysis of one file (see Engine.analyse)."""
-    return get_engine(config).analyse(path, full=full, top_k=top_k,
-                                      min_confidence=min_confidence, on_progress=on_progress)
+    return get_engine(config).analyse(
+        path, full=full, top_k=top_k, min_confidence=min_confidence, on_progress=on_progress
+    )
 
 
 __all__ = ["Engine", "EngineConfig", "GenreHead", "analyse", "get_engine", "head_features"]

@@ -2,6 +2,7 @@
 
 Used by `manage.py train_head` and by the training runs started from the admin.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,10 +27,12 @@ def labelled_folder(root: Path) -> list[LabelledFile]:
     """Every audio file under root/<genre>/, with its genre; grouped by artist where known."""
     items = []
     for genre_dir in sorted(p for p in Path(root).iterdir() if p.is_dir()):
-        files = sorted(f for f in genre_dir.rglob("*")
-                       if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
-        items += [LabelledFile(f, genre_dir.name, f"{genre_dir.name}/{f.parent.name}")
-                  for f in files]
+        files = sorted(
+            f for f in genre_dir.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES
+        )
+        items += [
+            LabelledFile(f, genre_dir.name, f"{genre_dir.name}/{f.parent.name}") for f in files
+        ]
     return items
 
 
@@ -55,12 +58,14 @@ def contiguous_folds(items: Sequence[LabelledFile], n_folds: int) -> list[int]:
     return fold
 
 
-def fit(chunk_features: Sequence[np.ndarray], labels: Sequence[int], n_genres: int,
-        config: TrainConfig) -> GenreHead:
+def fit(
+    chunk_features: Sequence[np.ndarray], labels: Sequence[int], n_genres: int, config: TrainConfig
+) -> GenreHead:
     """Train on every chunk of the given tracks, each chunk labelled with its track's genre."""
     x = np.concatenate(chunk_features)
-    y = np.concatenate([np.full(len(f), label) for f, label in zip(chunk_features, labels,
-                                                                    strict=True)])
+    y = np.concatenate(
+        [np.full(len(f), label) for f, label in zip(chunk_features, labels, strict=True)]
+    )
     return train_head(x, y, n_genres, config)
 
 
@@ -81,13 +86,18 @@ class Evaluation:
             precision = c[i, i] / c[:, i].sum() if c[:, i].sum() else 0.0
             recall = c[i, i] / c[i].sum() if c[i].sum() else 0.0
             f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-            result[genre] = {"precision": precision, "recall": recall, "f1": f1,
-                             "support": int(c[i].sum())}
+            result[genre] = {
+                "precision": precision,
+                "recall": recall,
+                "f1": f1,
+                "support": int(c[i].sum()),
+            }
         return result
 
 
-def evaluate(head: GenreHead, chunk_features: Sequence[np.ndarray], labels: Sequence[int],
-             genres: list[str]) -> Evaluation:
+def evaluate(
+    head: GenreHead, chunk_features: Sequence[np.ndarray], labels: Sequence[int], genres: list[str]
+) -> Evaluation:
     predicted = track_probabilities(head, list(chunk_features)).argmax(1)
     confusion = np.zeros((len(genres), len(genres)), dtype=int)
     for true, pred in zip(labels, predicted, strict=True):
@@ -95,19 +105,26 @@ def evaluate(head: GenreHead, chunk_features: Sequence[np.ndarray], labels: Sequ
     return Evaluation(genres, confusion)
 
 
-def cross_validate(chunk_features: Sequence[np.ndarray], labels: Sequence[int],
-                   folds: Sequence[int], genres: list[str], config: TrainConfig,
-                   on_fold: Callable[[int, int], object] | None = None) -> Evaluation:
+def cross_validate(
+    chunk_features: Sequence[np.ndarray],
+    labels: Sequence[int],
+    folds: Sequence[int],
+    genres: list[str],
+    config: TrainConfig,
+    on_fold: Callable[[int, int], object] | None = None,
+) -> Evaluation:
     """Out-of-fold track predictions summed into one confusion matrix."""
     n_folds = max(folds) + 1
     confusion = np.zeros((len(genres), len(genres)), dtype=int)
     for k in range(n_folds):
         train = [i for i, f in enumerate(folds) if f != k]
         test = [i for i, f in enumerate(folds) if f == k]
-        head = fit([chunk_features[i] for i in train], [labels[i] for i in train],
-                   len(genres), config)
-        confusion += evaluate(head, [chunk_features[i] for i in test],
-                              [labels[i] for i in test], genres).confusion
+        head = fit(
+            [chunk_features[i] for i in train], [labels[i] for i in train], len(genres), config
+        )
+        confusion += evaluate(
+            head, [chunk_features[i] for i in test], [labels[i] for i in test], genres
+        ).confusion
         if on_fold:
             on_fold(k + 1, n_folds)
     return Evaluation(genres, confusion)
@@ -131,8 +148,14 @@ def confusion_png(evaluation: Evaluation, path: Path, title: str) -> Path:
     for i in range(len(genres)):
         for j in range(len(genres)):
             if c[i, j]:
-                ax.text(j, i, str(c[i, j]), ha="center", va="center",
-                        color="white" if c[i, j] > c.max() / 2 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(c[i, j]),
+                    ha="center",
+                    va="center",
+                    color="white" if c[i, j] > c.max() / 2 else "black",
+                )
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

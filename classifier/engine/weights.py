@@ -4,6 +4,7 @@ The musicnn==0.1.0 wheel ships the TensorFlow checkpoint; its files are pinned b
 the registry and converted by our own reader (no TensorFlow). The converted state dict is
 cached as safetensors, and later loads read only that cache.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,12 +34,16 @@ def verify_checkpoint(folder: Path) -> None:
     for suffix, expected in registry.MUSICNN_SHA256.items():
         path = folder / suffix
         if not path.is_file():
-            raise ModelError(f"the musicnn checkpoint file {path} is missing: reinstall with "
-                             f"`pip install --no-deps --force-reinstall {registry.MUSICNN_WHEEL}`")
+            raise ModelError(
+                f"the musicnn checkpoint file {path} is missing: reinstall with "
+                f"`pip install --no-deps --force-reinstall {registry.MUSICNN_WHEEL}`"
+            )
         actual = sha256_of(path)
         if actual != expected:
-            raise ModelError(f"the musicnn checkpoint file {path} is not the pinned one: "
-                             f"sha256 {actual}, expected {expected}")
+            raise ModelError(
+                f"the musicnn checkpoint file {path} is not the pinned one: "
+                f"sha256 {actual}, expected {expected}"
+            )
 
 
 def convert_checkpoint(folder: Path) -> dict[str, torch.Tensor]:
@@ -62,8 +67,10 @@ def _read_cache(path: Path) -> dict[str, torch.Tensor] | None:
             names = cache.keys()  # safe_open is not iterable, unlike a dict
             return {name: cache.get_tensor(name) for name in names}
     except (SafetensorError, OSError) as exc:
-        raise ModelError(f"the cached musicnn weights {path} are damaged ({exc}): "
-                         "delete the file and they will be converted again") from exc
+        raise ModelError(
+            f"the cached musicnn weights {path} are damaged ({exc}): "
+            "delete the file and they will be converted again"
+        ) from exc
 
 
 def load_musicnn(cache_dir: Path | None = None, checkpoint: Path | None = None) -> MusiCNN:

@@ -24,9 +24,17 @@ def reanalyse(tracks: QuerySet[Track]) -> list[int]:
     with transaction.atomic():
         for pk in tracks.filter(not_live(now)).order_by("pk").values_list("pk", flat=True):
             updated = Track.objects.filter(not_live(now), pk=pk).update(
-                status=Status.PENDING, stage=Stage.QUEUED, progress=0.0, error="", task_id="",
-                claim_token=None, claimed_at=None, heartbeat_at=None, attempts=0,
-                updated_at=now)
+                status=Status.PENDING,
+                stage=Stage.QUEUED,
+                progress=0.0,
+                error="",
+                task_id="",
+                claim_token=None,
+                claimed_at=None,
+                heartbeat_at=None,
+                attempts=0,
+                updated_at=now,
+            )
             if updated:
                 queued.append(pk)
     return queued
@@ -50,13 +58,13 @@ def retag(tracks: QuerySet[Track], policy: str) -> RetagResult:
             result.skipped += 1
             continue
         try:
-            after, changed = write_track_tags(track, track.tag_values, policy,
-                                              track.model_version)
+            after, changed = write_track_tags(track, track.tag_values, policy, track.model_version)
         except TagError as exc:
             result.errors.append(f"{track.display_title}: {exc}")
             continue
-        Track.objects.filter(pk=track.pk).update(genres_after=after, tag_policy=policy,
-                                                 updated_at=timezone.now())
+        Track.objects.filter(pk=track.pk).update(
+            genres_after=after, tag_policy=policy, updated_at=timezone.now()
+        )
         result.written += changed
         result.unchanged += not changed
     result.skipped += tracks.exclude(status=Status.DONE).count()
@@ -88,5 +96,3 @@ def _remove_empty_parents(folder: Path | None) -> None:
         except OSError:
             return
         folder = folder.parent
-
-

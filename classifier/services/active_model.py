@@ -38,8 +38,7 @@ def promoted_head_path() -> Path | None:
     from classifier.curation.models import ModelVersion
 
     try:
-        name = (ModelVersion.objects.filter(is_active=True)
-                .values_list("head", flat=True).first())
+        name = ModelVersion.objects.filter(is_active=True).values_list("head", flat=True).first()
     except DatabaseError:
         # Before `migrate` (or with the database away) the bundled head keeps things working.
         return None
@@ -54,9 +53,11 @@ def promoted_head_path() -> Path | None:
 
 def engine_config(head: Path | None = None) -> EngineConfig:
     """The engine's configuration from the settings, with the active head (or `head`)."""
-    return EngineConfig(model_dir=Path(settings.GENREWEB_MODEL_DIR),
-                        head_path=Path(head) if head is not None else head_path(),
-                        threads=settings.GENREWEB_TORCH_THREADS)
+    return EngineConfig(
+        model_dir=Path(settings.GENREWEB_MODEL_DIR),
+        head_path=Path(head) if head is not None else head_path(),
+        threads=settings.GENREWEB_TORCH_THREADS,
+    )
 
 
 def active_engine() -> Engine:

@@ -38,14 +38,19 @@ def upload_temp_dir() -> Path:
 
 def remove_stale_uploads(older_than: float = STALE_UPLOAD_SECONDS) -> list[Path]:
     """Remove upload files of requests whose web worker died (an hour old, held by nobody)."""
-    return _logged(remove_stale_files(upload_temp_dir(), is_upload_temporary,
-                                      older_than=older_than), "upload")
+    return _logged(
+        remove_stale_files(upload_temp_dir(), is_upload_temporary, older_than=older_than), "upload"
+    )
 
 
 def remove_stale_media_temporaries(older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
     """Remove the atomic writer's copies left anywhere under MEDIA_ROOT by killed writers."""
-    return _logged(remove_stale_files(settings.MEDIA_ROOT, is_temporary, older_than=older_than,
-                                      recursive=True), "tag-write")
+    return _logged(
+        remove_stale_files(
+            settings.MEDIA_ROOT, is_temporary, older_than=older_than, recursive=True
+        ),
+        "tag-write",
+    )
 
 
 def remove_stale_temporaries() -> list[Path]:
@@ -55,6 +60,10 @@ def remove_stale_temporaries() -> list[Path]:
 
 def _logged(removed: list[Path], kind: str) -> list[Path]:
     if removed:
-        log.warning("removed %d %s temporary files left by killed processes: %s",
-                    len(removed), kind, [str(path) for path in removed])
+        log.warning(
+            "removed %d %s temporary files left by killed processes: %s",
+            len(removed),
+            kind,
+            [str(path) for path in removed],
+        )
     return removed

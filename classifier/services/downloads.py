@@ -16,7 +16,7 @@ from classifier.services import formats
 
 
 def download_name(track: Track) -> str:
-    """"Artist - Title.ext" where the tags say so, else the name it was uploaded with; the
+    """ "Artist - Title.ext" where the tags say so, else the name it was uploaded with; the
     extension is the stored file's, which follows the audio found in it."""
     suffix = PurePosixPath(track.file.name).suffix
     if track.title and track.artist:
@@ -36,9 +36,12 @@ def _valid(name: str) -> str:
 def file_response(track: Track) -> FileResponse:
     """The stored file as an attachment, under an audio type (never what its upload name
     suggested: an MP3 uploaded as "x.html" goes out as audio/mpeg, "x.mp3")."""
-    return FileResponse(track.file.open("rb"), as_attachment=True,
-                        filename=download_name(track),
-                        content_type=formats.content_type(track.file.name))
+    return FileResponse(
+        track.file.open("rb"),
+        as_attachment=True,
+        filename=download_name(track),
+        content_type=formats.content_type(track.file.name),
+    )
 
 
 def write_zip(tracks: Iterable[Track], handle: IO[bytes]) -> int:

@@ -3,6 +3,7 @@ that follow what FFmpeg found in the file, never the name it was uploaded under.
 
 An MP3 uploaded as `song.html` is stored as `song.mp3` and downloaded as `audio/mpeg`.
 """
+
 from __future__ import annotations
 
 from pathlib import PurePosixPath
@@ -30,10 +31,16 @@ _WEBM_CODECS = {"opus", "vorbis"}
 # Audio that FFmpeg reads but that has no entry above: served as bytes, never as a page.
 UNKNOWN = (".bin", "application/octet-stream")
 
-_MIME_BY_EXTENSION = {ext: mime for ext, mime in
-                      [*_BY_CONTAINER.values(), *_OGG.values(), (".ogg", "audio/ogg"),
-                       (".webm", "audio/webm"), (".mka", "audio/x-matroska"),
-                       (".mp2", "audio/mpeg")]}
+_MIME_BY_EXTENSION = dict(
+    [
+        *_BY_CONTAINER.values(),
+        *_OGG.values(),
+        (".ogg", "audio/ogg"),
+        (".webm", "audio/webm"),
+        (".mka", "audio/x-matroska"),
+        (".mp2", "audio/mpeg"),
+    ]
+)
 
 
 def audio_type(info: AudioInfo) -> tuple[str, str]:
@@ -41,8 +48,9 @@ def audio_type(info: AudioInfo) -> tuple[str, str]:
     if info.container == "ogg":
         return _OGG.get(info.codec, (".ogg", "audio/ogg"))
     if info.container == "matroska,webm":
-        return (".webm", "audio/webm") if info.codec in _WEBM_CODECS else (
-            ".mka", "audio/x-matroska")
+        return (
+            (".webm", "audio/webm") if info.codec in _WEBM_CODECS else (".mka", "audio/x-matroska")
+        )
     if info.container == "mp3" and info.codec == "mp2":
         return ".mp2", "audio/mpeg"
     return _BY_CONTAINER.get(info.container, UNKNOWN)

@@ -69,8 +69,7 @@ def check_request_size(content_length: str | None) -> None:
         raise UploadRefused(_too_big_message("This upload", length), status=413)
 
 
-def accept_upload(owner: Any, upload: UploadedFile,
-                  tag_policy: str = TagPolicy.FILL) -> Intake:
+def accept_upload(owner: Any, upload: UploadedFile, tag_policy: str = TagPolicy.FILL) -> Intake:
     """Check `upload`, then store it as a pending track of `owner`, to be queued for analysis
     (`Intake.to_analyse`).
 
@@ -92,8 +91,14 @@ def accept_upload(owner: Any, upload: UploadedFile,
             return Intake(existing, created=False)
         extension, _ = formats.audio_type(check_audio(path, name))
         tags = read_tags_quietly(path)
-        track = Track(owner=owner, original_name=name[:255], sha256=digest, size=upload.size,
-                      tag_policy=tag_policy, **tags)
+        track = Track(
+            owner=owner,
+            original_name=name[:255],
+            sha256=digest,
+            size=upload.size,
+            tag_policy=tag_policy,
+            **tags,
+        )
         try:
             with transaction.atomic():
                 track.file.save(stored_name(name, extension), upload, save=False)
@@ -117,8 +122,10 @@ def stored_name(name: str, extension: str) -> str:
 
 
 def _too_big_message(name: str, size: int) -> str:
-    return (f"{name} is {size / 1024 / 1024:.0f} MB; the limit is "
-            f"{settings.GENREWEB_MAX_UPLOAD_MB} MB per file.")
+    return (
+        f"{name} is {size / 1024 / 1024:.0f} MB; the limit is "
+        f"{settings.GENREWEB_MAX_UPLOAD_MB} MB per file."
+    )
 
 
 @contextlib.contextmanager
@@ -128,8 +135,9 @@ def local_copy(upload: UploadedFile) -> Iterator[Path]:
         yield Path(upload.temporary_file_path())
         return
     suffix = PurePosixPath(upload.name or "").suffix[:10]
-    with tempfile.NamedTemporaryFile(suffix=".upload" + suffix,
-                                     dir=settings.FILE_UPLOAD_TEMP_DIR) as handle:
+    with tempfile.NamedTemporaryFile(
+        suffix=".upload" + suffix, dir=settings.FILE_UPLOAD_TEMP_DIR
+    ) as handle:
         hold(handle)  # as the upload handler's own files: in use, not abandoned
         upload.seek(0)
         shutil.copyfileobj(upload, handle)
@@ -157,7 +165,7 @@ def _reason(exc: AudioError, path: Path, name: str) -> str:
     name, never by the server's temporary name."""
     text = str(exc)
     if text.startswith(path.name + " "):  # the engine's messages begin with the file's name
-        text = "it" + text[len(path.name):]
+        text = "it" + text[len(path.name) :]
     return text.replace(str(path), name).replace(path.name, name)
 
 
@@ -168,6 +176,11 @@ def read_tags_quietly(path: Path) -> dict[str, Any]:
     except TagError as exc:
         log.info("tags of %s not read: %s", path, exc)
         return {}
-    return {"title": (info.title or "")[:500], "artist": (info.artist or "")[:500],
-            "album": (info.album or "")[:500], "audio_format": info.format,
-            "genres_before": list(info.genres), "genres_after": list(info.genres)}
+    return {
+        "title": (info.title or "")[:500],
+        "artist": (info.artist or "")[:500],
+        "album": (info.album or "")[:500],
+        "audio_format": info.format,
+        "genres_before": list(info.genres),
+        "genres_after": list(info.genres),
+    }

@@ -1,4 +1,5 @@
 """Queries over a user's library: filtering, search, sorting and the genre distribution."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,8 +21,15 @@ SORTS: dict[str, tuple[str, ...]] = {
     "genre": ("primary_genre", "-confidence", "id"),
     "confidence": ("-confidence", "id"),
 }
-SORT_LABELS = {"added": "Newest", "title": "Title", "artist": "Artist", "album": "Album",
-               "duration": "Duration", "genre": "Genre", "confidence": "Confidence"}
+SORT_LABELS = {
+    "added": "Newest",
+    "title": "Title",
+    "artist": "Artist",
+    "album": "Album",
+    "duration": "Duration",
+    "genre": "Genre",
+    "confidence": "Confidence",
+}
 
 
 def genre_choices() -> list[tuple[str, str]]:
@@ -29,8 +37,9 @@ def genre_choices() -> list[tuple[str, str]]:
     return taxonomy.current().choices()
 
 
-def filter_tracks(tracks: QuerySet[Track], *, q: str = "", genre: str = "", status: str = "",
-                  sort: str = "added") -> QuerySet[Track]:
+def filter_tracks(
+    tracks: QuerySet[Track], *, q: str = "", genre: str = "", status: str = "", sort: str = "added"
+) -> QuerySet[Track]:
     """The tracks matching a search, a genre and a status, in the chosen order.
 
     Unknown values of genre/status/sort are the caller's to refuse; here they select nothing
@@ -39,9 +48,13 @@ def filter_tracks(tracks: QuerySet[Track], *, q: str = "", genre: str = "", stat
     if q:
         words = q.split()
         for word in words[:8]:
-            tracks = tracks.filter(Q(title__icontains=word) | Q(artist__icontains=word)
-                                   | Q(album__icontains=word) | Q(original_name__icontains=word)
-                                   | Q(primary_genre__icontains=word))
+            tracks = tracks.filter(
+                Q(title__icontains=word)
+                | Q(artist__icontains=word)
+                | Q(album__icontains=word)
+                | Q(original_name__icontains=word)
+                | Q(primary_genre__icontains=word)
+            )
     if genre == UNCERTAIN:
         tracks = tracks.filter(status=Status.DONE, uncertain=True)
     elif genre:
@@ -57,7 +70,9 @@ def _sorted(tracks: QuerySet[Track], sort: str) -> QuerySet[Track]:
     # Untagged tracks sort by their file name, not first because their title is blank.
     tracks = tracks.annotate(
         sort_title=Lower(Coalesce(NullIf("title", Value("")), "original_name")),
-        sort_artist=Lower("artist"), sort_album=Lower("album"))
+        sort_artist=Lower("artist"),
+        sort_album=Lower("album"),
+    )
     return tracks.order_by(*(_order(field, descending) for field in fields))
 
 
@@ -79,8 +94,12 @@ class GenreCount:
 def genre_distribution(tracks: QuerySet[Track]) -> list[GenreCount]:
     """How many analysed tracks have each primary genre, most common first."""
     done = tracks.filter(status=Status.DONE)
-    rows = dict(done.exclude(primary_genre="").values_list("primary_genre")
-                .annotate(n=Count("id")).values_list("primary_genre", "n"))
+    rows = dict(
+        done.exclude(primary_genre="")
+        .values_list("primary_genre")
+        .annotate(n=Count("id"))
+        .values_list("primary_genre", "n")
+    )
     uncertain = done.filter(primary_genre="").count()
     if uncertain:
         rows[UNCERTAIN] = uncertain

@@ -39,8 +39,9 @@ PROGRESS_STEP = 0.1
 TimeLimitErrors = tuple[type[BaseException], ...]
 
 
-def process_track(track_id: int, task_id: str | None = None, *,
-                  time_limits: TimeLimitErrors = ()) -> str:
+def process_track(
+    track_id: int, task_id: str | None = None, *, time_limits: TimeLimitErrors = ()
+) -> str:
     """Analyse one track and write its tags; returns "done", "failed" or "skipped".
 
     Only a pending track is claimed (or, for the message that claimed it, its own
@@ -77,9 +78,17 @@ def claim_track(track_id: int, task_id: str | None = None) -> uuid.UUID | None:
     token = uuid.uuid4()
     now = timezone.now()
     claimed = Track.objects.filter(claimable, pk=track_id, attempts__lt=MAX_ATTEMPTS).update(
-        status=Status.PROCESSING, stage=Stage.DECODING, progress=0.0, error="",
-        task_id=task_id or "", claim_token=token, claimed_at=now, heartbeat_at=now,
-        updated_at=now, attempts=F("attempts") + 1)
+        status=Status.PROCESSING,
+        stage=Stage.DECODING,
+        progress=0.0,
+        error="",
+        task_id=task_id or "",
+        claim_token=token,
+        claimed_at=now,
+        heartbeat_at=now,
+        updated_at=now,
+        attempts=F("attempts") + 1,
+    )
     if claimed == 1:
         return token
     _fail_if_exhausted(track_id, claimable)
@@ -88,9 +97,13 @@ def claim_track(track_id: int, task_id: str | None = None) -> uuid.UUID | None:
 
 def _fail_if_exhausted(track_id: int, claimable: Q) -> None:
     Track.objects.filter(claimable, pk=track_id, attempts__gte=MAX_ATTEMPTS).update(
-        status=Status.FAILED, stage=Stage.FAILED, claim_token=None, updated_at=timezone.now(),
+        status=Status.FAILED,
+        stage=Stage.FAILED,
+        claim_token=None,
+        updated_at=timezone.now(),
         error=f"The analysis stopped its worker {MAX_ATTEMPTS} times (out of memory, or a "
-              "crash while decoding); it was not tried again.")
+        "crash while decoding); it was not tried again.",
+    )
 
 
 def _claimed(track_id: int, token: uuid.UUID) -> QuerySet[Track]:
@@ -152,7 +165,8 @@ def dead_claim(now: datetime | None = None) -> Q:
     return Q(status=Status.PROCESSING) & (
         Q(heartbeat_at__lt=silent_since)
         | Q(heartbeat_at__isnull=True, claimed_at__lt=silent_since)  # claimed before beats
-        | Q(claimed_at__lt=claimed_before))
+        | Q(claimed_at__lt=claimed_before)
+    )
 
 
 def not_live(now: datetime | None = None) -> Q:
@@ -176,9 +190,12 @@ def progress_reporter(track_id: int, token: uuid.UUID) -> Callable[[str, float],
 
 
 def run_engine(track: Track, token: uuid.UUID) -> Analysis:
-    return analyse(track.file.path, engine_config(),
-                   min_confidence=settings.GENREWEB_MIN_CONFIDENCE,
-                   on_progress=progress_reporter(track.pk, token))
+    return analyse(
+        track.file.path,
+        engine_config(),
+        min_confidence=settings.GENREWEB_MIN_CONFIDENCE,
+        on_progress=progress_reporter(track.pk, token),
+    )
 
 
 def store_analysis(track: Track, token: uuid.UUID, analysis: Analysis) -> bool:
@@ -188,17 +205,27 @@ def store_analysis(track: Track, token: uuid.UUID, analysis: Analysis) -> bool:
         return False
     tag_error = ""
     try:
-        after, _ = write_track_tags(track, fields["verdict"]["tag_values"], track.tag_policy,
-                                    analysis.model)
+        after, _ = write_track_tags(
+            track, fields["verdict"]["tag_values"], track.tag_policy, analysis.model
+        )
     except TagError as exc:
         after, tag_error = track.genres_after, f"Genres found, but the tags were not written: {exc}"
-    return update_claimed(track.pk, token, status=Status.DONE, stage=Stage.DONE, progress=1.0,
-                          genres_after=after, error=tag_error, claim_token=None,
-                          analysed_at=timezone.now())
+    return update_claimed(
+        track.pk,
+        token,
+        status=Status.DONE,
+        stage=Stage.DONE,
+        progress=1.0,
+        genres_after=after,
+        error=tag_error,
+        claim_token=None,
+        analysed_at=timezone.now(),
+    )
 
 
-def write_track_tags(track: Track, values: list[str], policy: str, model: str
-                     ) -> tuple[list[str], bool]:
+def write_track_tags(
+    track: Track, values: list[str], policy: str, model: str
+) -> tuple[list[str], bool]:
     """Write `values` into the stored file with `policy`: the file's genres afterwards, and
     whether the file changed.
 
@@ -213,15 +240,27 @@ def write_track_tags(track: Track, values: list[str], policy: str, model: str
 
 
 def fail_track(track_id: int, token: uuid.UUID, message: str) -> bool:
-    return update_claimed(track_id, token, status=Status.FAILED, stage=Stage.FAILED,
-                          error=message[:2000], claim_token=None)
+    return update_claimed(
+        track_id,
+        token,
+        status=Status.FAILED,
+        stage=Stage.FAILED,
+        error=message[:2000],
+        claim_token=None,
+    )
 
 
 def release_claim(track_id: int, token: uuid.UUID) -> None:
     """Hand the track back to pending (a network error: its task is retried)."""
     with contextlib.suppress(Exception):  # the database may be what is down
-        update_claimed(track_id, token, status=Status.PENDING, stage=Stage.QUEUED,
-                       claim_token=None, attempts=F("attempts") - 1)
+        update_claimed(
+            track_id,
+            token,
+            status=Status.PENDING,
+            stage=Stage.QUEUED,
+            claim_token=None,
+            attempts=F("attempts") - 1,
+        )
 
 
 # Errors of the network or database, worth a retry (the task retries them with backoff).
@@ -262,16 +301,22 @@ def requeue_stale(now: datetime | None = None) -> list[int]:
         stuck = Track.objects.filter(dead_claim(now)).order_by("pk")
         for pk, token in stuck.values_list("pk", "claim_token"):
             if Track.objects.filter(dead_claim(now), pk=pk, claim_token=token).update(
-                    status=Status.PENDING, stage=Stage.QUEUED, progress=0.0, task_id="",
-                    claim_token=None, claimed_at=None, heartbeat_at=None, updated_at=now):
+                status=Status.PENDING,
+                stage=Stage.QUEUED,
+                progress=0.0,
+                task_id="",
+                claim_token=None,
+                claimed_at=None,
+                heartbeat_at=None,
+                updated_at=now,
+            ):
                 requeued.append(pk)
         forgotten = Track.objects.filter(status=Status.PENDING, updated_at__lt=cutoff)
         for pk in forgotten.order_by("pk").values_list("pk", flat=True):
             if Track.objects.filter(pk=pk, status=Status.PENDING, updated_at__lt=cutoff).update(
-                    updated_at=now):
+                updated_at=now
+            ):
                 requeued.append(pk)
     if requeued:
         log.warning("queued %d stale tracks again: %s", len(requeued), requeued)
     return requeued
-
-

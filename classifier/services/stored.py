@@ -38,13 +38,18 @@ def analysis_fields(analysis: Analysis) -> dict[str, Any]:
 
 def track_fields(analysis: Analysis) -> dict[str, Any]:
     """A library track's fields: the analysis, its duration and its per-chunk timeline."""
-    return {**analysis_fields(analysis), "duration": analysis.duration,
-            "timeline": timeline(analysis)}
+    return {
+        **analysis_fields(analysis),
+        "duration": analysis.duration,
+        "timeline": timeline(analysis),
+    }
 
 
 def timeline(analysis: Analysis) -> list[dict[str, Any]]:
-    return [{"start": round(chunk.start, 3), "probabilities": rounded(chunk.probabilities)}
-            for chunk in analysis.timeline]
+    return [
+        {"start": round(chunk.start, 3), "probabilities": rounded(chunk.probabilities)}
+        for chunk in analysis.timeline
+    ]
 
 
 def probabilities_of(genres: Iterable[str], values: Iterable[float]) -> dict[str, float]:

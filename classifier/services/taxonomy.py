@@ -24,9 +24,17 @@ UNCERTAIN_COLOUR = "#a0a7b4"
 # The bundled genres keep the colours people know from the charts; any other genre gets a
 # colour of its own derived from its name (the same on every page and every run).
 KNOWN_COLOURS: dict[str, str] = {
-    "blues": "#3b6fd8", "classical": "#8f6bd6", "country": "#d08a2c", "disco": "#e0579b",
-    "hiphop": "#2aa198", "jazz": "#b5892f", "metal": "#5b6470", "pop": "#f06b4f",
-    "reggae": "#4caf50", "rock": "#c0392b", UNCERTAIN: UNCERTAIN_COLOUR,
+    "blues": "#3b6fd8",
+    "classical": "#8f6bd6",
+    "country": "#d08a2c",
+    "disco": "#e0579b",
+    "hiphop": "#2aa198",
+    "jazz": "#b5892f",
+    "metal": "#5b6470",
+    "pop": "#f06b4f",
+    "reggae": "#4caf50",
+    "rock": "#c0392b",
+    UNCERTAIN: UNCERTAIN_COLOUR,
 }
 
 

@@ -1,4 +1,5 @@
 """Filters for the library pages: genre colours and names, percentages, durations."""
+
 from __future__ import annotations
 
 from django import template

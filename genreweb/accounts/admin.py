@@ -16,13 +16,15 @@ class InvitationAdmin(admin.ModelAdmin):
     def link(self, invitation: Invitation) -> str:
         return invitation.get_absolute_url() if invitation.pk else "made when saved"
 
-    def save_model(self, request: HttpRequest, obj: Invitation, form: object,
-                   change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: Invitation, form: object, change: bool) -> None:
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
         if not change:
             url = request.build_absolute_uri(obj.get_absolute_url())
-            self.message_user(request, f"Send this link; it signs up one account until "
-                                       f"{obj.expires_at:%Y-%m-%d %H:%M %Z}: {url}",
-                              messages.SUCCESS)
+            self.message_user(
+                request,
+                f"Send this link; it signs up one account until "
+                f"{obj.expires_at:%Y-%m-%d %H:%M %Z}: {url}",
+                messages.SUCCESS,
+            )

@@ -1,4 +1,5 @@
 """Sign-up (open, by invitation or closed: GENREWEB_SIGNUP) and the account page."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -37,8 +38,12 @@ def signup_invited(request: HttpRequest, token: str) -> HttpResponse:
     if invitation is None:
         return _refused(request, "This invitation link is not valid.", 404)
     if invitation.state != "open":
-        return _refused(request, f"This invitation link was {invitation.state} "
-                                 "(each signs up one account, until it expires).", 410)
+        return _refused(
+            request,
+            f"This invitation link was {invitation.state} "
+            "(each signs up one account, until it expires).",
+            410,
+        )
     return _signup(request, invitation)
 
 
@@ -61,8 +66,7 @@ def _signup(request: HttpRequest, invitation: Invitation | None) -> HttpResponse
 
 
 def _refused(request: HttpRequest, message: str, status: int) -> HttpResponse:
-    return render(request, "registration/signup_closed.html", {"message": message},
-                  status=status)
+    return render(request, "registration/signup_closed.html", {"message": message}, status=status)
 
 
 @login_required

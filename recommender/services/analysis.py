@@ -1,5 +1,6 @@
 """Step 2 of a catalog track: the engine's verdict and embedding of its sample (sampled ->
 analysed), then the track joins the nearest-neighbour index once that is committed."""
+
 from __future__ import annotations
 
 import tempfile
@@ -41,12 +42,23 @@ def analyse_track(track_id: int) -> str:
         raise
     fields = analysis_fields(analysis)
     with transaction.atomic():
-        stored = claimed(track_id, token).filter(status=Status.SAMPLED).update(
-            status=Status.ANALYSED, analysed_at=timezone.now(), failure_reason="",
-            claim_token=None, claimed_at=None, attempts=0, **fields)
+        stored = (
+            claimed(track_id, token)
+            .filter(status=Status.SAMPLED)
+            .update(
+                status=Status.ANALYSED,
+                analysed_at=timezone.now(),
+                failure_reason="",
+                claim_token=None,
+                claimed_at=None,
+                attempts=0,
+                **fields,
+            )
+        )
         if stored and fields["primary_genre"] and fields["embedding"]:
-            transaction.on_commit(lambda: index_track(track_id, fields["primary_genre"],
-                                                      fields["embedding"]))
+            transaction.on_commit(
+                lambda: index_track(track_id, fields["primary_genre"], fields["embedding"])
+            )
     return "analysed" if stored else "lost"
 
 

@@ -4,6 +4,7 @@ Each step claims its track first with a conditional UPDATE on its status (Funkwh
 so two workers never both sample or analyse the same track, and a step whose worker died is
 claimed again once its lease (RECOMMENDER_CLAIM_LEASE) runs out.
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,7 +37,8 @@ def claim(track_id: int, status: str) -> uuid.UUID | None:
     """Take the track for one step if it is in `status` and nobody holds it; None otherwise."""
     token = uuid.uuid4()
     won = CatalogTrack.objects.filter(claimable(status), pk=track_id).update(
-        claim_token=token, claimed_at=timezone.now(), attempts=F("attempts") + 1)
+        claim_token=token, claimed_at=timezone.now(), attempts=F("attempts") + 1
+    )
     return token if won else None
 
 
@@ -45,14 +47,18 @@ def claimed(track_id: int, token: uuid.UUID) -> QuerySet[CatalogTrack]:
 
 
 def release(track_id: int, token: uuid.UUID, reason: str) -> None:
-    claimed(track_id, token).update(claim_token=None, claimed_at=None,
-                                    failure_reason=f"will retry: {reason}"[:2000])
+    claimed(track_id, token).update(
+        claim_token=None, claimed_at=None, failure_reason=f"will retry: {reason}"[:2000]
+    )
 
 
 def fail(track_id: int, token: uuid.UUID, reason: str) -> bool:
     log.info("catalog track %s failed: %s", track_id, reason)
-    return bool(claimed(track_id, token).update(
-        status=Status.FAILED, failure_reason=reason[:2000], claim_token=None, claimed_at=None))
+    return bool(
+        claimed(track_id, token).update(
+            status=Status.FAILED, failure_reason=reason[:2000], claim_token=None, claimed_at=None
+        )
+    )
 
 
 def retry_countdown(attempts: int) -> float:

@@ -1,4 +1,5 @@
 """An admin's hand on the catalog: re-fetch tracks, refresh their metadata, exclude them."""
+
 from __future__ import annotations
 
 import logging
@@ -12,11 +13,25 @@ from recommender.spotify import SpotifyClient, SpotifyError, track_info
 log = logging.getLogger(__name__)
 
 FORGOTTEN = {  # what a re-fetch resets: the track is pending again, as if just found
-    "status": Status.PENDING, "sample": "", "sample_source": "", "sample_source_title": "",
-    "sample_match": None, "sample_start": None, "verdict": None, "embedding": None,
-    "primary_genre": "", "confidence": None, "uncertain": False, "model_version": "",
-    "failure_reason": "", "claim_token": None, "claimed_at": None, "attempts": 0,
-    "sampled_at": None, "analysed_at": None}
+    "status": Status.PENDING,
+    "sample": "",
+    "sample_source": "",
+    "sample_source_title": "",
+    "sample_match": None,
+    "sample_start": None,
+    "verdict": None,
+    "embedding": None,
+    "primary_genre": "",
+    "confidence": None,
+    "uncertain": False,
+    "model_version": "",
+    "failure_reason": "",
+    "claim_token": None,
+    "claimed_at": None,
+    "attempts": 0,
+    "sampled_at": None,
+    "analysed_at": None,
+}
 
 
 def refetch(tracks: QuerySet[CatalogTrack]) -> list[int]:
@@ -43,9 +58,16 @@ def refresh_metadata(track_id: int, client: SpotifyClient | None = None) -> bool
     if info is None:
         return False
     CatalogTrack.objects.filter(pk=track_id).update(
-        title=info.title, artists=info.artists, artist_ids=info.artist_ids, album=info.album,
-        album_id=info.album_id, release_year=info.release_year, duration_ms=info.duration_ms,
-        spotify_url=info.spotify_url, cover_url=info.cover_url)
+        title=info.title,
+        artists=info.artists,
+        artist_ids=info.artist_ids,
+        album=info.album,
+        album_id=info.album_id,
+        release_year=info.release_year,
+        duration_ms=info.duration_ms,
+        spotify_url=info.spotify_url,
+        cover_url=info.cover_url,
+    )
     return True
 
 

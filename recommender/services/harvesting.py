@@ -3,6 +3,7 @@
 A seed keeps how far its paging got, committed page by page, so a second run with the same
 seeds asks Spotify nothing and a stopped one goes on from its last page.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,8 +27,14 @@ class HarvestReport:
     skipped_seeds: list[str] = field(default_factory=list)  # finished in an earlier run
 
 
-def harvest(client: SpotifyClient, seeds: Iterable[tuple[str, str]], limit: int, *,
-            on_new_tracks: NewTracks, report: Report = log.info) -> HarvestReport:
+def harvest(
+    client: SpotifyClient,
+    seeds: Iterable[tuple[str, str]],
+    limit: int,
+    *,
+    on_new_tracks: NewTracks,
+    report: Report = log.info,
+) -> HarvestReport:
     """Take up to `limit` tracks from each seed, going on where an earlier run stopped.
 
     `on_new_tracks` gets the ids of each page's new tracks inside the page's transaction
@@ -48,12 +55,13 @@ def harvest(client: SpotifyClient, seeds: Iterable[tuple[str, str]], limit: int,
     return result
 
 
-def _page_through(client: SpotifyClient, seed: CatalogSeed, limit: int,
-                  on_new_tracks: NewTracks) -> int:
+def _page_through(
+    client: SpotifyClient, seed: CatalogSeed, limit: int, on_new_tracks: NewTracks
+) -> int:
     new = 0
     while not seed.is_done(limit):
         step = advance(client, seed.kind, seed.value, seed.cursor, limit - seed.found)
-        taken = step.tracks[:limit - seed.found]
+        taken = step.tracks[: limit - seed.found]
         with transaction.atomic():
             created = add_tracks(taken)
             on_new_tracks([track.pk for track in created])
@@ -70,10 +78,18 @@ def add_tracks(infos: Iterable[TrackInfo]) -> list[CatalogTrack]:
     for info in infos:
         track, is_new = CatalogTrack.objects.get_or_create(
             spotify_id=info.spotify_id,
-            defaults={"title": info.title, "artists": info.artists, "artist_ids": info.artist_ids,
-                      "album": info.album, "album_id": info.album_id,
-                      "release_year": info.release_year, "duration_ms": info.duration_ms,
-                      "spotify_url": info.spotify_url, "cover_url": info.cover_url})
+            defaults={
+                "title": info.title,
+                "artists": info.artists,
+                "artist_ids": info.artist_ids,
+                "album": info.album,
+                "album_id": info.album_id,
+                "release_year": info.release_year,
+                "duration_ms": info.duration_ms,
+                "spotify_url": info.spotify_url,
+                "cover_url": info.cover_url,
+            },
+        )
         if is_new:
             created.append(track)
     return created
@@ -83,26 +99,32 @@ def fill_artist_genres(client: SpotifyClient, batch: int = 200) -> int:
     """Give each track its artists' genres, fetching every artist once (artists/{id})."""
     done = 0
     while True:
-        tracks = list(CatalogTrack.objects.filter(artist_genres_fetched=False)
-                      .only("id", "artist_ids")[:batch])
+        tracks = list(
+            CatalogTrack.objects.filter(artist_genres_fetched=False).only("id", "artist_ids")[
+                :batch
+            ]
+        )
         if not tracks:
             return done
         known = _artist_genres(client, {a for t in tracks for a in t.artist_ids})
         for track in tracks:
             genres = sorted({g for a in track.artist_ids for g in known.get(a, [])})
-            CatalogTrack.objects.filter(pk=track.pk).update(artist_genres=genres,
-                                                            artist_genres_fetched=True)
+            CatalogTrack.objects.filter(pk=track.pk).update(
+                artist_genres=genres, artist_genres_fetched=True
+            )
         done += len(tracks)
 
 
 def _artist_genres(client: SpotifyClient, wanted: set[str]) -> dict[str, list[str]]:
     """Each wanted artist's genres: stored ones as they are, the others fetched and stored."""
-    known = dict(CatalogArtist.objects.filter(spotify_id__in=wanted)
-                 .values_list("spotify_id", "genres"))
+    known = dict(
+        CatalogArtist.objects.filter(spotify_id__in=wanted).values_list("spotify_id", "genres")
+    )
     for artist_id in sorted(wanted - known.keys()):
         artist = client.artist(artist_id)
         known[artist_id] = artist_genres(artist)
         CatalogArtist.objects.get_or_create(
             spotify_id=artist_id,
-            defaults={"name": (artist.get("name") or "")[:500], "genres": known[artist_id]})
+            defaults={"name": (artist.get("name") or "")[:500], "genres": known[artist_id]},
+        )
     return known

@@ -1,4 +1,5 @@
 """How far the catalog build got: counts per status, and the tracks a stopped build left."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from recommender.services.claims import claimable
 @dataclass(frozen=True)
 class Unfinished:
     """Pending and sampled tracks nobody holds: what to queue again for a build to go on."""
+
     to_sample: list[int]
     to_analyse: list[int]
 
@@ -25,8 +27,7 @@ def unfinished_tracks() -> Unfinished:
     Queueing one whose message still waits in the broker makes a duplicate, which is
     harmless: the second task finds the track claimed or past that step and does nothing.
     """
-    return Unfinished(to_sample=_unclaimed(Status.PENDING),
-                      to_analyse=_unclaimed(Status.SAMPLED))
+    return Unfinished(to_sample=_unclaimed(Status.PENDING), to_analyse=_unclaimed(Status.SAMPLED))
 
 
 def _unclaimed(status: str) -> list[int]:

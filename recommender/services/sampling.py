@@ -1,4 +1,5 @@
 """Step 1 of a catalog track: find, cut and store its ~30-second sample (pending -> sampled)."""
+
 from __future__ import annotations
 
 import tempfile
@@ -28,8 +29,9 @@ def sample_track(track_id: int) -> str:
     artist = track.artists[0] if track.artists else ""
     try:
         with tempfile.TemporaryDirectory(prefix="catalog-sample-") as folder:
-            found = sampler.fetch_sample(artist, sampler.search_title(track.title),
-                                         track.duration_seconds, Path(folder))
+            found = sampler.fetch_sample(
+                artist, sampler.search_title(track.title), track.duration_seconds, Path(folder)
+            )
             name = _store_sample(track, found.path)
     except sampler.SampleNetworkError as exc:
         return network_failure(track, token, exc)
@@ -40,7 +42,7 @@ def sample_track(track_id: int) -> str:
         release(track_id, token, f"{type(exc).__name__}: {exc}")
         raise
     if not _keep_sample(track_id, token, name, found):  # excluded or re-fetched meanwhile:
-        track.sample.storage.delete(name)               # this sample is nobody's
+        track.sample.storage.delete(name)  # this sample is nobody's
         return "lost"
     return SAMPLED
 
@@ -55,8 +57,20 @@ def _store_sample(track: CatalogTrack, path: Path) -> str:
 
 def _keep_sample(track_id: int, token: uuid.UUID, name: str, found: sampler.Sample) -> bool:
     """Record the stored sample on the track, if the claim still holds and it is pending."""
-    return bool(claimed(track_id, token).filter(status=Status.PENDING).update(
-        status=Status.SAMPLED, sample=name, sample_source=found.candidate.url[:1000],
-        sample_source_title=found.candidate.title[:500], sample_match=found.candidate.score,
-        sample_start=found.start, sampled_at=timezone.now(), failure_reason="",
-        claim_token=None, claimed_at=None, attempts=0))
+    return bool(
+        claimed(track_id, token)
+        .filter(status=Status.PENDING)
+        .update(
+            status=Status.SAMPLED,
+            sample=name,
+            sample_source=found.candidate.url[:1000],
+            sample_source_title=found.candidate.title[:500],
+            sample_match=found.candidate.score,
+            sample_start=found.start,
+            sampled_at=timezone.now(),
+            failure_reason="",
+            claim_token=None,
+            claimed_at=None,
+            attempts=0,
+        )
+    )

@@ -1,6 +1,7 @@
 """Songs like this: catalog tracks of the same primary genre, and the user's own tracks,
 ranked by the cosine similarity of the engine's embeddings.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -19,9 +20,9 @@ DONE = "done"  # classifier.models.Status.DONE
 
 @dataclass
 class Suggestion:
-    item: Any                 # a CatalogTrack or a classifier Track
-    similarity: float         # cosine of the embeddings, -1..1
-    genre: str                # the suggestion's primary genre
+    item: Any  # a CatalogTrack or a classifier Track
+    similarity: float  # cosine of the embeddings, -1..1
+    genre: str  # the suggestion's primary genre
     shared_genre: bool
 
     @property
@@ -33,9 +34,9 @@ class Suggestion:
 
 @dataclass
 class Suggestions:
-    genre: str                                  # the track's primary genre ('' if uncertain)
+    genre: str  # the track's primary genre ('' if uncertain)
     items: list[Suggestion] = field(default_factory=list)
-    message: str = ""                           # why the list is empty, when it is
+    message: str = ""  # why the list is empty, when it is
 
     def __bool__(self) -> bool:
         return bool(self.items)
@@ -60,8 +61,11 @@ def similar_catalog(track: Any, k: int = 10) -> Suggestions:
     if query is None:
         return Suggestions(genre, message="This track has not been analysed yet.")
     if not genre:
-        return Suggestions(genre, message="The engine is not sure of this track's genre, so "
-                                          "there is no genre to match in the catalog.")
+        return Suggestions(
+            genre,
+            message="The engine is not sure of this track's genre, so "
+            "there is no genre to match in the catalog.",
+        )
     in_genre = CatalogTrack.objects.filter(status=Status.ANALYSED, primary_genre=genre)
     hits = catalog_index().search(genre, query, 3 * k + 10)  # room for excluded tracks
     found = _rescore(query, in_genre.filter(pk__in=[pk for pk, _ in hits]))
@@ -88,12 +92,22 @@ def similar_in_library(track: Any, k: int = 10) -> Suggestions:
     query = _query_vector(track)
     if query is None:
         return Suggestions(genre, message="This track has not been analysed yet.")
-    others = [t for t in type(track).objects.filter(owner_id=track.owner_id, status=DONE)
-              .exclude(pk=track.pk).filter(embedding__isnull=False) if t.embedding]
+    others = [
+        t
+        for t in type(track)
+        .objects.filter(owner_id=track.owner_id, status=DONE)
+        .exclude(pk=track.pk)
+        .filter(embedding__isnull=False)
+        if t.embedding
+    ]
     if not others:
         return Suggestions(genre, message="No other analysed tracks in your library yet.")
     scores = _cosines(query, [t.embedding for t in others])
     ranked = sorted(zip(others, scores.tolist(), strict=True), key=lambda p: (-p[1], p[0].pk))
-    return Suggestions(genre, items=[
-        Suggestion(t, float(s), t.primary_genre, bool(genre) and t.primary_genre == genre)
-        for t, s in ranked[:k]])
+    return Suggestions(
+        genre,
+        items=[
+            Suggestion(t, float(s), t.primary_genre, bool(genre) and t.primary_genre == genre)
+            for t, s in ranked[:k]
+        ],
+    )

@@ -4,6 +4,7 @@ Each suite's conftest below asks `start_worker` for the worker it needs (its poo
 environment its tasks read); every worker runs on the Redis of WORKER_REDIS_URL and the
 test database, is stopped after the test, and its log is shown when the test fails.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -24,8 +25,13 @@ from tests.workers import (
 )
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """`manage.py classify` as a user runs it: a real process and files, its stdout and exit status."""
+
 from __future__ import annotations
 
 import json
@@ -18,10 +19,19 @@ KEYS = {"path", "genres", "styles", "chunks", "duration", "model", "error"}
 
 
 def classify(*args: str | Path, data_dir: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "GENREWEB_DATA_DIR": str(data_dir),
-           "DATABASE_URL": f"sqlite:///{data_dir / 'db.sqlite3'}"}
-    return subprocess.run([sys.executable, "manage.py", "classify", *map(str, args)], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=600)
+    env = {
+        **os.environ,
+        "GENREWEB_DATA_DIR": str(data_dir),
+        "DATABASE_URL": f"sqlite:///{data_dir / 'db.sqlite3'}",
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", "classify", *map(str, args)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture
@@ -39,8 +49,11 @@ def library(tmp_path, gtzan_dir) -> Path:
 def test_json_lines_for_a_folder_walked_recursively(library, tmp_path):
     result = classify(library, "--json", "--top-k", "2", data_dir=tmp_path / "data")
     lines = [json.loads(line) for line in result.stdout.splitlines()]  # nothing else on stdout
-    assert [Path(line["path"]).name for line in lines] == ["a_classical.flac", "c_broken.mp3",
-                                                           "b_metal.flac"]
+    assert [Path(line["path"]).name for line in lines] == [
+        "a_classical.flac",
+        "c_broken.mp3",
+        "b_metal.flac",
+    ]
     good = [line for line in lines if line["error"] is None]
     assert len(good) == 2
     for line in good:
@@ -73,8 +86,16 @@ def test_write_tags_fill_then_replace(tmp_path, gtzan_dir):
     filled = classify(track, "--write-tags", data_dir=tmp_path / "data")
     assert filled.returncode == 0, filled.stderr
     assert mutagen.File(track)["genre"] == ["Polka"]  # fill: a genre was already set
-    replaced = classify(track, "--write-tags", "--policy", "replace", "--record-model",
-                        "--min-confidence", "0", data_dir=tmp_path / "data")
+    replaced = classify(
+        track,
+        "--write-tags",
+        "--policy",
+        "replace",
+        "--record-model",
+        "--min-confidence",
+        "0",
+        data_dir=tmp_path / "data",
+    )
     assert replaced.returncode == 0, replaced.stderr
     after = mutagen.File(track)
     assert after["genre"][0] == "Metal"
@@ -101,5 +122,4 @@ def test_every_format_classifies(tmp_path):
     result = classify(folder, "--json", data_dir=tmp_path / "data")
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert result.returncode == 0, result.stderr
-    assert len(lines) == 7 and all(line["error"] is None and line["chunks"] == 1
-                                   for line in lines)
+    assert len(lines) == 7 and all(line["error"] is None and line["chunks"] == 1 for line in lines)

@@ -19,12 +19,18 @@ from tests.conftest import MODEL_DIR
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run(*args: str | Path, env: dict[str, str] | None = None, module: bool = True
-        ) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str | Path, env: dict[str, str] | None = None, module: bool = True
+) -> subprocess.CompletedProcess[str]:
     command = ["-m", "classifier.engine"] if module else ["manage.py"]
-    return subprocess.run([sys.executable, *command, *map(str, args)], cwd=REPO,
-                          env={**os.environ, **(env or {})}, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, *command, *map(str, args)],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def options_of(help_text: str) -> set[str]:
@@ -53,12 +59,23 @@ def test_train_head_writes_to_the_models_folder_never_the_bundled_head(tmp_path)
         for n in range(3):
             folder = data / genre
             folder.mkdir(parents=True, exist_ok=True)
-            write_audio(folder / f"{genre}.{n:05d}.wav", tone(3.5, 16_000, freqs=freqs, seed=n),
-                        16_000, "wav")
+            write_audio(
+                folder / f"{genre}.{n:05d}.wav",
+                tone(3.5, 16_000, freqs=freqs, seed=n),
+                16_000,
+                "wav",
+            )
     bundled_before = sha256_of(DEFAULT_HEAD)
 
-    result = run("train-head", data, "--folds", "3", "--epochs", "30",
-                 env={"GENREWEB_MODEL_DIR": str(models)})
+    result = run(
+        "train-head",
+        data,
+        "--folds",
+        "3",
+        "--epochs",
+        "30",
+        env={"GENREWEB_MODEL_DIR": str(models)},
+    )
 
     assert result.returncode == 0, result.stderr
     written = models / "genre_head.safetensors"

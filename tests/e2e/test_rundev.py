@@ -1,5 +1,6 @@
 """`manage.py rundev` on the embedded defaults: SQLite, the filesystem broker, and a worker
 started by the same command, taking an upload through to a tagged file over HTTP."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,13 @@ from tests.workers import wait_for
 
 pytestmark = pytest.mark.worker  # rundev starts one of its own
 WAIT_SECONDS = 120
-SERVER_VARIABLES = ("DATABASE_URL", "CELERY_BROKER_URL", "MEDIA_ROOT", "STATIC_ROOT",
-                    "DJANGO_ALLOW_ASYNC_UNSAFE")
+SERVER_VARIABLES = (
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "MEDIA_ROOT",
+    "STATIC_ROOT",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
+)
 
 
 def free_port() -> int:
@@ -33,8 +39,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def call(url: str, token: str | None = None, body: bytes | None = None,
-         content_type: str | None = None) -> tuple[int, bytes]:
+def call(
+    url: str, token: str | None = None, body: bytes | None = None, content_type: str | None = None
+) -> tuple[int, bytes]:
     request = urllib.request.Request(url, data=body)
     if token:
         request.add_header("Authorization", f"Token {token}")
@@ -51,21 +58,29 @@ def call(url: str, token: str | None = None, body: bytes | None = None,
 
 def multipart(path: Path) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
-    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-            f'filename="{path.name}"\r\nContent-Type: audio/flac\r\n\r\n').encode()
-    return head + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode(), \
-        f"multipart/form-data; boundary={boundary}"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+        f'filename="{path.name}"\r\nContent-Type: audio/flac\r\n\r\n'
+    ).encode()
+    return (
+        head + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode(),
+        f"multipart/form-data; boundary={boundary}",
+    )
 
 
 def test_rundev_serves_and_analyses_on_embedded_defaults(tmp_path, gtzan_dir, settings):
     env = {k: v for k, v in os.environ.items() if k not in SERVER_VARIABLES}
-    env.update(GENREWEB_DATA_DIR=str(tmp_path / "data"), DJANGO_SUPERUSER_PASSWORD="pw-12345",
-               GENREWEB_MODEL_DIR=str(settings.GENREWEB_MODEL_DIR))
+    env.update(
+        GENREWEB_DATA_DIR=str(tmp_path / "data"),
+        DJANGO_SUPERUSER_PASSWORD="pw-12345",
+        GENREWEB_MODEL_DIR=str(settings.GENREWEB_MODEL_DIR),
+    )
     manage = [sys.executable, "manage.py"]
 
     def run(*args: str) -> str:
-        done = subprocess.run([*manage, *args], cwd=REPO, env=env, capture_output=True,
-                              text=True, timeout=120)
+        done = subprocess.run(
+            [*manage, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 0, done.stderr
         return done.stdout
 
@@ -75,12 +90,21 @@ def test_rundev_serves_and_analyses_on_embedded_defaults(tmp_path, gtzan_dir, se
     base = f"http://127.0.0.1:{free_port()}"
     log = tmp_path / "rundev.log"
     with log.open("wb") as sink:
-        server = subprocess.Popen([*manage, "rundev", base.removeprefix("http://")], cwd=REPO,
-                                  env=env, stdout=sink, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+        server = subprocess.Popen(
+            [*manage, "rundev", base.removeprefix("http://")],
+            cwd=REPO,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
-        wait_for(lambda: call(f"{base}/health/")[0] == 200, WAIT_SECONDS,
-                 "rundev to answer /health/", log)
+        wait_for(
+            lambda: call(f"{base}/health/")[0] == 200,
+            WAIT_SECONDS,
+            "rundev to answer /health/",
+            log,
+        )
         health = json.loads(call(f"{base}/health/")[1])
         assert health["database"]["vendor"] == "sqlite"
         assert health["broker"] == {"ok": True, "url": "filesystem://"}
@@ -94,8 +118,7 @@ def test_rundev_serves_and_analyses_on_embedded_defaults(tmp_path, gtzan_dir, se
             code, data = call(detail, token)
             return code == 200 and json.loads(data)["status"] in ("done", "failed")
 
-        wait_for(finished, WAIT_SECONDS, "the worker started by rundev to analyse the upload",
-                 log)
+        wait_for(finished, WAIT_SECONDS, "the worker started by rundev to analyse the upload", log)
         track = json.loads(call(detail, token)[1])
         assert track["status"] == "done", track["error"]
         status, content = call(track["download_url"], token)
@@ -112,7 +135,12 @@ def test_rundev_serves_and_analyses_on_embedded_defaults(tmp_path, gtzan_dir, se
     worker = int(re.search(r"worker pid (\d+)", log.read_text()).group(1))
 
     def group_gone() -> bool:
-        return all(subprocess.run(["ps", "-o", "pid=", "-g", str(group)], capture_output=True,
-                                  text=True).stdout.split() == [] for group in (server.pid, worker))
+        return all(
+            subprocess.run(
+                ["ps", "-o", "pid=", "-g", str(group)], capture_output=True, text=True
+            ).stdout.split()
+            == []
+            for group in (server.pid, worker)
+        )
 
     wait_for(group_gone, 60, "rundev's worker processes to stop", log)

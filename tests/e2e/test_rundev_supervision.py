@@ -1,6 +1,7 @@
 """`manage.py rundev` supervises its worker and beat: a killed one comes back, a killed
 worker leaves no orphan beat (nor pool process) behind, and nothing outlives rundev, even
 when rundev itself is killed. On the embedded defaults (SQLite, filesystem broker)."""
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,13 @@ from tests.conftest import REPO
 from tests.workers import wait_for
 
 pytestmark = pytest.mark.worker
-SERVER_VARIABLES = ("DATABASE_URL", "CELERY_BROKER_URL", "MEDIA_ROOT", "STATIC_ROOT",
-                    "DJANGO_ALLOW_ASYNC_UNSAFE")
+SERVER_VARIABLES = (
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "MEDIA_ROOT",
+    "STATIC_ROOT",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
+)
 SWEEP_EVERY = 2
 SWEEP_SENT = "Sending due task requeue-stale-tracks"
 STARTUP_SECONDS = 240  # a cold worker loads Django, torch and the CNN
@@ -64,8 +70,9 @@ class Rundev:
 
     def children(self, kind: str) -> list[int]:
         """rundev's live children running `celery ... <kind>` (worker or beat)."""
-        return [p.pid for p in self.ours().values()
-                if p.ppid == self.process.pid and kind in p.argv]
+        return [
+            p.pid for p in self.ours().values() if p.ppid == self.process.pid and kind in p.argv
+        ]
 
     def orphans(self) -> list[Proc]:
         """Our processes that do not descend from rundev."""
@@ -82,6 +89,7 @@ class Rundev:
 
     def one(self, kind: str, other_than: int | None = None) -> int:
         """Wait for exactly one live `kind` child of rundev (and, with `other_than`, a new one)."""
+
         def found() -> bool:
             pids = self.children(kind)
             return len(pids) == 1 and pids[0] != other_than
@@ -106,8 +114,14 @@ def environment(tmp_path_factory) -> dict[str, str]:
     data_dir = tmp_path_factory.mktemp("rundev-data")
     env = {k: v for k, v in os.environ.items() if k not in SERVER_VARIABLES}
     env.update(GENREWEB_DATA_DIR=str(data_dir), GENREWEB_SWEEP_EVERY=str(SWEEP_EVERY))
-    done = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr
     return env
 
@@ -116,14 +130,24 @@ def environment(tmp_path_factory) -> dict[str, str]:
 def rundev(environment, tmp_path) -> Iterator[Rundev]:
     log = tmp_path / "rundev.log"
     with log.open("wb") as sink:
-        process = subprocess.Popen([sys.executable, "manage.py", "rundev",
-                                    f"127.0.0.1:{free_port()}"], cwd=REPO, env=environment,
-                                   stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "rundev", f"127.0.0.1:{free_port()}"],
+            cwd=REPO,
+            env=environment,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     server = Rundev(process, log, Path(environment["GENREWEB_DATA_DIR"]))
     try:
-        wait_for(lambda: server.count(" ready.") == 1 and server.count(SWEEP_SENT) >= 1
-                 or process.poll() is not None, STARTUP_SECONDS,
-                 "rundev's worker and beat to start")
+        wait_for(
+            lambda: (
+                (server.count(" ready.") == 1 and server.count(SWEEP_SENT) >= 1)
+                or process.poll() is not None
+            ),
+            STARTUP_SECONDS,
+            "rundev's worker and beat to start",
+        )
         assert process.poll() is None, server.output()
         yield server
     finally:
@@ -148,10 +172,13 @@ def test_a_killed_beat_is_started_again_and_sweeps(rundev):
     killed_at = time.monotonic()
     rundev.one("beat", other_than=beat)
     back_after = time.monotonic() - killed_at
-    wait_for(lambda: rundev.count(SWEEP_SENT) > sent, RESTART_SECONDS,
-             "the new beat to send a sweep")
-    print(f"\nbeat killed -> beat back: {back_after:.1f} s, sweeping again: "
-          f"{time.monotonic() - killed_at:.1f} s")
+    wait_for(
+        lambda: rundev.count(SWEEP_SENT) > sent, RESTART_SECONDS, "the new beat to send a sweep"
+    )
+    print(
+        f"\nbeat killed -> beat back: {back_after:.1f} s, sweeping again: "
+        f"{time.monotonic() - killed_at:.1f} s"
+    )
     assert re.search(r"the beat \(pid \d+\) exited", rundev.output())
     assert rundev.orphans() == []
 
@@ -162,16 +189,17 @@ def test_a_killed_worker_is_started_again_and_leaves_no_orphan(rundev):
         ready = rundev.count(" ready.")
         os.kill(worker, signal.SIGKILL)  # its main process; its pool child is left behind
         rundev.one("worker", other_than=worker)
-        wait_for(lambda r=ready: rundev.count(" ready.") > r, 120,
-                 "the new worker to be ready")
+        wait_for(lambda r=ready: rundev.count(" ready.") > r, 120, "the new worker to be ready")
         assert rundev.orphans() == [], f"round {round_}: {rundev.orphans()}"
     assert len(rundev.children("beat")) == 1
     # One beat, one sweep per period: not one per orphan.
     sent, started = rundev.count(SWEEP_SENT), time.monotonic()
     time.sleep(5 * SWEEP_EVERY)
     sweeps = rundev.count(SWEEP_SENT) - sent
-    print(f"\nsweeps sent in {time.monotonic() - started:.0f} s: {sweeps} "
-          f"(one beat every {SWEEP_EVERY} s)")
+    print(
+        f"\nsweeps sent in {time.monotonic() - started:.0f} s: {sweeps} "
+        f"(one beat every {SWEEP_EVERY} s)"
+    )
     assert 1 <= sweeps <= 6
     assert rundev.orphans() == []
 

@@ -5,6 +5,7 @@ answer at once. (With the old settings, three sync workers, three such clients h
 worker and /health/ did not answer at all.) The server runs on SQLite and the filesystem
 broker in a folder of the test, and is always killed at the end.
 """
+
 from __future__ import annotations
 
 import os
@@ -55,15 +56,26 @@ def gunicorn(tmp_path: Path, *args: str) -> Iterator[str]:
     """`gunicorn genreweb.wsgi -c gunicorn.conf.py [args]` on a free port; its address,
     once every worker answers quickly."""
     port = free_port()
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("DATABASE_URL", "CELERY_BROKER_URL", "MEDIA_ROOT", "STATIC_ROOT")}
-    env.update(DJANGO_SETTINGS_MODULE="genreweb.settings", GENREWEB_BIND=f"127.0.0.1:{port}",
-               GENREWEB_DATA_DIR=str(tmp_path / "data"))
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "CELERY_BROKER_URL", "MEDIA_ROOT", "STATIC_ROOT")
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="genreweb.settings",
+        GENREWEB_BIND=f"127.0.0.1:{port}",
+        GENREWEB_DATA_DIR=str(tmp_path / "data"),
+    )
     log = tmp_path / "gunicorn.log"
     with log.open("wb") as sink:
-        process = subprocess.Popen([str(GUNICORN), "genreweb.wsgi", "-c", "gunicorn.conf.py",
-                                    *args], cwd=REPO, env=env, stdout=sink,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [str(GUNICORN), "genreweb.wsgi", "-c", "gunicorn.conf.py", *args],
+            cwd=REPO,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     address = f"127.0.0.1:{port}"
     try:
         warm_up(address, process, log)
@@ -85,8 +97,9 @@ def warm_up(address: str, process: subprocess.Popen, log: Path) -> None:
                     return
             except OSError:
                 time.sleep(0.3)
-    pytest.fail(f"gunicorn did not answer in {START_SECONDS} s:\n"
-                f"{log.read_text(errors='replace')[-4000:]}")
+    pytest.fail(
+        f"gunicorn did not answer in {START_SECONDS} s:\n{log.read_text(errors='replace')[-4000:]}"
+    )
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -106,8 +119,14 @@ def stop(process: subprocess.Popen) -> None:
 class SlowClient(threading.Thread):
     """Opens a connection and sends `head` (at once), then `trickle` a byte at a time."""
 
-    def __init__(self, address: str, head: bytes, trickle: bytes, done: threading.Event,
-                 interval: float = 0.25) -> None:
+    def __init__(
+        self,
+        address: str,
+        head: bytes,
+        trickle: bytes,
+        done: threading.Event,
+        interval: float = 0.25,
+    ) -> None:
         super().__init__(daemon=True)
         self.host, port = address.split(":")
         self.port = int(port)
@@ -130,9 +149,11 @@ class SlowClient(threading.Thread):
 def slow_clients(address: str, done: threading.Event, count: int = 8) -> list[SlowClient]:
     """Half send their request headers byte by byte, half their body (to the token
     endpoint, which reads it: no CSRF check answers before the body is in)."""
-    headers = (f"POST /api/token/ HTTP/1.1\r\nHost: {address}\r\n"
-               "Content-Type: application/x-www-form-urlencoded\r\n"
-               "Content-Length: 4000\r\nUser-Agent: slow-client-test\r\n\r\n").encode()
+    headers = (
+        f"POST /api/token/ HTTP/1.1\r\nHost: {address}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        "Content-Length: 4000\r\nUser-Agent: slow-client-test\r\n\r\n"
+    ).encode()
     clients = []
     for n in range(count):
         if n % 2:
@@ -176,8 +197,14 @@ def run_tool(name: str, *args: str, **env: str) -> str:
     binary = shutil.which(name)
     if binary is None:
         unavailable(f"{name} (Debian's package) is not installed; make test installs it")
-    result = subprocess.run([binary, *args], cwd=REPO, env={**os.environ, **env},
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [binary, *args],
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 

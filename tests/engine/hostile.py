@@ -2,6 +2,7 @@
 junk after the audio. Made at run time; the tests, the fuzzer's seeds and the web tests use
 them.
 """
+
 from __future__ import annotations
 
 import signal
@@ -33,8 +34,11 @@ for frame in container.decode(container.streams.audio[0]):
 
 def channel_signals(channels: int, sample_rate: int, seconds: float = 2.0) -> np.ndarray:
     """(channels, samples) int16: each channel its own tone, so a wrong mix shows."""
-    rows = [tone(seconds, sample_rate, freqs=(110.0 * (c + 1), 173.0 + 61.0 * c), seed=c)
-            * (0.3 + 0.08 * c) for c in range(channels)]
+    rows = [
+        tone(seconds, sample_rate, freqs=(110.0 * (c + 1), 173.0 + 61.0 * c), seed=c)
+        * (0.3 + 0.08 * c)
+        for c in range(channels)
+    ]
     return (np.clip(np.stack(rows), -1, 1) * 32767).astype(np.int16)
 
 
@@ -55,17 +59,31 @@ def write_multichannel(path: Path, signals: np.ndarray, sample_rate: int) -> Pat
     return path
 
 
-def raw_wav(path: Path, signals: np.ndarray, sample_rate: int, *,
-            format_tag: int = WAVE_FORMAT_PCM, bits: int = 16) -> Path:
+def raw_wav(
+    path: Path,
+    signals: np.ndarray,
+    sample_rate: int,
+    *,
+    format_tag: int = WAVE_FORMAT_PCM,
+    bits: int = 16,
+) -> Path:
     """A RIFF/WAVE file written byte by byte, its `fmt ` chunk saying what it is told to
     (a format tag of 0xFFFF, 0 bits per sample, ...) over 16-bit samples."""
     channels = signals.shape[0]
     data = np.ascontiguousarray(signals.T).astype("<i2").tobytes()
     block_align = channels * max(bits, 8) // 8
-    fmt = struct.pack("<HHIIHH", format_tag, channels, sample_rate, sample_rate * block_align,
-                      block_align, bits)
-    body = (b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
-            + b"data" + struct.pack("<I", len(data)) + data)
+    fmt = struct.pack(
+        "<HHIIHH", format_tag, channels, sample_rate, sample_rate * block_align, block_align, bits
+    )
+    body = (
+        b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", len(fmt))
+        + fmt
+        + b"data"
+        + struct.pack("<I", len(data))
+        + data
+    )
     path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
     return path
 
@@ -73,8 +91,10 @@ def raw_wav(path: Path, signals: np.ndarray, sample_rate: int, *,
 def impossible_wavs(folder: Path) -> list[Path]:
     """WAVs FFmpeg opens but has no decoder for: 0 bits per sample, format tag 0xFFFF."""
     signals = channel_signals(1, 16_000, 2.0)
-    return [raw_wav(folder / "zero_bits.wav", signals, 16_000, bits=0),
-            raw_wav(folder / "tag_ffff.wav", signals, 16_000, format_tag=0xFFFF)]
+    return [
+        raw_wav(folder / "zero_bits.wav", signals, 16_000, bits=0),
+        raw_wav(folder / "tag_ffff.wav", signals, 16_000, format_tag=0xFFFF),
+    ]
 
 
 def with_tail(path: Path, tail: bytes, name: str) -> Path:
@@ -88,20 +108,28 @@ def garbage(size: int, seed: int = 0) -> bytes:
     return np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8).tobytes()
 
 
-def run_in_child(code: str, *args: str | Path, timeout: float = 300
-                 ) -> subprocess.CompletedProcess[str]:
+def run_in_child(
+    code: str, *args: str | Path, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """`code` run by a fresh interpreter in the repository: a crash fails one test only."""
-    result = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=REPO,
-                            capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if result.returncode < 0:
-        pytest.fail(f"the child died of {signal.Signals(-result.returncode).name}:\n"
-                    f"{result.stderr[-3000:]}")
+        pytest.fail(
+            f"the child died of {signal.Signals(-result.returncode).name}:\n{result.stderr[-3000:]}"
+        )
     return result
 
 
 def assert_decodes_in_child(path: Path) -> None:
     """Fail the test, not the test run, where checking `path` kills the process: run before
     a test hands the file to code in its own process."""
-    result = run_in_child("import sys\nfrom classifier.engine.audio import check\n"
-                          "check(sys.argv[1])", path)
+    result = run_in_child(
+        "import sys\nfrom classifier.engine.audio import check\ncheck(sys.argv[1])", path
+    )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -1,4 +1,5 @@
 """The engine end to end: real audio in, a verdict out, with the bundled head."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -92,8 +93,9 @@ def test_tag_values_use_the_tag_spelling(engine, gtzan_dir):
 
 
 @pytest.mark.parametrize("clip", ["blues.00000", "classical.00001", "metal.00002"])
-def test_track_taggram_from_audio_matches_original_musicnn(clip, gtzan_dir, reference_dir,
-                                                          engine_config):
+def test_track_taggram_from_audio_matches_original_musicnn(
+    clip, gtzan_dir, reference_dir, engine_config
+):
     """Decoding, resampling and the spectrogram as well as the CNN: the whole path from a file."""
     reference = np.load(reference_dir / f"{clip}.npz")
     clip_path = gtzan_dir / clip.split(".")[0] / f"{clip}.flac"

@@ -1,4 +1,5 @@
 """classifier.engine.audio: streaming PyAV decoding to mono 16 kHz, and its typed errors."""
+
 from __future__ import annotations
 
 import tracemalloc
@@ -48,6 +49,7 @@ def write_stereo_wav(path: Path, left: np.ndarray, right: np.ndarray, sample_rat
 
 # --- every format ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 def test_every_format_decodes_to_mono_float32_at_16k(tmp_path, fmt):
     path = write_audio(tmp_path / f"a440{FORMATS[fmt][0]}", sine(3.0, 440.0, 22_050), 22_050, fmt)
@@ -55,7 +57,7 @@ def test_every_format_decodes_to_mono_float32_at_16k(tmp_path, fmt):
     assert samples.dtype == np.float32 and samples.ndim == 1
     # Encoders add a little priming/padding (AAC ~40 ms); nothing else may change the length.
     assert abs(samples.size / SR - 3.0) < 0.1
-    middle = samples[SR // 2:SR // 2 + 2 * SR]
+    middle = samples[SR // 2 : SR // 2 + 2 * SR]
     assert abs(peak_frequency(middle) - 440.0) < 1.0
     # The level survives (Vorbis is written stereo: the mean of two equal channels is the
     # tone itself, where FFmpeg's own mono downmix would make it 1.41 times louder).
@@ -66,9 +68,12 @@ def test_every_format_decodes_to_mono_float32_at_16k(tmp_path, fmt):
 def test_probe_reports_the_stream(tmp_path, fmt):
     path = make_audio_file(tmp_path, fmt, seconds=3.0, sample_rate=22_050)
     expected = {
-        "mp3": ("mp3", 22_050, 1, "mp3"), "flac": ("flac", 22_050, 1, "flac"),
-        "ogg": ("vorbis", 22_050, 2, "ogg"), "opus": ("opus", 48_000, 1, "ogg"),
-        "m4a": ("aac", 22_050, 1, "mp4"), "wav": ("pcm_s16le", 22_050, 1, "wav"),
+        "mp3": ("mp3", 22_050, 1, "mp3"),
+        "flac": ("flac", 22_050, 1, "flac"),
+        "ogg": ("vorbis", 22_050, 2, "ogg"),
+        "opus": ("opus", 48_000, 1, "ogg"),
+        "m4a": ("aac", 22_050, 1, "mp4"),
+        "wav": ("pcm_s16le", 22_050, 1, "wav"),
         "aiff": ("pcm_s16be", 22_050, 1, "aiff"),
     }[fmt]
     info = probe(path)
@@ -106,6 +111,7 @@ def test_decode_at_another_rate(tmp_path):
 
 
 # --- streaming ------------------------------------------------------------------------
+
 
 def write_long_stereo_wav(path: Path, minutes: int, sample_rate: int = 44_100) -> Path:
     """A long 16-bit stereo WAV, written ten seconds at a time."""
@@ -150,6 +156,7 @@ def test_progress_rises_to_one(tmp_path):
 
 
 # --- errors ---------------------------------------------------------------------------
+
 
 def assert_names_file(exc: pytest.ExceptionInfo, path: Path) -> str:
     message = str(exc.value)
@@ -211,7 +218,7 @@ def test_empty_files(tmp_path):
 def cut(path: Path, fraction: float = 0.5) -> Path:
     data = path.read_bytes()
     target = path.with_name("cut_" + path.name)
-    target.write_bytes(data[:int(len(data) * fraction)])
+    target.write_bytes(data[: int(len(data) * fraction)])
     return target
 
 
@@ -245,8 +252,9 @@ def vbr_mp3_without_xing(path: Path, sample_rate: int = 22_050) -> Path:
         stream.codec_context.flags |= av.codec.context.Flags.qscale
         size = stream.codec_context.frame_size or 1152  # known once the encoder is open
         for start in range(0, samples.size, size):
-            frame = av.AudioFrame.from_ndarray(samples[None, start:start + size], format="fltp",
-                                               layout="mono")
+            frame = av.AudioFrame.from_ndarray(
+                samples[None, start : start + size], format="fltp", layout="mono"
+            )
             frame.sample_rate, frame.pts = sample_rate, start
             for packet in stream.encode(frame):
                 out.mux(packet)

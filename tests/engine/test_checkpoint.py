@@ -1,4 +1,5 @@
 """The TensorFlow checkpoint reader and the musicnn weight conversion, without TensorFlow."""
+
 from __future__ import annotations
 
 import hashlib
@@ -29,10 +30,16 @@ MUSICNN_PARAMETERS = 792_079
 
 # The MSD musicnn graph, layer by layer in TF's creation order (models.py build_musicnn).
 CONV_KERNELS = {
-    "conv2d": (7, 38, 1, 204), "conv2d_1": (7, 67, 1, 204),
-    "conv2d_2": (128, 1, 1, 51), "conv2d_3": (64, 1, 1, 51), "conv2d_4": (32, 1, 1, 51),
-    "conv2d_5": (7, 561, 1, 64), "conv2d_6": (7, 64, 1, 64), "conv2d_7": (7, 64, 1, 64),
-    "dense": (1506, 200), "dense_1": (200, 50),
+    "conv2d": (7, 38, 1, 204),
+    "conv2d_1": (7, 67, 1, 204),
+    "conv2d_2": (128, 1, 1, 51),
+    "conv2d_3": (64, 1, 1, 51),
+    "conv2d_4": (32, 1, 1, 51),
+    "conv2d_5": (7, 561, 1, 64),
+    "conv2d_6": (7, 64, 1, 64),
+    "conv2d_7": (7, 64, 1, 64),
+    "dense": (1506, 200),
+    "dense_1": (200, 50),
 }
 BN_SIZES = [1, 204, 204, 51, 51, 51, 64, 64, 64, 1506, 200]
 
@@ -77,6 +84,7 @@ def flip_byte(path: Path, offset: int) -> None:
 
 # --- the real checkpoint ------------------------------------------------------------------
 
+
 def test_reads_every_model_variable_with_its_shape(variables):
     assert {name: v.shape for name, v in variables.items()} == expected_shapes()
     assert all(v.dtype == np.float32 and np.isfinite(v).all() for v in variables.values())
@@ -106,12 +114,16 @@ def test_values_are_trained_weights(variables):
 
 # --- crc32c ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("data", "expected"), [
-    (b"123456789", 0xE3069283),  # the standard check value
-    (bytes(32), 0x8A9136AA),  # RFC 3720 B.4 vectors
-    (b"\xff" * 32, 0x62A8AB43),
-    (bytes(range(32)), 0x46DD794E),
-])
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"123456789", 0xE3069283),  # the standard check value
+        (bytes(32), 0x8A9136AA),  # RFC 3720 B.4 vectors
+        (b"\xff" * 32, 0x62A8AB43),
+        (bytes(range(32)), 0x46DD794E),
+    ],
+)
 def test_crc32c_known_vectors(data, expected):
     assert crc32c(data) == expected
 
@@ -142,6 +154,7 @@ def test_mask_round_trip():
 
 
 # --- damaged checkpoints --------------------------------------------------------------------
+
 
 def test_truncated_index_is_refused(copy_dir):
     index = copy_dir / INDEX_FILE
@@ -191,6 +204,7 @@ def test_missing_data_file_is_refused(copy_dir):
 
 # --- synthetic checkpoints, written here byte by byte ---------------------------------------
 
+
 def varint(value: int) -> bytes:
     out = bytearray()
     while True:
@@ -202,17 +216,35 @@ def varint(value: int) -> bytes:
 
 def bundle_entry(dtype: int, shape: tuple[int, ...], offset: int, size: int, crc: int) -> bytes:
     dims = b"".join(b"\x12" + varint(len(d)) + d for d in (b"\x08" + varint(n) for n in shape))
-    return (b"\x08" + varint(dtype) + b"\x12" + varint(len(dims)) + dims
-            + b"\x20" + varint(offset) + b"\x28" + varint(size)
-            + b"\x35" + struct.pack("<I", mask_crc(crc)))
+    return (
+        b"\x08"
+        + varint(dtype)
+        + b"\x12"
+        + varint(len(dims))
+        + dims
+        + b"\x20"
+        + varint(offset)
+        + b"\x28"
+        + varint(size)
+        + b"\x35"
+        + struct.pack("<I", mask_crc(crc))
+    )
 
 
 def block(entries: list[tuple[bytes, bytes]]) -> bytes:
     # Each key shares its prefix with the one before (restart point only at 0), as LevelDB does.
     body, previous = bytearray(), b""
     for key, value in entries:
-        shared = len(next((p for p in (previous[:i] for i in range(len(previous), -1, -1))
-                           if key.startswith(p)), b""))
+        shared = len(
+            next(
+                (
+                    p
+                    for p in (previous[:i] for i in range(len(previous), -1, -1))
+                    if key.startswith(p)
+                ),
+                b"",
+            )
+        )
         body += varint(shared) + varint(len(key) - shared) + varint(len(value))
         body += key[shared:] + value
         previous = key
@@ -241,8 +273,9 @@ def write_checkpoint(folder: Path, tensors: dict[str, tuple[int, np.ndarray]]) -
     data, entries = bytearray(), [(b"", b"\x08\x01")]  # BundleHeaderProto: num_shards 1
     for name, (dtype, array) in sorted(tensors.items()):
         raw = array.tobytes()
-        entries.append((name.encode(), bundle_entry(dtype, array.shape, len(data), len(raw),
-                                                     crc32c(raw))))
+        entries.append(
+            (name.encode(), bundle_entry(dtype, array.shape, len(data), len(raw), crc32c(raw)))
+        )
         data += raw
     (folder / INDEX_FILE).write_bytes(write_table(entries))
     (folder / DATA_FILE).write_bytes(bytes(data))
@@ -271,17 +304,21 @@ def test_wrong_dtype_is_refused(tmp_path):
 
 # --- conversion to the torch model ---------------------------------------------------------
 
+
 def test_every_variable_lands_in_the_model(variables):
     state = state_dict_from_tf(variables)
     model_state = MusiCNN().state_dict()
     assert set(state) == set(model_state)
     assert {k: tuple(v.shape) for k, v in state.items()} == {
-        k: tuple(v.shape) for k, v in model_state.items()}
+        k: tuple(v.shape) for k, v in model_state.items()
+    }
     # TF's (kh, kw, in, out) kernel becomes torch's (out, in, kh, kw), element for element.
-    np.testing.assert_array_equal(state["timbral.1.conv.weight"][5, 0, 2, 9].numpy(),
-                                  variables["conv2d_1/kernel"][2, 9, 0, 5])
-    np.testing.assert_array_equal(state["midend.0.conv.weight"][7, 300, 4].numpy(),
-                                  variables["conv2d_5/kernel"][4, 300, 0, 7])
+    np.testing.assert_array_equal(
+        state["timbral.1.conv.weight"][5, 0, 2, 9].numpy(), variables["conv2d_1/kernel"][2, 9, 0, 5]
+    )
+    np.testing.assert_array_equal(
+        state["midend.0.conv.weight"][7, 300, 4].numpy(), variables["conv2d_5/kernel"][4, 300, 0, 7]
+    )
     np.testing.assert_array_equal(state["dense.weight"].numpy(), variables["dense/kernel"].T)
 
 
@@ -303,6 +340,7 @@ def test_misshaped_variable_is_refused(variables):
 
 
 # --- load_musicnn's guards -------------------------------------------------------------------
+
 
 def test_load_refuses_checkpoint_with_wrong_sha256(copy_dir, tmp_path):
     data = copy_dir / DATA_FILE

@@ -1,4 +1,5 @@
 """classifier.engine.features: the musicnn log-mel recipe, streamed, and the chunk selection."""
+
 from __future__ import annotations
 
 import librosa
@@ -43,9 +44,14 @@ def assert_equal_but_float16_flips(actual: np.ndarray, expected: np.ndarray) -> 
 
 def librosa_recipe(samples: np.ndarray) -> np.ndarray:
     """musicnn's own extractor, on librosa."""
-    power = librosa.feature.melspectrogram(y=samples, sr=SR, n_fft=AUDIO.n_fft,
-                                           hop_length=AUDIO.hop_length, n_mels=AUDIO.n_mels,
-                                           pad_mode="constant").T
+    power = librosa.feature.melspectrogram(
+        y=samples,
+        sr=SR,
+        n_fft=AUDIO.n_fft,
+        hop_length=AUDIO.hop_length,
+        n_mels=AUDIO.n_mels,
+        pad_mode="constant",
+    ).T
     return np.log10(10000 * power.astype(np.float16).astype(np.float32) + 1)
 
 
@@ -137,7 +143,7 @@ def test_no_budget_keeps_every_chunk(two_minutes):
     chunks = extract_chunks(two_minutes, budget=None)
     assert chunks.patches.shape[0] == chunks.total == 40
     whole = log_mel(decode(two_minutes))
-    patches = whole[:40 * AUDIO.patch_frames].reshape(40, AUDIO.patch_frames, AUDIO.n_mels)
+    patches = whole[: 40 * AUDIO.patch_frames].reshape(40, AUDIO.patch_frames, AUDIO.n_mels)
     assert_equal_but_float16_flips(chunks.patches, patches)
     np.testing.assert_allclose(chunks.starts, np.arange(40) * PATCH_SECONDS)
     progress: list[float] = []
@@ -153,7 +159,7 @@ def test_a_short_track_is_repeat_padded_to_one_chunk(tmp_path):
     assert (chunks.total, chunks.silent) == (1, 0)
     patch = chunks.patches[0]
     np.testing.assert_array_equal(patch[:frames], log_mel(decode(path)))
-    np.testing.assert_array_equal(patch[frames:], patch[:AUDIO.patch_frames - frames])
+    np.testing.assert_array_equal(patch[frames:], patch[: AUDIO.patch_frames - frames])
 
 
 def test_an_all_silent_file_is_empty(tmp_path):
@@ -177,8 +183,7 @@ def test_spread():
 @pytest.mark.parametrize("fmt", ["flac", "wav", "aiff", "opus", "mp3", "m4a", "ogg"])
 def test_long_tracks_seek_to_their_chunks_where_the_codec_allows(tmp_path, fmt):
     """Budgeted chunks of a long track, decoded by seeking, are the streamed pass's chunks."""
-    path = write_audio(tmp_path / f"long{FORMATS[fmt][0]}", tone(100, 22_050, seed=3), 22_050,
-                       fmt)
+    path = write_audio(tmp_path / f"long{FORMATS[fmt][0]}", tone(100, 22_050, seed=3), 22_050, fmt)
     streamed = features._streamed_chunks(path, None, None)
     sparse = features.sparse_chunks(path, 16)
     if fmt in ("mp3", "m4a", "ogg"):  # encoder delay, coarse seek points: always streamed

@@ -1,4 +1,5 @@
 """The atomic writer's clean-up of temporary files killed writers left (no Django)."""
+
 from __future__ import annotations
 
 import fcntl
@@ -65,8 +66,10 @@ def old_file(path: Path, content: bytes = b"x") -> Path:
 
 def test_only_the_writers_own_names_are_removed(tmp_path):
     stale = old_file(tmp_path / f".song.flac.abc123{TEMP_SUFFIX}")
-    others = [old_file(tmp_path / name) for name in (
-        f"visible{TEMP_SUFFIX}", ".song.flac.abc123.tmp", ".hidden", "song.flac")]
+    others = [
+        old_file(tmp_path / name)
+        for name in (f"visible{TEMP_SUFFIX}", ".song.flac.abc123.tmp", ".hidden", "song.flac")
+    ]
     write(tmp_path / "new.flac", b"new")
     assert not stale.exists()
     assert all(path.exists() for path in others)
@@ -85,8 +88,10 @@ def test_a_matching_folder_or_link_is_never_removed(tmp_path):
 def test_a_sweep_of_a_tree(tmp_path):
     deep = tmp_path / "a" / "b"
     deep.mkdir(parents=True)
-    left = [old_file(deep / f".x.flac.1{TEMP_SUFFIX}"),
-            old_file(tmp_path / f".y.flac.2{TEMP_SUFFIX}")]
+    left = [
+        old_file(deep / f".x.flac.1{TEMP_SUFFIX}"),
+        old_file(tmp_path / f".y.flac.2{TEMP_SUFFIX}"),
+    ]
     assert remove_stale_files(deep.parent, is_temporary) == []  # not recursive: none there
     assert sorted(remove_stale_files(tmp_path, is_temporary, recursive=True)) == sorted(left)
     assert remove_stale_files(tmp_path / "missing", is_temporary, recursive=True) == []
@@ -97,8 +102,7 @@ def test_a_files_own_temporaries(tmp_path):
     theirs = tmp_path / f".xy.flac.1{TEMP_SUFFIX}"
     for path in (mine, theirs):
         path.write_bytes(b"")
-    assert remove_stale_files(tmp_path, temporaries_of(tmp_path / "x.flac"), older_than=0) == [
-        mine]
+    assert remove_stale_files(tmp_path, temporaries_of(tmp_path / "x.flac"), older_than=0) == [mine]
     assert theirs.exists()
 
 

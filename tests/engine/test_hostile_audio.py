@@ -3,6 +3,7 @@ decoder for (a traceback), junk after the audio (refused as damaged).
 
 What could crash runs in a child process: a regression fails its test, not the test run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,6 +65,7 @@ def decode_in_child(tmp_path: Path, *paths: Path) -> list[np.ndarray]:
 
 # --- 7.1 and other channel counts ------------------------------------------------------
 
+
 @pytest.mark.parametrize("rate", RATES)
 @pytest.mark.parametrize("suffix", [".wav", ".flac"])
 def test_7_1_decodes_to_the_mean_of_its_channels(tmp_path, suffix, rate):
@@ -82,12 +84,15 @@ def test_every_channel_count_from_1_to_16(tmp_path):
     made = []
     for count in (1, 2, 3, 5, 6, 7, 8, 9, 12, 16):
         signals = channel_signals(count, rate, seconds=1.0)
-        made += [(signals, write_multichannel(tmp_path / f"ch{count}.wav", signals, rate)),
-                 (signals, raw_wav(tmp_path / f"ch{count}_pcm.wav", signals, rate))]
+        made += [
+            (signals, write_multichannel(tmp_path / f"ch{count}.wav", signals, rate)),
+            (signals, raw_wav(tmp_path / f"ch{count}_pcm.wav", signals, rate)),
+        ]
     decoded = decode_in_child(tmp_path, *(path for _, path in made))
     for (signals, path), mono in zip(made, decoded, strict=True):
-        np.testing.assert_allclose(mono, expected_mono(signals, rate), atol=TOLERANCE,
-                                   err_msg=path.name)
+        np.testing.assert_allclose(
+            mono, expected_mono(signals, rate), atol=TOLERANCE, err_msg=path.name
+        )
 
 
 CHANNEL_MEAN = """
@@ -118,11 +123,13 @@ def test_the_upload_check_passes_a_7_1_file(tmp_path):
 
 # --- the upload check in a child process --------------------------------------------------
 
+
 def test_a_decoder_crash_is_a_typed_error_not_the_callers_end(tmp_path, monkeypatch):
     path = write_multichannel(tmp_path / "surround.wav", channel_signals(8, 48_000), 48_000)
     # The decoder as it was: the real PyAV crash, in the checking child.
-    monkeypatch.setattr(isolation, "_command",
-                        lambda p: [sys.executable, "-c", PYAV_PLANE_BUG, str(p)])
+    monkeypatch.setattr(
+        isolation, "_command", lambda p: [sys.executable, "-c", PYAV_PLANE_BUG, str(p)]
+    )
     with pytest.raises(AudioError) as refused:
         check_isolated(path)
     message = str(refused.value)
@@ -131,16 +138,18 @@ def test_a_decoder_crash_is_a_typed_error_not_the_callers_end(tmp_path, monkeypa
 
 def test_a_hanging_check_is_stopped(tmp_path, monkeypatch):
     path = make_audio_file(tmp_path, "wav", seconds=1.0)
-    monkeypatch.setattr(isolation, "_command",
-                        lambda p: [sys.executable, "-c", "import time; time.sleep(60)"])
+    monkeypatch.setattr(
+        isolation, "_command", lambda p: [sys.executable, "-c", "import time; time.sleep(60)"]
+    )
     with pytest.raises(AudioError, match="longer than 1 s"):
         check_isolated(path, timeout=1)
 
 
 def test_a_child_that_fails_unexpectedly_is_a_readable_error(tmp_path, monkeypatch):
     path = make_audio_file(tmp_path, "wav", seconds=1.0)
-    monkeypatch.setattr(isolation, "_command",
-                        lambda p: [sys.executable, "-c", "raise SystemExit(3)"])
+    monkeypatch.setattr(
+        isolation, "_command", lambda p: [sys.executable, "-c", "raise SystemExit(3)"]
+    )
     with pytest.raises(AudioError, match="internal error"):
         check_isolated(path)
 
@@ -155,6 +164,7 @@ def test_the_check_reports_the_typed_error_of_the_child(tmp_path):
 
 
 # --- WAV headers FFmpeg has no decoder for -------------------------------------------------
+
 
 def test_wav_headers_without_a_decoder_are_typed_errors(tmp_path):
     for path in impossible_wavs(tmp_path):
@@ -173,7 +183,7 @@ def test_text_ffmpeg_reads_in_a_header_need_not_be_utf8(tmp_path):
     header = b"ID3\x04\x00\x00" + bytes([0, 0, (len(frame) >> 7) & 0x7F, len(frame) & 0x7F])
     body = path.read_bytes()
     tagged = tmp_path / "broken_title.mp3"
-    tagged.write_bytes(header + frame + body[_id3_length(body):])
+    tagged.write_bytes(header + frame + body[_id3_length(body) :])
     assert probe(tagged).codec == "mp3"
     assert decode(tagged).size > 0
 
@@ -189,8 +199,12 @@ def _id3_length(data: bytes) -> int:
 
 # --- junk after the audio ----------------------------------------------------------------
 
-TAILS = {"8 zero bytes": b"\0" * 8, "1 KB of zeros": b"\0" * 1024,
-         "4 KB of garbage": garbage(4096), "64 KB of garbage": garbage(65_536, seed=1)}
+TAILS = {
+    "8 zero bytes": b"\0" * 8,
+    "1 KB of zeros": b"\0" * 1024,
+    "4 KB of garbage": garbage(4096),
+    "64 KB of garbage": garbage(65_536, seed=1),
+}
 
 
 @pytest.mark.parametrize("fmt", ["mp3", "flac", "wav", "ogg", "opus", "m4a"])
@@ -224,7 +238,7 @@ def test_damage_part_way_is_still_refused(tmp_path):
     # Half an MP3 whose header declares all of it, then garbage: not junk after the audio.
     data = make_audio_file(tmp_path, "mp3", seconds=6.0).read_bytes()
     path = tmp_path / "half.mp3"
-    path.write_bytes(data[:len(data) // 2] + garbage(4096))
+    path.write_bytes(data[: len(data) // 2] + garbage(4096))
     with pytest.raises(TruncatedAudioError, match="of the 6.0 s its header declares"):
         decode(path)
 
@@ -252,17 +266,24 @@ def test_an_analysis_carries_the_warnings(engine_config, tmp_path):
 
 # --- the command line: one file's failure never ends the run ------------------------------
 
+
 def classify(*args: str | Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "GENREWEB_MODEL_DIR": str(MODEL_DIR), "GENREWEB_TORCH_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "classifier.engine", "classify",
-                           *map(str, args)], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "classifier.engine", "classify", *map(str, args)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def json_lines(result: subprocess.CompletedProcess[str]) -> dict[str, dict]:
     if result.returncode < 0:
-        pytest.fail(f"classify died of {signal.Signals(-result.returncode).name}:\n"
-                    f"{result.stderr[-3000:]}")
+        pytest.fail(
+            f"classify died of {signal.Signals(-result.returncode).name}:\n{result.stderr[-3000:]}"
+        )
     return {Path(line["path"]).name: line for line in map(json.loads, result.stdout.splitlines())}
 
 
@@ -279,8 +300,13 @@ def test_classify_a_folder_with_surround_and_junk_among_good_files(tmp_path):
     result = classify(folder, "--json")
 
     lines = json_lines(result)
-    assert sorted(lines) == ["a_good.wav", "b_surround.wav", "c_surround.flac", "d_junk.mp3",
-                             "e_good.flac"]
+    assert sorted(lines) == [
+        "a_good.wav",
+        "b_surround.wav",
+        "c_surround.flac",
+        "d_junk.mp3",
+        "e_good.flac",
+    ]
     assert all(line["error"] is None and line["genres"] for line in lines.values()), lines
     assert result.returncode == 0, result.stderr
     assert lines["d_junk.mp3"]["warnings"] and lines["a_good.wav"]["warnings"] == []
@@ -297,8 +323,10 @@ def test_classify_reports_a_bad_header_and_goes_on(tmp_path):
     result = classify(folder, "--json")
 
     lines = json_lines(result)
-    assert [name for name, line in lines.items() if line["error"] is None] == ["good.wav",
-                                                                               "good2.wav"]
+    assert [name for name, line in lines.items() if line["error"] is None] == [
+        "good.wav",
+        "good2.wav",
+    ]
     assert "bad.wav cannot be decoded" in lines["bad.wav"]["error"]
     assert result.returncode == 1
     assert "1 of 3 files failed" in result.stderr and "Traceback" not in result.stderr
@@ -312,9 +340,16 @@ class _Engine:
     def analyse(self, path: Path, **options: object) -> Analysis:
         if path.name == "b.wav":
             raise RuntimeError("something nobody foresaw")
-        return Analysis(path=str(path), genres=[GenreScore("rock", 0.9)],
-                        probabilities={"rock": 0.9}, styles=[], chunks=1, duration=3.0,
-                        model=self.model, uncertain=False)
+        return Analysis(
+            path=str(path),
+            genres=[GenreScore("rock", 0.9)],
+            probabilities={"rock": 0.9},
+            styles=[],
+            chunks=1,
+            duration=3.0,
+            model=self.model,
+            uncertain=False,
+        )
 
 
 def test_an_unexpected_exception_is_that_files_error(tmp_path, monkeypatch, caplog):
@@ -331,8 +366,10 @@ def test_an_unexpected_exception_is_that_files_error(tmp_path, monkeypatch, capl
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [Path(line["path"]).name for line in lines] == ["a.wav", "b.wav", "c.wav"]
     assert lines[0]["error"] is None and lines[2]["error"] is None
-    assert lines[1]["error"] == ("b.wav could not be analysed: an internal error occurred "
-                                 "(RuntimeError: something nobody foresaw)")
+    assert lines[1]["error"] == (
+        "b.wav could not be analysed: an internal error occurred "
+        "(RuntimeError: something nobody foresaw)"
+    )
     assert status == 1 and "1 of 3 files failed" in err.getvalue()
     assert "something nobody foresaw" in caplog.text and "Traceback" in caplog.text
 

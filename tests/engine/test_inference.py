@@ -1,4 +1,5 @@
 """Batches split over single-threaded workers give what the undivided batch gives."""
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """The torch port of musicnn MSD against what the original TensorFlow model computed."""
+
 from __future__ import annotations
 
 import copy
@@ -83,8 +84,9 @@ def test_batch_size_does_not_change_results(model, references):
     whole = model.infer(patches, batch_size=len(patches))
     small = model.infer(patches, batch_size=7)
     for name in OUTPUTS:
-        np.testing.assert_allclose(getattr(small, name).numpy(), getattr(whole, name).numpy(),
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            getattr(small, name).numpy(), getattr(whole, name).numpy(), atol=1e-5
+        )
 
 
 def test_cache_is_written_once_and_reused(model, cache_dir, references, tmp_path):
@@ -142,8 +144,9 @@ def test_eval_pooling_shortcut_matches_the_plain_order(model):
             assert shortcut_error <= 1.01 * (plain - exact).abs().max().item()
 
 
-@pytest.mark.parametrize(("width", "kernel"), [(96, (7, 38)), (96, (7, 67)), (95, (3, 40)),
-                                               (96, (7, 1))])
+@pytest.mark.parametrize(
+    ("width", "kernel"), [(96, (7, 38)), (96, (7, 67)), (95, (3, 40)), (96, (7, 1))]
+)
 def test_spectral_frequency_max_is_the_max_of_the_convolution(width, kernel):
     generator = torch.Generator().manual_seed(2)
     weight = torch.randn(12, 1, *kernel, generator=generator)
@@ -151,8 +154,9 @@ def test_spectral_frequency_max_is_the_max_of_the_convolution(width, kernel):
     spectral = spectral_frequency_max(padded, spectral_kernel(weight, width))
     exact = F.conv2d(padded.double(), weight.double()).amax(dim=3)
     assert spectral.shape == exact.shape == (2, 12, 40)
-    torch.testing.assert_close(spectral, exact.float(), atol=2e-6 * exact.abs().max().item(),
-                               rtol=0)
+    torch.testing.assert_close(
+        spectral, exact.float(), atol=2e-6 * exact.abs().max().item(), rtol=0
+    )
 
 
 def test_eval_forward_also_runs_with_autograd_on(model):

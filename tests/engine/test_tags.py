@@ -4,6 +4,7 @@ Each test encodes a short tone with tests/audiofiles.py, so the files are what a
 (FFmpeg through PyAV) really writes, and checks the result through mutagen and PyAV directly
 rather than only through classifier.engine.filetags itself.
 """
+
 from __future__ import annotations
 
 import base64
@@ -37,12 +38,19 @@ PROVENANCE = {"model": "musicnn-msd+gtzan-abc123", "confidence": "0.87"}
 
 def _png() -> bytes:
     """A real 1x1 PNG, so the cover is an image any player could show."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data)))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
     header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(b"\x00\xff\x80\x00")) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00\xff\x80\x00"))
+        + chunk(b"IEND", b"")
+    )
 
 
 COVER = _png()
@@ -85,6 +93,7 @@ def _set_genres(path: Path, fmt: str, genres: list[str]) -> None:
         audio.add_tags()
     if _family(fmt) == "id3":
         from mutagen.id3 import TCON
+
         audio.tags.setall("TCON", [TCON(encoding=3, text=genres)])
     elif _family(fmt) == "vorbis":
         audio.tags["genre"] = genres
@@ -100,24 +109,44 @@ def _decorate(path: Path, fmt: str) -> None:
         audio.add_tags()
     tags = audio.tags
     if _family(fmt) == "id3":
-        for frame in (TIT2(encoding=3, text="Night Train"), TPE1(encoding=3, text="The Testers"),
-                      TALB(encoding=3, text="Signals"), TRCK(encoding=3, text="3/10"),
-                      COMM(encoding=3, lang="eng", desc="", text="kept as it is"),
-                      APIC(encoding=3, mime="image/png", type=PictureType.COVER_FRONT,
-                           desc="front", data=COVER)):
+        for frame in (
+            TIT2(encoding=3, text="Night Train"),
+            TPE1(encoding=3, text="The Testers"),
+            TALB(encoding=3, text="Signals"),
+            TRCK(encoding=3, text="3/10"),
+            COMM(encoding=3, lang="eng", desc="", text="kept as it is"),
+            APIC(
+                encoding=3, mime="image/png", type=PictureType.COVER_FRONT, desc="front", data=COVER
+            ),
+        ):
             tags.add(frame)
     elif _family(fmt) == "vorbis":
-        tags.update({"TITLE": "Night Train", "ARTIST": "The Testers", "ALBUM": "Signals",
-                     "TRACKNUMBER": "3", "TRACKTOTAL": "10", "COMMENT": "kept as it is"})
+        tags.update(
+            {
+                "TITLE": "Night Train",
+                "ARTIST": "The Testers",
+                "ALBUM": "Signals",
+                "TRACKNUMBER": "3",
+                "TRACKTOTAL": "10",
+                "COMMENT": "kept as it is",
+            }
+        )
         picture = _flac_picture()
         if fmt == "flac":
             audio.add_picture(picture)
         else:
             tags["METADATA_BLOCK_PICTURE"] = base64.b64encode(picture.write()).decode("ascii")
     else:
-        tags.update({"\xa9nam": "Night Train", "\xa9ART": "The Testers", "\xa9alb": "Signals",
-                     "trkn": [(3, 10)], "\xa9cmt": "kept as it is",
-                     "covr": [MP4Cover(COVER, imageformat=MP4Cover.FORMAT_PNG)]})
+        tags.update(
+            {
+                "\xa9nam": "Night Train",
+                "\xa9ART": "The Testers",
+                "\xa9alb": "Signals",
+                "trkn": [(3, 10)],
+                "\xa9cmt": "kept as it is",
+                "covr": [MP4Cover(COVER, imageformat=MP4Cover.FORMAT_PNG)],
+            }
+        )
     audio.save()
 
 
@@ -143,17 +172,29 @@ def _others(path: Path, fmt: str) -> dict:
     """Every tag except the genres and Genreweb's own fields, as comparable values."""
     audio = mutagen.File(path)
     if _family(fmt) == "id3":
-        return {key: vars(frame) for key, frame in audio.tags.items()
-                if key != "TCON" and not key.startswith("TXXX:GENREWEB_")}
+        return {
+            key: vars(frame)
+            for key, frame in audio.tags.items()
+            if key != "TCON" and not key.startswith("TXXX:GENREWEB_")
+        }
     if _family(fmt) == "vorbis":
-        comments = sorted((key.lower(), value) for key, value in audio.tags
-                          if key.lower() != "genre" and not key.upper().startswith("GENREWEB_"))
+        comments = sorted(
+            (key.lower(), value)
+            for key, value in audio.tags
+            if key.lower() != "genre" and not key.upper().startswith("GENREWEB_")
+        )
         pictures = [vars(picture) for picture in getattr(audio, "pictures", [])]
         return {"comments": comments, "pictures": pictures}
-    return {key: [(bytes(value), getattr(value, "imageformat", None))
-                  if isinstance(value, bytes) else value for value in values]
-            for key, values in audio.tags.items()
-            if key != "\xa9gen" and not key.startswith("----:com.genreweb:")}
+    return {
+        key: [
+            (bytes(value), getattr(value, "imageformat", None))
+            if isinstance(value, bytes)
+            else value
+            for value in values
+        ]
+        for key, values in audio.tags.items()
+        if key != "\xa9gen" and not key.startswith("----:com.genreweb:")
+    }
 
 
 def _decoded_digest(path: Path) -> tuple[str, int]:
@@ -272,8 +313,11 @@ def test_replace_sets_exactly_the_new_genres(song: Path, fmt: str) -> None:
 
     result = write_genres(song, ["Rock", "Blues"], "replace")
 
-    assert (result.changed, result.before, result.after) == (True, ["Jazz", "Rock"],
-                                                             ["Rock", "Blues"])
+    assert (result.changed, result.before, result.after) == (
+        True,
+        ["Jazz", "Rock"],
+        ["Rock", "Blues"],
+    )
     assert _raw_genres(song, fmt) == ["Rock", "Blues"]
 
 
@@ -287,8 +331,9 @@ def test_replace_with_the_same_genres_writes_nothing(song: Path, fmt: str) -> No
     assert _snapshot(song) == before
 
 
-def test_merge_keeps_existing_first_without_case_insensitive_duplicates(song: Path,
-                                                                         fmt: str) -> None:
+def test_merge_keeps_existing_first_without_case_insensitive_duplicates(
+    song: Path, fmt: str
+) -> None:
     _set_genres(song, fmt, ["Rock", "blues"])
 
     result = write_genres(song, ["Blues", "Jazz", "ROCK", "jazz"], "merge")
@@ -337,7 +382,11 @@ def test_other_tags_and_the_cover_stay_exactly_as_they_were(song: Path, fmt: str
     assert _cover(song, fmt) == COVER
     info = read_tags(song)
     assert (info.title, info.artist, info.album, info.has_cover) == (
-        "Night Train", "The Testers", "Signals", True)
+        "Night Train",
+        "The Testers",
+        "Signals",
+        True,
+    )
 
 
 @pytest.mark.parametrize("fmt", ID3_FORMATS)
@@ -345,13 +394,17 @@ def test_id3v23_write_keeps_the_other_tags(tmp_path: Path, fmt: str) -> None:
     song = make_audio_file(tmp_path, fmt, seconds=1.0)
     _decorate(song, fmt)
     # v2.3 cannot store UTF-8, so mutagen re-encodes text as UTF-16: compare everything else.
-    others = {key: {name: value for name, value in fields.items() if name != "encoding"}
-              for key, fields in _others(song, fmt).items()}
+    others = {
+        key: {name: value for name, value in fields.items() if name != "encoding"}
+        for key, fields in _others(song, fmt).items()
+    }
 
     write_genres(song, ["Rock", "Blues"], id3_version=3)
 
-    after = {key: {name: value for name, value in fields.items() if name != "encoding"}
-             for key, fields in _others(song, fmt).items()}
+    after = {
+        key: {name: value for name, value in fields.items() if name != "encoding"}
+        for key, fields in _others(song, fmt).items()
+    }
     assert after == others
     assert _cover(song, fmt) == COVER
 
@@ -389,8 +442,10 @@ def test_m4a_with_its_index_before_the_audio_keeps_its_packets(tmp_path: Path) -
 
 
 def _faststart(source: Path, target: Path) -> Path:
-    with av.open(str(source)) as inp, av.open(str(target), "w", format="ipod",
-                                              options={"movflags": "+faststart"}) as out:
+    with (
+        av.open(str(source)) as inp,
+        av.open(str(target), "w", format="ipod", options={"movflags": "+faststart"}) as out,
+    ):
         stream = out.add_stream_from_template(inp.streams.audio[0])
         for packet in inp.demux(inp.streams.audio[0]):
             if packet.dts is not None:
@@ -402,7 +457,7 @@ def _faststart(source: Path, target: Path) -> Path:
 def _top_level_atoms(path: Path) -> list[bytes]:
     data, offset, names = path.read_bytes(), 0, []
     while offset < len(data):
-        size, name = struct.unpack(">I4s", data[offset:offset + 8])
+        size, name = struct.unpack(">I4s", data[offset : offset + 8])
         names.append(name)
         offset += size
     return names
@@ -419,13 +474,17 @@ def test_id3_numeric_genre_references_are_read_as_names(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- atomicity and failures
 
 
-@pytest.mark.parametrize(("name", "content"), [
-    ("broken.mp3", bytes(range(256)) * 40),
-    ("broken.flac", b"fLaC" + b"\x7f\xff\xff\xff" + bytes(range(256)) * 8),
-    ("broken.m4a", struct.pack(">I", 24) + b"ftypM4A " + b"\x00" * 12 + b"\xff" * 300),
-])
-def test_a_file_mutagen_cannot_parse_is_left_untouched(tmp_path: Path, name: str,
-                                                        content: bytes) -> None:
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("broken.mp3", bytes(range(256)) * 40),
+        ("broken.flac", b"fLaC" + b"\x7f\xff\xff\xff" + bytes(range(256)) * 8),
+        ("broken.m4a", struct.pack(">I", 24) + b"ftypM4A " + b"\x00" * 12 + b"\xff" * 300),
+    ],
+)
+def test_a_file_mutagen_cannot_parse_is_left_untouched(
+    tmp_path: Path, name: str, content: bytes
+) -> None:
     path = tmp_path / name
     path.write_bytes(content)
     before = _snapshot(path)
@@ -438,7 +497,8 @@ def test_a_file_mutagen_cannot_parse_is_left_untouched(tmp_path: Path, name: str
 
 
 def test_a_failure_part_way_through_the_write_leaves_the_original_and_no_temp_file(
-        song: Path) -> None:
+    song: Path,
+) -> None:
     # A file size limit as large as the song lets the copy succeed and makes mutagen's
     # growing write fail with EFBIG in the middle of saving: a real failure, no mocks.
     before = _snapshot(song)
@@ -454,11 +514,18 @@ def test_a_failure_part_way_through_the_write_leaves_the_original_and_no_temp_fi
         except TagError as exc:
             print("TagError:", exc)
     """)
-    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
-                          text=True, timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
 
     assert f"TagError: {song.name} would grow past the file size limit" in done.stdout, (
-        done.stdout + done.stderr)
+        done.stdout + done.stderr
+    )
     assert _snapshot(song) == before
     assert [p.name for p in song.parent.iterdir()] == [song.name]
 
@@ -470,8 +537,10 @@ def test_unsupported_file_is_refused_with_a_readable_message(tmp_path: Path) -> 
     with pytest.raises(TagError) as refused:
         write_genres(notes, ["Rock"])
 
-    assert str(refused.value) == ("notes.txt is not a file whose tags Genreweb can write "
-                                  "(supported: MP3, FLAC, Ogg Vorbis, Opus, M4A, WAV, AIFF)")
+    assert str(refused.value) == (
+        "notes.txt is not a file whose tags Genreweb can write "
+        "(supported: MP3, FLAC, Ogg Vorbis, Opus, M4A, WAV, AIFF)"
+    )
     with pytest.raises(TagError, match="notes.txt is not a file whose tags Genreweb can read"):
         read_tags(notes)
     assert notes.read_text() == "not music\n"

@@ -1,4 +1,5 @@
 """Folds, metrics and heads: the training code on small real inputs."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,8 +27,10 @@ def test_contiguous_folds_keep_neighbouring_numbers_together():
     files = items("jazz", [7, 0, 1, 2, 4, 5, 6]) + items("rock", [3, 0, 1, 2, 6, 5, 4])
     folds = contiguous_folds(files, 3)
     for genre in ("jazz", "rock"):
-        ordered = sorted((f for f in zip(files, folds, strict=True) if f[0].genre == genre),
-                         key=lambda pair: pair[0].path.name)
+        ordered = sorted(
+            (f for f in zip(files, folds, strict=True) if f[0].genre == genre),
+            key=lambda pair: pair[0].path.name,
+        )
         sequence = [fold for _, fold in ordered]
         assert sequence == sorted(sequence)  # numbers ascend with the folds: blocks, no mixing
         assert set(sequence) == {0, 1, 2}
@@ -102,5 +105,7 @@ def test_labelled_folder_reads_genre_subfolders(tmp_path):
         (tmp_path / genre / f"{genre}.00001.flac").write_bytes(b"x")
         (tmp_path / genre / "cover.jpg").write_bytes(b"x")
     found = labelled_folder(tmp_path)
-    assert [(f.genre, f.path.name) for f in found] == [("jazz", "jazz.00001.flac"),
-                                                       ("rock", "rock.00001.flac")]
+    assert [(f.genre, f.path.name) for f in found] == [
+        ("jazz", "jazz.00001.flac"),
+        ("rock", "rock.00001.flac"),
+    ]

@@ -1,5 +1,6 @@
 """The engine stands alone: decoding, analysis, tag writing and its command line all run in
 processes where Django cannot even be imported (and no DJANGO_SETTINGS_MODULE is set)."""
+
 from __future__ import annotations
 
 import json
@@ -49,16 +50,28 @@ def no_django(tmp_path: Path) -> tuple[dict[str, str], Path]:
     (blocked / "django").mkdir(parents=True)
     (blocked / "django" / "__init__.py").write_text(BLOCKER)
     imports = tmp_path / "django-imports.log"
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DJANGO_SETTINGS_MODULE", "GENREWEB_HEAD_PATH", "PYTHONPATH")}
-    env.update(PYTHONPATH=str(blocked), GENREWEB_DJANGO_IMPORTS=str(imports),
-               GENREWEB_MODEL_DIR=str(MODEL_DIR))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DJANGO_SETTINGS_MODULE", "GENREWEB_HEAD_PATH", "PYTHONPATH")
+    }
+    env.update(
+        PYTHONPATH=str(blocked),
+        GENREWEB_DJANGO_IMPORTS=str(imports),
+        GENREWEB_MODEL_DIR=str(MODEL_DIR),
+    )
     return env, imports
 
 
 def python(env: dict[str, str], *args: str | Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *map(str, args)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, *map(str, args)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_the_engine_runs_where_django_cannot_be_imported(no_django, tmp_path):

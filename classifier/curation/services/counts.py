@@ -1,4 +1,5 @@
 """Per-genre sample counts and the warnings staff see before they train."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,20 +36,26 @@ def genre_counts() -> list[GenreCount]:
     return [GenreCount(g.name, g.approved, g.proposed, g.rejected) for g in rows]
 
 
-def balance_warnings(counts: list[GenreCount], min_approved: int = MIN_APPROVED,
-                     max_ratio: float = MAX_RATIO) -> list[str]:
+def balance_warnings(
+    counts: list[GenreCount], min_approved: int = MIN_APPROVED, max_ratio: float = MAX_RATIO
+) -> list[str]:
     """What is wrong with the approved set; genres without any sample are not in the dataset."""
     used = [c for c in counts if c.total]
-    warnings = [f"{c.genre}: only {c.approved} approved sample{'s' if c.approved != 1 else ''} "
-                f"(fewer than {min_approved}: too small to train)"
-                for c in used if c.approved < min_approved]
+    warnings = [
+        f"{c.genre}: only {c.approved} approved sample{'s' if c.approved != 1 else ''} "
+        f"(fewer than {min_approved}: too small to train)"
+        for c in used
+        if c.approved < min_approved
+    ]
     approved = [c for c in used if c.approved]
     if len(approved) >= 2:
         big = max(approved, key=lambda c: c.approved)
         small = min(approved, key=lambda c: c.approved)
         if big.approved > max_ratio * small.approved:
-            warnings.append(f"unbalanced: {big.genre} has {big.approved} approved samples, "
-                            f"{small.genre} only {small.approved} (more than {max_ratio:g}x)")
+            warnings.append(
+                f"unbalanced: {big.genre} has {big.approved} approved samples, "
+                f"{small.genre} only {small.approved} (more than {max_ratio:g}x)"
+            )
     if len(approved) < 2:
         warnings.append("a training run needs approved samples of at least two genres")
     return warnings

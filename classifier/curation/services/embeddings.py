@@ -3,6 +3,7 @@
 A cache file is keyed by the sample's content hash, the CNN version and the feature name, so
 a retrain reuses every unchanged sample and a new CNN never reads stale features.
 """
+
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,5 @@
 """Adding labelled audio to the dataset: folders, zip archives and single files."""
+
 from __future__ import annotations
 
 import logging
@@ -32,7 +33,7 @@ Progress = Callable[[int, int], None]
 
 @dataclass
 class ImportResult:
-    created: list[int] = field(default_factory=list)     # new sample ids
+    created: list[int] = field(default_factory=list)  # new sample ids
     duplicates: list[str] = field(default_factory=list)  # files whose audio is already a sample
     new_genres: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -60,20 +61,36 @@ def genre_for(spelling: str, result: ImportResult | None = None) -> Genre:
     return genre
 
 
-def add_sample(path: Path, genre: Genre, *, source: str = Sample.Source.IMPORT,
-               status: str = Sample.Status.PROPOSED, artist: str = "", source_ref: str = "",
-               notes: str = "", original_name: str = "") -> Sample | None:
+def add_sample(
+    path: Path,
+    genre: Genre,
+    *,
+    source: str = Sample.Source.IMPORT,
+    status: str = Sample.Status.PROPOSED,
+    artist: str = "",
+    source_ref: str = "",
+    notes: str = "",
+    original_name: str = "",
+) -> Sample | None:
     """Copy one audio file into the dataset; None when the same audio is already a sample."""
     digest = sha256_of(path)
     if Sample.objects.filter(content_hash=digest).exists():
         return None
-    sample = Sample(content_hash=digest, genre=genre, source=source, status=status,
-                    artist=artist[:200] or artist_from_tags(path), source_ref=source_ref[:300],
-                    notes=notes, original_name=(original_name or path.name)[:300])
+    sample = Sample(
+        content_hash=digest,
+        genre=genre,
+        source=source,
+        status=status,
+        artist=artist[:200] or artist_from_tags(path),
+        source_ref=source_ref[:300],
+        notes=notes,
+        original_name=(original_name or path.name)[:300],
+    )
     try:
         with transaction.atomic(), open(path, "rb") as handle:
-            sample.audio.save(f"{digest[:2]}/{digest}{path.suffix.lower()}", File(handle),
-                              save=True)
+            sample.audio.save(
+                f"{digest[:2]}/{digest}{path.suffix.lower()}", File(handle), save=True
+            )
     except IntegrityError:
         # Another import of the same audio won the race.
         if sample.audio:
@@ -91,17 +108,23 @@ def artist_from_tags(path: Path) -> str:
         return ""
 
 
-def import_folder(root: Path, *, status: str = Sample.Status.PROPOSED,
-                  source: str = Sample.Source.IMPORT, ref_prefix: str | None = None,
-                  on_progress: Progress | None = None) -> ImportResult:
+def import_folder(
+    root: Path,
+    *,
+    status: str = Sample.Status.PROPOSED,
+    source: str = Sample.Source.IMPORT,
+    ref_prefix: str | None = None,
+    on_progress: Progress | None = None,
+) -> ImportResult:
     """Import root/<genre>/**/<audio>; files nested as root/<genre>/<artist>/... get that artist."""
     root = Path(root)
     if not root.is_dir():
         raise CurationError(f"{root} is not a folder")
     items = [item for item in labelled_folder(root) if item.genre not in _IGNORED_DIRS]
     if not items:
-        raise CurationError(f"{root} has no audio files in genre subfolders "
-                            "(expected DIR/<genre>/<file>)")
+        raise CurationError(
+            f"{root} has no audio files in genre subfolders (expected DIR/<genre>/<file>)"
+        )
     result = ImportResult()
     genres: dict[str, Genre] = {}
     prefix = root.name if ref_prefix is None else ref_prefix
@@ -111,8 +134,14 @@ def import_folder(root: Path, *, status: str = Sample.Status.PROPOSED,
             genres[item.genre] = genre
             relative = item.path.relative_to(root)
             nested = relative.parts[1] if len(relative.parts) > 2 else ""
-            sample = add_sample(item.path, genre, source=source, status=status, artist=nested,
-                                source_ref=f"{prefix}/{relative.as_posix()}")
+            sample = add_sample(
+                item.path,
+                genre,
+                source=source,
+                status=status,
+                artist=nested,
+                source_ref=f"{prefix}/{relative.as_posix()}",
+            )
         except (CurationError, OSError) as exc:
             result.errors.append(f"{item.path.name}: {exc}")
         except DatabaseError:
@@ -145,12 +174,16 @@ def _safe_extract(archive: IO[bytes], target: Path) -> None:
     with zf:
         members = [m for m in zf.infolist() if not m.is_dir()]
         if sum(m.file_size for m in members) > MAX_UNZIPPED_BYTES:
-            raise CurationError("the archive unpacks to more than "
-                                f"{MAX_UNZIPPED_BYTES // 1024**3} GB")
+            raise CurationError(
+                f"the archive unpacks to more than {MAX_UNZIPPED_BYTES // 1024**3} GB"
+            )
         for member in members:
             parts = Path(member.filename).parts
-            if (member.filename.startswith("/") or ".." in parts
-                    or Path(member.filename).suffix.lower() not in AUDIO_SUFFIXES):
+            if (
+                member.filename.startswith("/")
+                or ".." in parts
+                or Path(member.filename).suffix.lower() not in AUDIO_SUFFIXES
+            ):
                 continue  # only audio, and nothing outside the target
             destination = target.joinpath(*parts)
             destination.parent.mkdir(parents=True, exist_ok=True)
@@ -158,24 +191,27 @@ def _safe_extract(archive: IO[bytes], target: Path) -> None:
                 with zf.open(member) as src, open(destination, "wb") as dst:
                     shutil.copyfileobj(src, dst)
             except (zipfile.BadZipFile, NotImplementedError, EOFError) as exc:
-                raise CurationError(f"{member.filename} in the archive is damaged: {exc}"
-                                    ) from None
+                raise CurationError(f"{member.filename} in the archive is damaged: {exc}") from None
 
 
 def _dataset_root(root: Path) -> Path:
     """Step into a single wrapping folder (dataset.zip -> dataset/<genre>/...)."""
     while True:
         entries = [p for p in root.iterdir() if p.name not in _IGNORED_DIRS]
-        if (len(entries) == 1 and entries[0].is_dir()
-                and any(p.is_dir() for p in entries[0].iterdir())
-                and Genre.objects.resolve(entries[0].name) is None):
+        if (
+            len(entries) == 1
+            and entries[0].is_dir()
+            and any(p.is_dir() for p in entries[0].iterdir())
+            and Genre.objects.resolve(entries[0].name) is None
+        ):
             root = entries[0]
         else:
             return root
 
 
-def sample_from_track(track, genre: Genre | None = None, *,
-                      status: str = Sample.Status.PROPOSED) -> Sample | None:
+def sample_from_track(
+    track, genre: Genre | None = None, *, status: str = Sample.Status.PROPOSED
+) -> Sample | None:
     """A user's analysed upload (classifier.models.Track) as a sample, for staff to review.
 
     Labelled `genre`, else with the genre the engine found; None when that is unknown or the
@@ -184,8 +220,14 @@ def sample_from_track(track, genre: Genre | None = None, *,
     genre = genre or (Genre.objects.resolve(track.primary_genre) if track.primary_genre else None)
     if genre is None:
         return None
-    return add_sample(Path(track.file.path), genre, source=Sample.Source.UPLOAD, status=status,
-                      artist=track.artist or "", source_ref=f"track:{track.pk}",
-                      original_name=track.original_name,
-                      notes=f"Uploaded by {track.owner}; engine said {track.primary_genre or '?'} "
-                            f"({track.model_version}).")
+    return add_sample(
+        Path(track.file.path),
+        genre,
+        source=Sample.Source.UPLOAD,
+        status=status,
+        artist=track.artist or "",
+        source_ref=f"track:{track.pk}",
+        original_name=track.original_name,
+        notes=f"Uploaded by {track.owner}; engine said {track.primary_genre or '?'} "
+        f"({track.model_version}).",
+    )

@@ -5,6 +5,7 @@ artist; where the artist is unknown, contiguous blocks of each genre's file numb
 GTZAN nearby clips share an artist) and whole groups go to validation until each genre has
 about `fraction` of its samples there.
 """
+
 from __future__ import annotations
 
 import random
@@ -20,11 +21,11 @@ TRAIN, VALIDATION, TEST, AUTO = "train", "validation", "test", "auto"
 
 @dataclass(frozen=True)
 class SplitItem:
-    key: int       # the sample's id
-    genre: str     # the label it is trained with
+    key: int  # the sample's id
+    genre: str  # the label it is trained with
     artist: str
-    name: str      # file name, for the numbering fallback
-    split: str     # auto, train, validation or test
+    name: str  # file name, for the numbering fallback
+    split: str  # auto, train, validation or test
 
 
 def group_keys(items: list[SplitItem], fraction: float) -> dict[int, str]:
@@ -38,8 +39,7 @@ def group_keys(items: list[SplitItem], fraction: float) -> dict[int, str]:
     return groups
 
 
-def assign_splits(items: list[SplitItem], fraction: float = 0.25, seed: int = 0
-                  ) -> dict[int, str]:
+def assign_splits(items: list[SplitItem], fraction: float = 0.25, seed: int = 0) -> dict[int, str]:
     """train, validation or test for every item."""
     sides = {i.key: i.split for i in items if i.split in (TRAIN, VALIDATION, TEST)}
     groups = group_keys(items, fraction)
@@ -77,9 +77,12 @@ def assign_splits(items: list[SplitItem], fraction: float = 0.25, seed: int = 0
     # A genre whose groups were all too big still gets its smallest group validated,
     # as long as that leaves it a training sample.
     for genre in sorted(g for g in target if target[g] and not held[g]):
-        options = [grp for grp in leftover if _open(members[grp], sides)[genre]
-                   and all(total[g] - held[g] - n >= 1
-                           for g, n in _open(members[grp], sides).items())]
+        options = [
+            grp
+            for grp in leftover
+            if _open(members[grp], sides)[genre]
+            and all(total[g] - held[g] - n >= 1 for g, n in _open(members[grp], sides).items())
+        ]
         if options:
             group = min(options, key=lambda grp: (sum(_open(members[grp], sides).values()), grp))
             leftover.remove(group)

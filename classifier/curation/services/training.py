@@ -3,6 +3,7 @@
 `run_training(run_id)` is what the Celery task calls. It claims the run with a conditional
 update, so a run is trained once even when the task is delivered twice.
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,16 +46,23 @@ def claim(run_id: int) -> bool:
     """pending -> running, exactly once (or take over a run whose worker died)."""
     now = timezone.now()
     stale = Q(status=TrainingRun.Status.RUNNING, updated_at__lt=now - STALE_AFTER)
-    return bool(TrainingRun.objects.filter(Q(status=TrainingRun.Status.PENDING) | stale,
-                                           pk=run_id)
-                .update(status=TrainingRun.Status.RUNNING, started_at=now, updated_at=now,
-                        progress=0.0, message="starting", error=""))
+    return bool(
+        TrainingRun.objects.filter(Q(status=TrainingRun.Status.PENDING) | stale, pk=run_id).update(
+            status=TrainingRun.Status.RUNNING,
+            started_at=now,
+            updated_at=now,
+            progress=0.0,
+            message="starting",
+            error="",
+        )
+    )
 
 
 def report_progress(run: TrainingRun, fraction: float, message: str) -> None:
     run.progress, run.message = round(fraction, 4), message[:300]
-    TrainingRun.objects.filter(pk=run.pk).update(progress=run.progress, message=run.message,
-                                                 updated_at=timezone.now())
+    TrainingRun.objects.filter(pk=run.pk).update(
+        progress=run.progress, message=run.message, updated_at=timezone.now()
+    )
 
 
 def run_training(run_id: int) -> TrainingRun | None:
@@ -64,7 +72,7 @@ def run_training(run_id: int) -> TrainingRun | None:
     run = TrainingRun.objects.get(pk=run_id)
     try:
         train(run)
-    except Exception as exc:  # noqa: BLE001 - every failure must reach the run's page
+    except Exception as exc:
         if not isinstance(exc, CurationError | EngineError):
             log.exception("training run %s failed", run_id)
         run.status, run.error = TrainingRun.Status.FAILED, f"{type(exc).__name__}: {exc}"
@@ -78,28 +86,44 @@ def train(run: TrainingRun) -> None:
     items, report = training_set(run)
     embed(run, items, report)
     items = [i for i in items if i.features is not None]
-    sides = assign_splits([SplitItem(i.sample.pk, i.label, i.sample.artist,
-                                     i.sample.original_name or i.sample.audio.name,
-                                     i.sample.split) for i in items],
-                          run.validation_fraction, run.seed)
-    parts = {side: [i for i in items if sides[i.sample.pk] == side]
-             for side in (TRAIN, VALIDATION, TEST)}
+    sides = assign_splits(
+        [
+            SplitItem(
+                i.sample.pk,
+                i.label,
+                i.sample.artist,
+                i.sample.original_name or i.sample.audio.name,
+                i.sample.split,
+            )
+            for i in items
+        ],
+        run.validation_fraction,
+        run.seed,
+    )
+    parts = {
+        side: [i for i in items if sides[i.sample.pk] == side] for side in (TRAIN, VALIDATION, TEST)
+    }
     genres = sorted({i.label for i in parts[TRAIN]})
     if len(genres) < 2:
         raise CurationError("the training split needs at least two genres")
     for side in (VALIDATION, TEST):
         left_out = [i for i in parts[side] if i.label not in genres]
         if left_out:
-            report["warnings"].append(f"{len(left_out)} {side} samples of genres without "
-                                      "training samples were left out")
+            report["warnings"].append(
+                f"{len(left_out)} {side} samples of genres without training samples were left out"
+            )
         parts[side] = [i for i in parts[side] if i.label in genres]
     report["genres"] = genres
     report["split"] = {side: dict(Counter(i.label for i in its)) for side, its in parts.items()}
     report["artists_on_both_sides"] = _artists_on_both_sides(parts)
 
     report_progress(run, 0.75, f"training on {len(parts[TRAIN])} samples")
-    head = fit([i.features for i in parts[TRAIN]], [genres.index(i.label) for i in parts[TRAIN]],
-               len(genres), run_config(run))
+    head = fit(
+        [i.features for i in parts[TRAIN]],
+        [genres.index(i.label) for i in parts[TRAIN]],
+        len(genres),
+        run_config(run),
+    )
 
     report_progress(run, 0.85, "evaluating")
     evaluation = _evaluate(head, parts[VALIDATION], genres)
@@ -115,43 +139,63 @@ def train(run: TrainingRun) -> None:
     version = save_version(run, head, genres, evaluation)
     if evaluation is not None:
         with tempfile.TemporaryDirectory() as tmp:
-            png = confusion_png(evaluation, Path(tmp) / "confusion.png",
-                                f"run {run.pk}: validation")
+            png = confusion_png(
+                evaluation, Path(tmp) / "confusion.png", f"run {run.pk}: validation"
+            )
             with open(png, "rb") as handle:
                 run.confusion_png.save(f"run-{run.pk}-confusion.png", File(handle), save=False)
     run.report, run.model_version = report, version
     run.status, run.progress, run.message = TrainingRun.Status.DONE, 1.0, "done"
     run.finished_at = timezone.now()
     # update_fields: a run deleted meanwhile raises instead of coming back as a new row.
-    run.save(update_fields=["report", "model_version", "confusion_png", "status", "progress",
-                            "message", "finished_at", "updated_at"])
+    run.save(
+        update_fields=[
+            "report",
+            "model_version",
+            "confusion_png",
+            "status",
+            "progress",
+            "message",
+            "finished_at",
+            "updated_at",
+        ]
+    )
     _refresh_verdicts(run)
 
 
 def run_config(run: TrainingRun):
     from classifier.engine.head import TrainConfig
 
-    return TrainConfig(epochs=run.epochs, lr=run.learning_rate, weight_decay=run.weight_decay,
-                       hidden=run.hidden, seed=run.seed)
+    return TrainConfig(
+        epochs=run.epochs,
+        lr=run.learning_rate,
+        weight_decay=run.weight_decay,
+        hidden=run.hidden,
+        seed=run.seed,
+    )
 
 
 def training_set(run: TrainingRun) -> tuple[list[Labelled], dict]:
     """Approved samples with the label they train under; genres too small to split dropped."""
     report: dict = {"warnings": [], "skipped_samples": [], "dropped_genres": {}}
-    samples = list(Sample.objects.filter(status=Sample.Status.APPROVED)
-                   .select_related("genre").order_by("pk"))
+    samples = list(
+        Sample.objects.filter(status=Sample.Status.APPROVED).select_related("genre").order_by("pk")
+    )
     labels = _labels(samples, run.roll_up_subgenres)
     items = [Labelled(s, labels[s.pk]) for s in samples]
     counts = Counter(i.label for i in items)
     small = {g: n for g, n in counts.items() if n < 2}
     if small:
         report["dropped_genres"] = small
-        report["warnings"].append("genres with fewer than 2 approved samples were left out: "
-                                  + ", ".join(sorted(small)))
+        report["warnings"].append(
+            "genres with fewer than 2 approved samples were left out: " + ", ".join(sorted(small))
+        )
     items = [i for i in items if i.label not in small]
     if len({i.label for i in items}) < 2:
-        raise CurationError("a training run needs at least two genres with 2 or more approved "
-                            f"samples each (approved now: {dict(counts) or 'none'})")
+        raise CurationError(
+            "a training run needs at least two genres with 2 or more approved "
+            f"samples each (approved now: {dict(counts) or 'none'})"
+        )
     return items, report
 
 
@@ -170,27 +214,37 @@ def embed(run: TrainingRun, items: list[Labelled], report: dict) -> None:
         try:
             item.features = sample_features(item.sample, run.feature)
         except Exception as exc:  # typed or not, one sample's failure leaves it out
-            error = str(exc) if isinstance(exc, EngineError) else \
-                unexpected_error(log, str(item.sample), exc)
-            report["skipped_samples"].append({"id": item.sample.pk, "name": str(item.sample),
-                                              "error": error})
+            error = (
+                str(exc)
+                if isinstance(exc, EngineError)
+                else unexpected_error(log, str(item.sample), exc)
+            )
+            report["skipped_samples"].append(
+                {"id": item.sample.pk, "name": str(item.sample), "error": error}
+            )
         report_progress(run, 0.05 + 0.65 * n / len(items), f"analysed {n}/{len(items)} samples")
     if report["skipped_samples"]:
-        report["warnings"].append(f"{len(report['skipped_samples'])} samples could not be "
-                                  "analysed and were left out")
+        report["warnings"].append(
+            f"{len(report['skipped_samples'])} samples could not be analysed and were left out"
+        )
 
 
 def _evaluate(head, items: list[Labelled], genres: list[str]) -> Evaluation | None:
     if not items:
         return None
-    return evaluate(head, [i.features for i in items], [genres.index(i.label) for i in items],
-                    genres)
+    return evaluate(
+        head, [i.features for i in items], [genres.index(i.label) for i in items], genres
+    )
 
 
 def _metrics(evaluation: Evaluation) -> dict:
-    return {"accuracy": evaluation.accuracy, "per_genre": evaluation.per_genre(),
-            "confusion": evaluation.confusion.tolist(), "genres": evaluation.genres,
-            "macro_f1": float(np.mean([m["f1"] for m in evaluation.per_genre().values()]))}
+    return {
+        "accuracy": evaluation.accuracy,
+        "per_genre": evaluation.per_genre(),
+        "confusion": evaluation.confusion.tolist(),
+        "genres": evaluation.genres,
+        "macro_f1": float(np.mean([m["f1"] for m in evaluation.per_genre().values()])),
+    }
 
 
 def _artists_on_both_sides(parts: dict[str, list[Labelled]]) -> list[str]:
@@ -231,8 +285,9 @@ def compare_with_active(items: list[Labelled], genres: list[str], head) -> dict:
         "samples": len(items),
         "both_right": sum(o == t and n == t for o, n, t in zip(old, new, truth, strict=True)),
         "only_new_right": sum(o != t and n == t for o, n, t in zip(old, new, truth, strict=True)),
-        "only_active_right": sum(o == t and n != t
-                                 for o, n, t in zip(old, new, truth, strict=True)),
+        "only_active_right": sum(
+            o == t and n != t for o, n, t in zip(old, new, truth, strict=True)
+        ),
         "both_wrong": sum(o != t and n != t for o, n, t in zip(old, new, truth, strict=True)),
     }
 
@@ -249,17 +304,28 @@ def _seen_by_active(head_version: str, items: list[Labelled]) -> int | None:
     return len({i.sample.pk for i in items} & set(run.report["train_samples"]))
 
 
-def save_version(run: TrainingRun, head, genres: list[str],
-                 evaluation: Evaluation | None) -> ModelVersion:
+def save_version(
+    run: TrainingRun, head, genres: list[str], evaluation: Evaluation | None
+) -> ModelVersion:
     """Write the head file and its ModelVersion (the same weights make the same version)."""
     from classifier.engine.head import HeadInfo, head_version, save_head
 
     spelling = dict(Genre.objects.filter(name__in=genres).values_list("name", "tag_spelling"))
-    info = HeadInfo(genres=genres, feature=run.feature, hidden=run.hidden,
-                    trained_on=f"curation run {run.pk}", tag_spelling=spelling,
-                    notes={"run": run.pk, "epochs": run.epochs, "weight_decay": run.weight_decay,
-                           "learning_rate": run.learning_rate, "seed": run.seed,
-                           "accuracy": evaluation.accuracy if evaluation else None})
+    info = HeadInfo(
+        genres=genres,
+        feature=run.feature,
+        hidden=run.hidden,
+        trained_on=f"curation run {run.pk}",
+        tag_spelling=spelling,
+        notes={
+            "run": run.pk,
+            "epochs": run.epochs,
+            "weight_decay": run.weight_decay,
+            "learning_rate": run.learning_rate,
+            "seed": run.seed,
+            "accuracy": evaluation.accuracy if evaluation else None,
+        },
+    )
     version = head_version(head, info)
     existing = ModelVersion.objects.filter(version=version).first()
     if existing is not None:
@@ -267,8 +333,13 @@ def save_version(run: TrainingRun, head, genres: list[str],
     name = default_storage.generate_filename(f"curation/heads/{version}.safetensors")
     save_head(head, info, Path(default_storage.path(name)))
     return ModelVersion.objects.create(
-        version=version, model=model_version(version), head=name, genres=genres,
-        tag_spelling=spelling, accuracy=evaluation.accuracy if evaluation else None)
+        version=version,
+        model=model_version(version),
+        head=name,
+        genres=genres,
+        tag_spelling=spelling,
+        accuracy=evaluation.accuracy if evaluation else None,
+    )
 
 
 def _refresh_verdicts(run: TrainingRun) -> None:

@@ -1,4 +1,5 @@
 """The active model's verdict on each sample, stored so the review list can sort by it."""
+
 from __future__ import annotations
 
 import logging
@@ -12,14 +13,25 @@ from classifier.engine.errors import EngineError, unexpected_error
 from classifier.services.active_model import active_engine
 from classifier.services.stored import probabilities_of
 
-VERDICT_FIELDS = ["verdict_genre", "verdict_confidence", "disagreement", "uncertainty",
-                  "verdict_probabilities", "verdict_model", "verdict_error"]
+VERDICT_FIELDS = [
+    "verdict_genre",
+    "verdict_confidence",
+    "disagreement",
+    "uncertainty",
+    "verdict_probabilities",
+    "verdict_model",
+    "verdict_error",
+]
 
 log = logging.getLogger(__name__)
 
 
-def refresh_verdicts(samples: Iterable[Sample], *, embed_missing: bool = True,
-                     on_progress: Callable[[int, int], None] | None = None) -> int:
+def refresh_verdicts(
+    samples: Iterable[Sample],
+    *,
+    embed_missing: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> int:
     """Judge each sample with the active head; returns how many got a verdict.
 
     Samples whose audio was never analysed are analysed now (embed_missing) or left as they
@@ -41,8 +53,7 @@ def refresh_verdicts(samples: Iterable[Sample], *, embed_missing: bool = True,
             _store_error(sample, unexpected_error(log, str(sample), exc))
             features = None
         if features is not None:
-            judge(sample, engine.probabilities(features).mean(0), engine.info.genres,
-                  engine.model)
+            judge(sample, engine.probabilities(features).mean(0), engine.info.genres, engine.model)
             judged += 1
         if on_progress:
             on_progress(n, len(samples))

@@ -1,4 +1,5 @@
 """Model versions: which head is active, promotion, roll-back and what is out of date."""
+
 from __future__ import annotations
 
 import logging
@@ -35,8 +36,9 @@ def active_model_string() -> str | None:
     return model_version(head_version)
 
 
-def promote(version: ModelVersion | None, user=None, *, rollback: bool = False
-            ) -> ModelVersion | None:
+def promote(
+    version: ModelVersion | None, user=None, *, rollback: bool = False
+) -> ModelVersion | None:
     """Make `version` the active head (None: back to the bundled head) for every process.
 
     Workers and the web app ask for the active head once per track, so they switch at their
@@ -49,14 +51,14 @@ def promote(version: ModelVersion | None, user=None, *, rollback: bool = False
         ModelVersion.objects.filter(is_active=True).update(is_active=False)
         if version is not None:
             if not Path(version.head.path).exists():
-                raise CurationError(f"the head file of {version} is missing: "
-                                    f"{version.head.name}")
+                raise CurationError(f"the head file of {version} is missing: {version.head.name}")
             version.is_active = True
             version.promoted_at = timezone.now()
             version.promoted_by = user if getattr(user, "pk", None) else None
             version.save(update_fields=["is_active", "promoted_at", "promoted_by"])
-        Promotion.objects.create(version=version, rollback=rollback,
-                                 by=user if getattr(user, "pk", None) else None)
+        Promotion.objects.create(
+            version=version, rollback=rollback, by=user if getattr(user, "pk", None) else None
+        )
     log.info("active genre head is now %s", version or "the bundled head")
     return version
 

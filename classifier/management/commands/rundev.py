@@ -9,6 +9,7 @@ The worker and beat are two children that rundev watches: one that dies is start
 however it ends: a clean stop on Ctrl-C or SIGTERM, and on Linux PR_SET_PDEATHSIG should
 rundev itself be killed.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -42,24 +43,36 @@ class Command(BaseCommand):
     help = "Run the web server, a Celery worker and its beat together (Ctrl-C stops all)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("addrport", nargs="?", default="127.0.0.1:8000",
-                            help="where the web server listens (default 127.0.0.1:8000)")
-        parser.add_argument("--concurrency", type=int, default=1,
-                            help="analyses run at once by the worker (default 1)")
+        parser.add_argument(
+            "addrport",
+            nargs="?",
+            default="127.0.0.1:8000",
+            help="where the web server listens (default 127.0.0.1:8000)",
+        )
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=1,
+            help="analyses run at once by the worker (default 1)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         ensure_broker_folders()
         # SIGTERM (a process manager, `kill`) stops them all, as Ctrl-C does.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        children = Supervisor({"worker": worker_command(options["concurrency"]),
-                               "beat": beat_command()},
-                              report=lambda line: self.stderr.write(self.style.WARNING(line)))
+        children = Supervisor(
+            {"worker": worker_command(options["concurrency"]), "beat": beat_command()},
+            report=lambda line: self.stderr.write(self.style.WARNING(line)),
+        )
         children.start()
         host = options["addrport"]
-        self.stdout.write(self.style.SUCCESS(
-            f"Genreweb: http://{host}/ (worker pid {children.pid('worker')}, beat pid "
-            f"{children.pid('beat')}). First time? Sign up at http://{host}/accounts/signup/; "
-            "for the admin run `manage.py createsuperuser`."))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Genreweb: http://{host}/ (worker pid {children.pid('worker')}, beat pid "
+                f"{children.pid('beat')}). First time? Sign up at http://{host}/accounts/signup/; "
+                "for the admin run `manage.py createsuperuser`."
+            )
+        )
         try:
             call_command("runserver", host, use_reloader=False)
         finally:
@@ -67,13 +80,35 @@ class Command(BaseCommand):
 
 
 def worker_command(concurrency: int) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "genreweb", "worker", "--loglevel", "INFO",
-            "--pool", "prefork", "--concurrency", str(concurrency)]
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "genreweb",
+        "worker",
+        "--loglevel",
+        "INFO",
+        "--pool",
+        "prefork",
+        "--concurrency",
+        str(concurrency),
+    ]
 
 
 def beat_command() -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "genreweb", "beat",
-            "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME, "--loglevel", "INFO"]
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "genreweb",
+        "beat",
+        "--schedule",
+        settings.CELERY_BEAT_SCHEDULE_FILENAME,
+        "--loglevel",
+        "INFO",
+    ]
 
 
 class Child:
@@ -89,8 +124,9 @@ class Child:
 
     def spawn(self) -> None:
         # Its own process group, so that stopping it can reach its pool's processes.
-        self.process = subprocess.Popen(self.command, start_new_session=True,
-                                        preexec_fn=die_with_parent())
+        self.process = subprocess.Popen(
+            self.command, start_new_session=True, preexec_fn=die_with_parent()
+        )
         self.started = time.monotonic()
         self.restart_at = None
 
@@ -98,8 +134,9 @@ class Child:
 class Supervisor:
     """Starts the children, starts again any that dies, and stops them all."""
 
-    def __init__(self, commands: dict[str, list[str]],
-                 report: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, commands: dict[str, list[str]], report: Callable[[str], None] = print
+    ) -> None:
         self.children = [Child(name, command) for name, command in commands.items()]
         self.report = report
         self._stopping = threading.Event()
@@ -134,8 +171,10 @@ class Supervisor:
             child.quick_deaths = child.quick_deaths + 1 if quick else 0
             pause = min(MAX_PAUSE, 2 ** (child.quick_deaths - 1)) if quick else 0
             child.restart_at = now + pause
-            self.report(f"rundev: the {child.name} (pid {child.process.pid}) exited with "
-                        f"{code}; starting it again in {pause} s")
+            self.report(
+                f"rundev: the {child.name} (pid {child.process.pid}) exited with "
+                f"{code}; starting it again in {pause} s"
+            )
         if now >= child.restart_at:
             child.spawn()
             self.report(f"rundev: the {child.name} runs again as pid {child.process.pid}")

@@ -3,6 +3,7 @@
 Needed only after the index folder was lost or damaged, or to drop the rows of excluded and
 re-analysed tracks (searches already filter those out through the database).
 """
+
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand

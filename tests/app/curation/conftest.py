@@ -5,6 +5,7 @@ so embeddings computed by one test are reused by the next (they are keyed by con
 exactly as in production) and nothing lands in the repository. The end-to-end curation tests
 use them too (tests/e2e/curation/conftest.py).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -36,8 +37,10 @@ def curation_root(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def _curation_settings(curation_root: Path) -> Iterator[Path]:
     # Per test, so the rest of the suite never sees these settings.
-    with override_settings(MEDIA_ROOT=str(curation_root / "media"),
-                           GENREWEB_HEAD_PATH=str(curation_root / "baseline.safetensors")):
+    with override_settings(
+        MEDIA_ROOT=str(curation_root / "media"),
+        GENREWEB_HEAD_PATH=str(curation_root / "baseline.safetensors"),
+    ):
         yield curation_root / "media"
 
 
@@ -71,8 +74,9 @@ def baseline_head(curation_root: Path, gtzan_dir: Path) -> tuple[Path, str]:
             labels.append(label)
     head = fit(features, labels, len(BASELINE_GENRES), TrainConfig(epochs=100))
     path = curation_root / "baseline.safetensors"
-    version = save_head(head, HeadInfo(genres=list(BASELINE_GENRES), trained_on="test baseline"),
-                        path)
+    version = save_head(
+        head, HeadInfo(genres=list(BASELINE_GENRES), trained_on="test baseline"), path
+    )
     return path, model_version(version)
 
 

@@ -1,4 +1,5 @@
 """A folder import goes on past a file that fails in a way nobody foresaw."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,7 +21,8 @@ def media(settings, tmp_path: Path) -> Path:
 
 
 def test_an_unexpected_error_on_one_file_is_reported_and_the_import_goes_on(
-        tmp_path, monkeypatch, caplog):
+    tmp_path, monkeypatch, caplog
+):
     folder = tmp_path / "set" / "rock"
     folder.mkdir(parents=True)
     for n, name in enumerate(("good", "bad", "good2")):
@@ -37,10 +39,13 @@ def test_an_unexpected_error_on_one_file_is_reported_and_the_import_goes_on(
     result = importing.import_folder(tmp_path / "set")
 
     assert len(result.created) == 2 and not result.duplicates
-    assert result.errors == ["bad.flac could not be imported: an internal error occurred "
-                             "(KeyError: 'a tag reader bug')"]
+    assert result.errors == [
+        "bad.flac could not be imported: an internal error occurred (KeyError: 'a tag reader bug')"
+    ]
     assert sorted(Sample.objects.values_list("original_name", flat=True)) == [
-        "good.flac", "good2.flac"]
+        "good.flac",
+        "good2.flac",
+    ]
     assert "a tag reader bug" in caplog.text and "Traceback" in caplog.text
 
 

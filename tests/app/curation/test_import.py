@@ -1,4 +1,5 @@
 """Importing labelled folders: genres resolved, artists found, the same audio never twice."""
+
 from __future__ import annotations
 
 import io
@@ -24,8 +25,12 @@ def labelled_folder(root: Path, layout: dict[str, int], seed: int = 0) -> Path:
         (root / genre).mkdir(parents=True, exist_ok=True)
         for n in range(count):
             freqs = (110.0 * (g + 2), 50.0 * (n + 3))
-            write_audio(root / genre / f"{genre}.{n:05d}.flac",
-                        tone(1.0, 22_050, freqs, seed=seed + 10 * g + n), 22_050, "flac")
+            write_audio(
+                root / genre / f"{genre}.{n:05d}.flac",
+                tone(1.0, 22_050, freqs, seed=seed + 10 * g + n),
+                22_050,
+                "flac",
+            )
     return root
 
 
@@ -106,7 +111,10 @@ def test_zip_import_steps_into_wrapper_folder_and_ignores_paths_outside(tmp_path
     result = import_zip(buffer, "dataset.zip")
     assert len(result.created) == 3
     assert sorted(Sample.objects.values_list("genre__name", flat=True)) == [
-        "country", "country", "disco"]
+        "country",
+        "country",
+        "disco",
+    ]
     assert not (tmp_path / "evil").exists()
     assert Sample.objects.filter(source_ref__startswith="dataset.zip/country/").count() == 2
 
@@ -119,13 +127,19 @@ def test_not_a_zip_is_refused():
 def test_import_samples_command_imports_once_then_skips(tmp_path):
     root = labelled_folder(tmp_path / "set", {"pop": 2, "reggae": 2})
     out = io.StringIO()
-    call_command("import_samples", str(root), "--verdicts", "no", "--approve", stdout=out,
-                 stderr=io.StringIO())
+    call_command(
+        "import_samples",
+        str(root),
+        "--verdicts",
+        "no",
+        "--approve",
+        stdout=out,
+        stderr=io.StringIO(),
+    )
     assert "4 imported; 0 already there" in out.getvalue()
     assert Sample.objects.filter(status=Sample.Status.APPROVED).count() == 4
     out = io.StringIO()
-    call_command("import_samples", str(root), "--verdicts", "no", stdout=out,
-                 stderr=io.StringIO())
+    call_command("import_samples", str(root), "--verdicts", "no", stdout=out, stderr=io.StringIO())
     assert "0 imported; 4 already there" in out.getvalue()
     assert Sample.objects.count() == 4
 
@@ -149,7 +163,8 @@ def test_command_computes_verdicts_of_the_active_model(gtzan_subset, baseline_he
         assert sample.verdict_genre == max(probabilities, key=probabilities.get)
         assert sample.uncertainty == pytest.approx(1 - max(probabilities.values()), abs=1e-3)
         assert sample.disagreement == pytest.approx(
-            1 - probabilities.get(sample.genre.name, 0.0), abs=1e-3)
+            1 - probabilities.get(sample.genre.name, 0.0), abs=1e-3
+        )
     # The baseline never heard of metal: every metal sample fully disagrees.
     metal = [s for s in samples if s.genre.name == "metal"]
     assert metal and all(s.disagreement == pytest.approx(1.0) for s in metal)
@@ -166,9 +181,16 @@ def make_track(owner, tmp_path: Path, name: str, primary_genre: str, seed: int):
     from classifier.models import Track
 
     path = write_audio(tmp_path / name, tone(1.0, seed=seed), 22_050, "flac")
-    track = Track(owner=owner, original_name=name, sha256=sha256_of(path),
-                  size=path.stat().st_size, status="done", artist="Uploader Band",
-                  primary_genre=primary_genre, model_version="musicnn-msd-x+head-y")
+    track = Track(
+        owner=owner,
+        original_name=name,
+        sha256=sha256_of(path),
+        size=path.stat().st_size,
+        status="done",
+        artist="Uploader Band",
+        primary_genre=primary_genre,
+        model_version="musicnn-msd-x+head-y",
+    )
     with path.open("rb") as handle:
         track.file.save(name, File(handle), save=True)
     return track
@@ -204,8 +226,7 @@ def test_track_admin_action_adds_uploads_to_the_dataset(admin_client, admin_user
     request.session = admin_client.session
     request._messages = FallbackStorage(request)
     add_to_dataset(admin.ModelAdmin(Track, admin.site), request, Track.objects.all())
-    assert list(Sample.objects.values_list("original_name", "genre__name")) == [("a.flac",
-                                                                                  "metal")]
+    assert list(Sample.objects.values_list("original_name", "genre__name")) == [("a.flac", "metal")]
     assert "1 tracks added to the dataset" in str(list(request._messages)[0])
 
 

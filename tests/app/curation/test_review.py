@@ -1,4 +1,5 @@
 """The review admin: counts and warnings, the player, sorting worst first, bulk actions."""
+
 from __future__ import annotations
 
 import io
@@ -23,28 +24,33 @@ def small_set(root: Path, layout: dict[str, int]) -> Path:
     for g, (genre, count) in enumerate(layout.items()):
         (root / genre).mkdir(parents=True, exist_ok=True)
         for n in range(count):
-            write_audio(root / genre / f"{genre}.{n:05d}.flac",
-                        tone(0.5, 22_050, (100.0 + 40 * g, 60.0 * (n + 2)), seed=g * 50 + n),
-                        22_050, "flac")
+            write_audio(
+                root / genre / f"{genre}.{n:05d}.flac",
+                tone(0.5, 22_050, (100.0 + 40 * g, 60.0 * (n + 2)), seed=g * 50 + n),
+                22_050,
+                "flac",
+            )
     return root
 
 
 def act(client, action: str, samples, **extra):
-    return client.post(reverse(CHANGELIST), {"action": action, "index": 0,
-                                             ACTION_CHECKBOX_NAME: [s.pk for s in samples],
-                                             **extra}, follow=True)
+    return client.post(
+        reverse(CHANGELIST),
+        {"action": action, "index": 0, ACTION_CHECKBOX_NAME: [s.pk for s in samples], **extra},
+        follow=True,
+    )
 
 
 def test_counts_and_balance_warnings():
-    counts = [GenreCount("rock", 12, 0, 1), GenreCount("jazz", 3, 2, 0),
-              GenreCount("pop", 0, 0, 0)]
+    counts = [GenreCount("rock", 12, 0, 1), GenreCount("jazz", 3, 2, 0), GenreCount("pop", 0, 0, 0)]
     warnings = balance_warnings(counts)
     assert "jazz: only 3 approved samples (fewer than 5: too small to train)" in warnings
     assert any(w.startswith("unbalanced: rock has 12") for w in warnings)
     assert not any("pop" in w for w in warnings)  # no samples at all: not in the dataset
     assert balance_warnings([GenreCount("rock", 6, 0, 0), GenreCount("jazz", 5, 0, 0)]) == []
     assert balance_warnings([GenreCount("rock", 6, 0, 0)]) == [
-        "a training run needs approved samples of at least two genres"]
+        "a training run needs approved samples of at least two genres"
+    ]
 
 
 def test_genre_counts_count_by_status(tmp_path):
@@ -87,7 +93,8 @@ def test_bulk_approve_and_reject(staff_client, tmp_path):
     response = act(staff_client, "reject", jazz)
     assert "2 samples now rejected" in response.content.decode()
     assert set(Sample.objects.filter(genre__name="rock").values_list("status", flat=True)) == {
-        "approved"}
+        "approved"
+    }
     assert set(jazz.values_list("status", flat=True)) == {"rejected"}
     act(staff_client, "mark_proposed", jazz)
     assert set(jazz.values_list("status", flat=True)) == {"proposed"}
@@ -98,9 +105,12 @@ def test_relabel_asks_for_the_genre_then_relabels(staff_client, staff, tmp_path)
     sample = Sample.objects.get(original_name="rock.00001.flac")
     # A stored verdict: relabelling recomputes the disagreement from it.
     Sample.objects.filter(pk=sample.pk).update(
-        verdict_genre="jazz", verdict_confidence=0.8, verdict_probabilities={"jazz": 0.8,
-                                                                             "rock": 0.2},
-        disagreement=0.8, uncertainty=0.2)
+        verdict_genre="jazz",
+        verdict_confidence=0.8,
+        verdict_probabilities={"jazz": 0.8, "rock": 0.2},
+        disagreement=0.8,
+        uncertainty=0.2,
+    )
     form = act(staff_client, "relabel", [sample])
     assert b'id="relabel-form"' in form.content
     jazz = Genre.objects.get(name="jazz")
@@ -117,10 +127,12 @@ def test_relabel_asks_for_the_genre_then_relabels(staff_client, staff, tmp_path)
 def test_accept_the_models_verdict(staff_client, tmp_path):
     import_folder(small_set(tmp_path, {"rock": 2}))
     wrong, right = Sample.objects.order_by("original_name")
-    Sample.objects.filter(pk=wrong.pk).update(verdict_genre="metal",
-                                              verdict_probabilities={"metal": 0.9, "rock": 0.1})
-    Sample.objects.filter(pk=right.pk).update(verdict_genre="rock",
-                                              verdict_probabilities={"rock": 0.9})
+    Sample.objects.filter(pk=wrong.pk).update(
+        verdict_genre="metal", verdict_probabilities={"metal": 0.9, "rock": 0.1}
+    )
+    Sample.objects.filter(pk=right.pk).update(
+        verdict_genre="rock", verdict_probabilities={"rock": 0.9}
+    )
     act(staff_client, "accept_verdict", [wrong, right])
     wrong.refresh_from_db()
     right.refresh_from_db()
@@ -139,19 +151,22 @@ def test_filter_disagreeing_samples(staff_client, tmp_path):
     assert "rock.00002.flac" in page and "rock.00000.flac" not in page
 
 
-def test_sort_by_disagreement_and_uncertainty_worst_first(staff_client, gtzan_subset,
-                                                          baseline_head):
+def test_sort_by_disagreement_and_uncertainty_worst_first(
+    staff_client, gtzan_subset, baseline_head
+):
     from django.core.management import call_command
 
-    call_command("import_samples", str(gtzan_subset), stdout=io.StringIO(),
-                 stderr=io.StringIO())
+    call_command("import_samples", str(gtzan_subset), stdout=io.StringIO(), stderr=io.StringIO())
     Sample.objects.filter(original_name="blues.00000.flac").update(
-        disagreement=None, uncertainty=None, verdict_genre="")  # no verdict sorts last
+        disagreement=None, uncertainty=None, verdict_genre=""
+    )  # no verdict sorts last
     for label, field in (("disagreeing", "disagreement"), ("uncertain", "uncertainty")):
         page = staff_client.get(reverse(CHANGELIST)).content.decode()
         link = re.search(rf'href="(\?o=\d+)">most {label}', page).group(1)
-        listed = re.findall(r'class="field-name"><a [^>]*>([^<]+)</a>',
-                            staff_client.get(reverse(CHANGELIST) + link).content.decode())
+        listed = re.findall(
+            r'class="field-name"><a [^>]*>([^<]+)</a>',
+            staff_client.get(reverse(CHANGELIST) + link).content.decode(),
+        )
         values = dict(Sample.objects.values_list("original_name", field))
         expected = sorted(values, key=lambda n: (values[n] is None, -(values[n] or 0)))
         assert [values[n] for n in listed] == [values[n] for n in expected]
@@ -175,7 +190,10 @@ def test_import_page_takes_a_zip(staff_client, tmp_path):
     response = staff_client.post(url, {"archive": buffer, "status": "approved"}, follow=True)
     assert "Import: 3 imported; 0 already there" in response.content.decode()
     assert sorted(Sample.objects.values_list("genre__name", "status")) == [
-        ("hiphop", "approved"), ("reggae", "approved"), ("reggae", "approved")]
+        ("hiphop", "approved"),
+        ("reggae", "approved"),
+        ("reggae", "approved"),
+    ]
 
 
 def test_import_page_folder_option_and_errors(staff_client, tmp_path):
@@ -192,12 +210,12 @@ def test_import_page_folder_option_and_errors(staff_client, tmp_path):
 def test_import_from_a_server_folder_is_for_superusers_only(client, django_user_model, tmp_path):
     from django.contrib.auth.models import Permission
 
-    curator = django_user_model.objects.create_user("curator2", password="pw-12345",
-                                                    is_staff=True)
+    curator = django_user_model.objects.create_user("curator2", password="pw-12345", is_staff=True)
     curator.user_permissions.add(*Permission.objects.filter(content_type__app_label="curation"))
     client.force_login(curator)
     root = small_set(tmp_path / "set", {"rock": 1})
-    page = client.post(reverse("admin:curation_sample_import"),
-                       {"folder": str(root), "status": "proposed"})
+    page = client.post(
+        reverse("admin:curation_sample_import"), {"folder": str(root), "status": "proposed"}
+    )
     assert page.status_code == 200 and 'name="folder"' not in page.content.decode()
     assert not Sample.objects.exists()

@@ -1,4 +1,5 @@
 """The automatic split: artists on one side, pinned samples where staff put them."""
+
 from __future__ import annotations
 
 from collections import Counter, defaultdict
@@ -8,10 +9,13 @@ import pytest
 from classifier.curation.services.splits import SplitItem, assign_splits
 
 
-def items_of(genre: str, artists: list[str], start: int = 0, split: str = "auto"
-             ) -> list[SplitItem]:
-    return [SplitItem(start + n, genre, artist, f"{genre}.{n:05d}.flac", split)
-            for n, artist in enumerate(artists)]
+def items_of(
+    genre: str, artists: list[str], start: int = 0, split: str = "auto"
+) -> list[SplitItem]:
+    return [
+        SplitItem(start + n, genre, artist, f"{genre}.{n:05d}.flac", split)
+        for n, artist in enumerate(artists)
+    ]
 
 
 def sides_by_artist(items: list[SplitItem], sides: dict[int, str]) -> dict[str, set[str]]:
@@ -24,9 +28,11 @@ def sides_by_artist(items: list[SplitItem], sides: dict[int, str]) -> dict[str, 
 
 @pytest.mark.parametrize("seed", range(6))
 def test_an_artist_never_spans_train_and_validation(seed):
-    items = (items_of("rock", ["a", "a", "a", "b", "b", "c", "d", "d"], 0)
-             + items_of("jazz", ["e", "e", "f", "g", "g", "g", "h"], 100)
-             + items_of("pop", ["a", "i", "i", "j", "k"], 200))  # artist a in two genres
+    items = (
+        items_of("rock", ["a", "a", "a", "b", "b", "c", "d", "d"], 0)
+        + items_of("jazz", ["e", "e", "f", "g", "g", "g", "h"], 100)
+        + items_of("pop", ["a", "i", "i", "j", "k"], 200)
+    )  # artist a in two genres
     sides = assign_splits(items, 0.25, seed)
     assert set(sides) == {i.key for i in items}
     for artist, used in sides_by_artist(items, sides).items():
@@ -39,7 +45,8 @@ def test_an_artist_never_spans_train_and_validation(seed):
 
 def test_validation_share_is_near_the_fraction():
     items = items_of("rock", [f"r{n}" for n in range(20)]) + items_of(
-        "jazz", [f"j{n}" for n in range(20)], 100)
+        "jazz", [f"j{n}" for n in range(20)], 100
+    )
     sides = assign_splits(items, 0.25, 0)
     assert Counter(sides.values()) == {"train": 30, "validation": 10}
 
@@ -49,17 +56,19 @@ def test_unknown_artists_are_grouped_by_neighbouring_numbers():
     items = items_of("blues", [""] * 8) + items_of("metal", [""] * 8, 100)
     sides = assign_splits(items, 0.25, 3)
     for genre in ("blues", "metal"):
-        held = sorted(i.key % 100 for i in items if i.genre == genre
-                      and sides[i.key] == "validation")
+        held = sorted(
+            i.key % 100 for i in items if i.genre == genre and sides[i.key] == "validation"
+        )
         assert len(held) == 2
         assert held[1] - held[0] == 1
 
 
 def test_pinned_samples_stay_and_their_artist_follows():
-    items = (items_of("rock", ["a", "a", "b", "c", "d"])
-             + [SplitItem(50, "rock", "a", "x.flac", "validation"),
-                SplitItem(51, "rock", "b", "y.flac", "test"),
-                SplitItem(52, "rock", "", "z.flac", "train")])
+    items = items_of("rock", ["a", "a", "b", "c", "d"]) + [
+        SplitItem(50, "rock", "a", "x.flac", "validation"),
+        SplitItem(51, "rock", "b", "y.flac", "test"),
+        SplitItem(52, "rock", "", "z.flac", "train"),
+    ]
     sides = assign_splits(items, 0.25, 0)
     assert sides[50] == "validation" and sides[51] == "test" and sides[52] == "train"
     # Artist a's automatic samples go where their pinned sample is.

@@ -1,4 +1,5 @@
 """Training runs in-process, model versions, promotion and what the engine then uses."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -57,8 +58,13 @@ def test_run_trains_reports_and_makes_a_version(approved_subset, baseline_head):
     assert comparison["samples"] == 3
     assert comparison["unknown_genres"] == ["metal"]
     assert comparison["per_genre"]["metal"]["recall"] == 0.0  # it cannot say metal
-    assert sum(comparison[k] for k in ("both_right", "only_new_right", "only_active_right",
-                                       "both_wrong")) == 3
+    assert (
+        sum(
+            comparison[k]
+            for k in ("both_right", "only_new_right", "only_active_right", "both_wrong")
+        )
+        == 3
+    )
     # The confusion matrix is a PNG.
     assert Path(run.confusion_png.path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The version's head file holds the run's genres and the taxonomy's tag spellings.
@@ -120,8 +126,9 @@ def test_pinned_test_samples_are_held_out_of_training(approved_subset):
 
 
 def test_subgenres_roll_up_into_their_parent(approved_subset):
-    doom = Genre.objects.create(name="doom", tag_spelling="Doom Metal",
-                                parent=Genre.objects.get(name="metal"))
+    doom = Genre.objects.create(
+        name="doom", tag_spelling="Doom Metal", parent=Genre.objects.get(name="metal")
+    )
     metal = [s for s in approved_subset if s.genre.name == "metal"]
     Sample.objects.filter(pk__in=[s.pk for s in metal[:2]]).update(genre=doom)
     flat = trained(TrainingRun.objects.create(epochs=30))
@@ -203,8 +210,14 @@ def test_tracks_from_older_versions(django_user_model, approved_subset, baseline
     version = trained(TrainingRun.objects.create(epochs=20)).model_version
 
     def track(owner, n: int, model: str) -> Track:
-        return Track.objects.create(owner=owner, original_name=f"{n}.flac", sha256=f"{n:064d}",
-                                    size=1, status="done", model_version=model)
+        return Track.objects.create(
+            owner=owner,
+            original_name=f"{n}.flac",
+            sha256=f"{n:064d}",
+            size=1,
+            status="done",
+            model_version=model,
+        )
 
     old = track(alice, 1, baseline_head[1])
     track(alice, 2, "")  # never analysed: nothing to redo
@@ -238,8 +251,9 @@ def test_versions_admin_promotes_rolls_back_and_logs(staff_client, staff, approv
     second_run = trained(TrainingRun.objects.create(epochs=20, seed=4))
     second = second_run.model_version
     versions = reverse("admin:curation_modelversion_changelist")
-    staff_client.post(versions, {"action": "promote_selected", "index": 0,
-                                 "_selected_action": [first.pk]})
+    staff_client.post(
+        versions, {"action": "promote_selected", "index": 0, "_selected_action": [first.pk]}
+    )
     assert ModelVersion.objects.get(is_active=True) == first
     assert first.model in staff_client.get(versions).content.decode()
     staff_client.post(reverse("admin:curation_trainingrun_promote", args=[second_run.pk]))
@@ -247,14 +261,17 @@ def test_versions_admin_promotes_rolls_back_and_logs(staff_client, staff, approv
     page = staff_client.post(reverse("admin:curation_modelversion_rollback"), follow=True)
     assert f"Rolled back: {first.model} is now the active model." in page.content.decode()
     assert [str(p) for p in Promotion.objects.order_by("id")] == [
-        f"promoted head-{first.version}", f"promoted head-{second.version}",
-        f"rolled back to head-{first.version}"]
+        f"promoted head-{first.version}",
+        f"promoted head-{second.version}",
+        f"rolled back to head-{first.version}",
+    ]
     assert {p.by for p in Promotion.objects.all()} == {staff}
     # A version whose head file is gone is refused, and the active one stays.
     Path(second.head.path).rename(second.head.path + ".moved")
     try:
-        page = staff_client.post(reverse("admin:curation_trainingrun_promote",
-                                         args=[second_run.pk]), follow=True)
+        page = staff_client.post(
+            reverse("admin:curation_trainingrun_promote", args=[second_run.pk]), follow=True
+        )
         assert "Not promoted: the head file" in page.content.decode()
         assert ModelVersion.objects.get(is_active=True).pk == first.pk
     finally:
@@ -264,10 +281,19 @@ def test_versions_admin_promotes_rolls_back_and_logs(staff_client, staff, approv
 def test_run_pages_follow_progress_and_show_the_report(staff_client, approved_subset):
     from django.urls import reverse
 
-    response = staff_client.post(reverse("admin:curation_trainingrun_add"),
-                                 {"epochs": 30, "learning_rate": 0.01, "weight_decay": 0.001,
-                                  "hidden": 0, "feature": "penultimate",
-                                  "validation_fraction": 0.25, "seed": 0, "notes": ""})
+    response = staff_client.post(
+        reverse("admin:curation_trainingrun_add"),
+        {
+            "epochs": 30,
+            "learning_rate": 0.01,
+            "weight_decay": 0.001,
+            "hidden": 0,
+            "feature": "penultimate",
+            "validation_fraction": 0.25,
+            "seed": 0,
+            "notes": "",
+        },
+    )
     run = TrainingRun.objects.get()
     page = staff_client.get(response.url).content.decode()
     assert run.status == "pending" and 'id="run-progress"' in page and "poll()" in page
@@ -278,10 +304,18 @@ def test_run_pages_follow_progress_and_show_the_report(staff_client, approved_su
     assert "poll()" not in page and 'id="per-genre"' in page and 'id="promote"' in page
     png = staff_client.get(reverse("admin:curation_trainingrun_confusion", args=[run.pk]))
     assert png["Content-Type"] == "image/png"
-    bad = staff_client.post(reverse("admin:curation_trainingrun_add"),
-                            {"epochs": 0, "learning_rate": 0.01, "weight_decay": 0.001,
-                             "hidden": 0, "feature": "penultimate",
-                             "validation_fraction": 0.9, "seed": 0})
+    bad = staff_client.post(
+        reverse("admin:curation_trainingrun_add"),
+        {
+            "epochs": 0,
+            "learning_rate": 0.01,
+            "weight_decay": 0.001,
+            "hidden": 0,
+            "feature": "penultimate",
+            "validation_fraction": 0.9,
+            "seed": 0,
+        },
+    )
     assert bad.status_code == 200 and TrainingRun.objects.count() == 1
     assert "between 1 and 5000" in bad.content.decode()
     assert "between 0 and 0.5" in bad.content.decode()

@@ -2,6 +2,7 @@
 
 The recommender's end-to-end test uses them too (tests/e2e/recommender/conftest.py).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -36,10 +37,14 @@ def sent(monkeypatch) -> list[tuple[str, int]]:
     Nothing reaches a broker: `delay` of each task only records its message here.
     """
     messages: list[tuple[str, int]] = []
-    for task in (tasks.sample_catalog_track, tasks.analyse_catalog_track,
-                 tasks.refetch_catalog_track):
-        monkeypatch.setattr(task, "delay",
-                            lambda track_id, name=task.name: messages.append((name, track_id)))
+    for task in (
+        tasks.sample_catalog_track,
+        tasks.analyse_catalog_track,
+        tasks.refetch_catalog_track,
+    ):
+        monkeypatch.setattr(
+            task, "delay", lambda track_id, name=task.name: messages.append((name, track_id))
+        )
     return messages
 
 
@@ -58,8 +63,15 @@ def catalog_settings(settings, tmp_path: Path, spotify: SpotifyStandIn, media: M
     return settings
 
 
-def sectioned_song(directory: Path, name: str, seconds: float = 60.0, middle_hz: float = 1000.0,
-                   edge_hz: float = 300.0, fmt: str = "mp3", sample_rate: int = 22_050) -> Path:
+def sectioned_song(
+    directory: Path,
+    name: str,
+    seconds: float = 60.0,
+    middle_hz: float = 1000.0,
+    edge_hz: float = 300.0,
+    fmt: str = "mp3",
+    sample_rate: int = 22_050,
+) -> Path:
     """A real audio file whose middle half is a `middle_hz` tone and whose edges are another.
 
     A 30-second cut from the middle of a 60-second file then holds only `middle_hz`, which

@@ -10,6 +10,7 @@ MediaStandIn is a site yt-dlp's generic extractor understands: /search.rss?q=...
 feed of candidates (title, itunes:duration, enclosure) and /audio/<name> serves real audio
 files with HTTP Range support, as a video site's CDN would.
 """
+
 from __future__ import annotations
 
 import base64
@@ -24,9 +25,16 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 from xml.sax.saxutils import escape
 
-REMOVED = (r"^/v1/recommendations", r"^/v1/audio-features", r"^/v1/audio-analysis",
-           r"^/v1/artists/[^/]+/related-artists", r"^/v1/artists/[^/]+/top-tracks",
-           r"^/v1/playlists/[^/]+/tracks", r"^/v1/browse/", r"^/v1/(tracks|albums|artists)$")
+REMOVED = (
+    r"^/v1/recommendations",
+    r"^/v1/audio-features",
+    r"^/v1/audio-analysis",
+    r"^/v1/artists/[^/]+/related-artists",
+    r"^/v1/artists/[^/]+/top-tracks",
+    r"^/v1/playlists/[^/]+/tracks",
+    r"^/v1/browse/",
+    r"^/v1/(tracks|albums|artists)$",
+)
 
 
 @dataclass
@@ -47,13 +55,13 @@ class _Server:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 owner._dispatch(self, "GET")
 
-            def do_HEAD(self) -> None:  # noqa: N802
+            def do_HEAD(self) -> None:
                 owner._dispatch(self, "HEAD")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 owner._dispatch(self, "POST")
 
             def log_message(self, *args: object) -> None:
@@ -84,8 +92,11 @@ class _Server:
             self.faults += [(path_pattern, status, headers) for status, headers in faults]
 
     def requests(self, pattern: str = "", method: str | None = None) -> list[Logged]:
-        return [r for r in self.log if re.search(pattern, r.path)
-                and (method is None or r.method == method)]
+        return [
+            r
+            for r in self.log
+            if re.search(pattern, r.path) and (method is None or r.method == method)
+        ]
 
     def _take_fault(self, path: str) -> tuple[int, dict[str, str]] | None:
         with self._lock:
@@ -114,14 +125,21 @@ class _Server:
             payload = json.dumps({"error": {"status": status, "message": "scripted"}}).encode()
             self._send(request, status, payload, "application/json", headers)
             return
-        status, payload, content_type, headers = self.handle(method, parts.path, query,
-                                                             request.headers, body)
+        status, payload, content_type, headers = self.handle(
+            method, parts.path, query, request.headers, body
+        )
         entry.status = status
         self._send(request, status, payload, content_type, headers, head=method == "HEAD")
 
     @staticmethod
-    def _send(request: BaseHTTPRequestHandler, status: int, payload: bytes, content_type: str,
-              headers: dict[str, str] | None = None, head: bool = False) -> None:
+    def _send(
+        request: BaseHTTPRequestHandler,
+        status: int,
+        payload: bytes,
+        content_type: str,
+        headers: dict[str, str] | None = None,
+        head: bool = False,
+    ) -> None:
         try:
             request.send_response(status)
             request.send_header("Content-Type", content_type)
@@ -134,12 +152,14 @@ class _Server:
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client read what it needed and hung up (ffmpeg does)
 
-    def handle(self, method: str, path: str, query: dict[str, str], headers: Any,
-               body: bytes) -> tuple[int, bytes, str, dict[str, str]]:
+    def handle(
+        self, method: str, path: str, query: dict[str, str], headers: Any, body: bytes
+    ) -> tuple[int, bytes, str, dict[str, str]]:
         raise NotImplementedError
 
 
 # --- Spotify ---------------------------------------------------------------------------------
+
 
 @dataclass
 class Artist:
@@ -203,8 +223,13 @@ class SpotifyStandIn(_Server):
         self.artists[artist.id] = artist
         return artist
 
-    def album(self, artist: Artist, name: str, songs: list[tuple[str, float]],
-              release_date: str = "2001-05-14") -> Album:
+    def album(
+        self,
+        artist: Artist,
+        name: str,
+        songs: list[tuple[str, float]],
+        release_date: str = "2001-05-14",
+    ) -> Album:
         album = Album(spotify_id("al"), name, release_date, [artist])
         self.albums[album.id] = album
         for title, seconds in songs:
@@ -221,9 +246,13 @@ class SpotifyStandIn(_Server):
     # --- JSON shapes ---------------------------------------------------------------------
 
     def _artist_json(self, artist: Artist, full: bool = False) -> dict[str, Any]:
-        data = {"id": artist.id, "name": artist.name, "type": "artist",
-                "uri": f"spotify:artist:{artist.id}",
-                "external_urls": {"spotify": f"https://open.spotify.com/artist/{artist.id}"}}
+        data = {
+            "id": artist.id,
+            "name": artist.name,
+            "type": "artist",
+            "uri": f"spotify:artist:{artist.id}",
+            "external_urls": {"spotify": f"https://open.spotify.com/artist/{artist.id}"},
+        }
         if full:
             data["images"] = []
             if artist.genres is not None:
@@ -231,53 +260,76 @@ class SpotifyStandIn(_Server):
         return data
 
     def _album_json(self, album: Album, full: bool = False) -> dict[str, Any]:
-        data = {"id": album.id, "name": album.name, "type": "album", "album_type": "album",
-                "release_date": album.release_date, "release_date_precision": "day",
-                "total_tracks": len(album.tracks),
-                "artists": [self._artist_json(a) for a in album.artists],
-                "images": [{"url": f"{self.url}/covers/{album.id}-{w}.jpg", "width": w,
-                            "height": w} for w in (640, 300, 64)],
-                "external_urls": {"spotify": f"https://open.spotify.com/album/{album.id}"}}
+        data = {
+            "id": album.id,
+            "name": album.name,
+            "type": "album",
+            "album_type": "album",
+            "release_date": album.release_date,
+            "release_date_precision": "day",
+            "total_tracks": len(album.tracks),
+            "artists": [self._artist_json(a) for a in album.artists],
+            "images": [
+                {"url": f"{self.url}/covers/{album.id}-{w}.jpg", "width": w, "height": w}
+                for w in (640, 300, 64)
+            ],
+            "external_urls": {"spotify": f"https://open.spotify.com/album/{album.id}"},
+        }
         if full:
             items = [self._track_json(t, simple=True) for t in album.tracks]
-            data["tracks"] = self._page(f"albums/{album.id}/tracks", items, 0,
-                                        self.embedded_tracks, {})
+            data["tracks"] = self._page(
+                f"albums/{album.id}/tracks", items, 0, self.embedded_tracks, {}
+            )
         return data
 
     def _track_json(self, track: Track, simple: bool = False) -> dict[str, Any]:
         # No preview_url: it is gone for new apps.
-        data = {"id": track.id, "name": track.name, "type": "track",
-                "duration_ms": track.duration_ms, "explicit": False, "is_local": False,
-                "track_number": track.album.tracks.index(track) + 1, "disc_number": 1,
-                "uri": f"spotify:track:{track.id}",
-                "artists": [self._artist_json(a) for a in track.artists],
-                "external_urls": {"spotify": f"https://open.spotify.com/track/{track.id}"}}
+        data = {
+            "id": track.id,
+            "name": track.name,
+            "type": "track",
+            "duration_ms": track.duration_ms,
+            "explicit": False,
+            "is_local": False,
+            "track_number": track.album.tracks.index(track) + 1,
+            "disc_number": 1,
+            "uri": f"spotify:track:{track.id}",
+            "artists": [self._artist_json(a) for a in track.artists],
+            "external_urls": {"spotify": f"https://open.spotify.com/track/{track.id}"},
+        }
         if not simple:
             data["album"] = self._album_json(track.album)
         return data
 
-    def _page(self, path: str, items: list[Any], offset: int, limit: int,
-              params: dict[str, str]) -> dict[str, Any]:
+    def _page(
+        self, path: str, items: list[Any], offset: int, limit: int, params: dict[str, str]
+    ) -> dict[str, Any]:
         def link(start: int) -> str:
             return f"{self.url}/v1/{path}?{urlencode({**params, 'offset': start, 'limit': limit})}"
 
-        chunk = items[offset:offset + limit]
+        chunk = items[offset : offset + limit]
         more = offset + limit < len(items)
-        return {"href": link(offset), "items": chunk, "limit": limit, "offset": offset,
-                "total": len(items), "next": link(offset + limit) if more else None,
-                "previous": link(max(0, offset - limit)) if offset else None}
+        return {
+            "href": link(offset),
+            "items": chunk,
+            "limit": limit,
+            "offset": offset,
+            "total": len(items),
+            "next": link(offset + limit) if more else None,
+            "previous": link(max(0, offset - limit)) if offset else None,
+        }
 
     # --- requests -----------------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, query: dict[str, str], headers: Any,
-               body: bytes) -> tuple[int, bytes, str, dict[str, str]]:
+    def handle(
+        self, method: str, path: str, query: dict[str, str], headers: Any, body: bytes
+    ) -> tuple[int, bytes, str, dict[str, str]]:
         if path == "/api/token":
             return self._token(method, headers, body)
         if not path.startswith("/v1/"):
             return self._json(404, {"error": {"status": 404, "message": "Not found"}})
         if headers.get("Authorization", "").removeprefix("Bearer ") not in self.tokens:
-            return self._json(401, {"error": {"status": 401,
-                                              "message": "No token provided"}})
+            return self._json(401, {"error": {"status": 401, "message": "No token provided"}})
         if any(re.search(p, path) for p in REMOVED) or "ids" in query:
             return self._json(403, {"error": {"status": 403, "message": "Forbidden"}})
         try:
@@ -287,17 +339,20 @@ class SpotifyStandIn(_Server):
         except ValueError as exc:
             return self._json(400, {"error": {"status": 400, "message": str(exc)}})
 
-    def _token(self, method: str, headers: Any, body: bytes
-               ) -> tuple[int, bytes, str, dict[str, str]]:
+    def _token(
+        self, method: str, headers: Any, body: bytes
+    ) -> tuple[int, bytes, str, dict[str, str]]:
         expected = base64.b64encode(f"{self.CLIENT_ID}:{self.CLIENT_SECRET}".encode()).decode()
         form = parse_qs(body.decode())
-        if (method != "POST" or headers.get("Authorization") != f"Basic {expected}"
-                or form.get("grant_type") != ["client_credentials"]):
+        if (
+            method != "POST"
+            or headers.get("Authorization") != f"Basic {expected}"
+            or form.get("grant_type") != ["client_credentials"]
+        ):
             return self._json(400, {"error": "invalid_client"})
         token = f"token-{len(self.tokens) + 1}"
         self.tokens.add(token)
-        return self._json(200, {"access_token": token, "token_type": "Bearer",
-                                "expires_in": 3600})
+        return self._json(200, {"access_token": token, "token_type": "Bearer", "expires_in": 3600})
 
     def _route(self, path: str, query: dict[str, str]) -> dict[str, Any]:
         parts = path.removeprefix("/v1/").strip("/").split("/")
@@ -312,8 +367,14 @@ class SpotifyStandIn(_Server):
             raise ValueError("Invalid limit")
         kind, key, rest = parts[0], parts[1], parts[2:]
         if kind == "playlists" and rest == ["items"]:
-            items = [{"added_at": "2024-01-01T00:00:00Z", "is_local": False,
-                      "track": self._track_json(self.tracks[t])} for t in self.playlists[key]]
+            items = [
+                {
+                    "added_at": "2024-01-01T00:00:00Z",
+                    "is_local": False,
+                    "track": self._track_json(self.tracks[t]),
+                }
+                for t in self.playlists[key]
+            ]
             return self._page(f"playlists/{key}/items", items, offset, limit, params)
         if kind == "albums" and not rest:
             return self._album_json(self.albums[key], full=True)
@@ -323,8 +384,11 @@ class SpotifyStandIn(_Server):
         if kind == "artists" and not rest:
             return self._artist_json(self.artists[key], full=True)
         if kind == "artists" and rest == ["albums"]:
-            items = [self._album_json(a) for a in self.albums.values()
-                     if any(x.id == key for x in a.artists)]
+            items = [
+                self._album_json(a)
+                for a in self.albums.values()
+                if any(x.id == key for x in a.artists)
+            ]
             return self._page(f"artists/{key}/albums", items, offset, limit, params)
         if kind == "tracks" and not rest:
             return self._track_json(self.tracks[key])
@@ -348,6 +412,7 @@ class SpotifyStandIn(_Server):
 
 # --- the media site ------------------------------------------------------------------------
 
+
 @dataclass
 class Upload:
     title: str
@@ -369,8 +434,9 @@ class MediaStandIn(_Server):
     def add_result(self, query: str, title: str, file: Path, duration: float) -> None:
         self.results.setdefault(query.lower(), []).append(Upload(title, file, duration))
 
-    def handle(self, method: str, path: str, query: dict[str, str], headers: Any,
-               body: bytes) -> tuple[int, bytes, str, dict[str, str]]:
+    def handle(
+        self, method: str, path: str, query: dict[str, str], headers: Any, body: bytes
+    ) -> tuple[int, bytes, str, dict[str, str]]:
         if path == "/search.rss":
             return 200, self._feed(query.get("q", "")), "application/rss+xml", {}
         if path.startswith("/audio/"):
@@ -386,21 +452,27 @@ class MediaStandIn(_Server):
                 f"<item><title>{escape(upload.title)}</title><guid>{upload.file.stem}-{n}</guid>"
                 f'<enclosure url="{escape(url)}" type="audio/mpeg" '
                 f'length="{size}"/>'
-                f"<itunes:duration>{upload.duration:.0f}</itunes:duration></item>")
-        return ('<?xml version="1.0" encoding="UTF-8"?><rss version="2.0" '
-                'xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"><channel>'
-                f"<title>results for {escape(q)}</title>{''.join(items)}</channel></rss>"
-                ).encode()
+                f"<itunes:duration>{upload.duration:.0f}</itunes:duration></item>"
+            )
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0" '
+            'xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"><channel>'
+            f"<title>results for {escape(q)}</title>{''.join(items)}</channel></rss>"
+        ).encode()
 
-    def _audio(self, name: str, range_header: str | None
-               ) -> tuple[int, bytes, str, dict[str, str]]:
+    def _audio(self, name: str, range_header: str | None) -> tuple[int, bytes, str, dict[str, str]]:
         files = {u.file.name: u.file for uploads in self.results.values() for u in uploads}
         if name not in files or not files[name].exists():
             return 404, b"not found", "text/plain", {}
         data = files[name].read_bytes()
-        content_type = {".mp3": "audio/mpeg", ".m4a": "audio/mp4", ".ogg": "audio/ogg",
-                        ".opus": "audio/ogg", ".flac": "audio/flac",
-                        ".wav": "audio/wav"}.get(files[name].suffix, "application/octet-stream")
+        content_type = {
+            ".mp3": "audio/mpeg",
+            ".m4a": "audio/mp4",
+            ".ogg": "audio/ogg",
+            ".opus": "audio/ogg",
+            ".flac": "audio/flac",
+            ".wav": "audio/wav",
+        }.get(files[name].suffix, "application/octet-stream")
         headers = {"Accept-Ranges": "bytes"}
         match = re.fullmatch(r"bytes=(\d+)-(\d*)", range_header or "")
         if match:
@@ -408,7 +480,7 @@ class MediaStandIn(_Server):
             end = int(match.group(2)) if match.group(2) else len(data) - 1
             if start >= len(data):
                 return 416, b"", content_type, {"Content-Range": f"bytes */{len(data)}"}
-            chunk = data[start:end + 1]
+            chunk = data[start : end + 1]
             headers["Content-Range"] = f"bytes {start}-{start + len(chunk) - 1}/{len(data)}"
             return 206, chunk, content_type, headers
         return 200, data, content_type, headers

@@ -1,5 +1,6 @@
 """Building the catalog (recommender.services and the tasks that queue its steps): seeds to
 tracks, claims, the sampling step, resuming, admin actions, the index."""
+
 from __future__ import annotations
 
 import threading
@@ -30,17 +31,23 @@ from tests.app.recommender.standins import SpotifyStandIn
 pytestmark = pytest.mark.django_db
 
 
-def harvest(client: SpotifyClient, seeds: list[tuple[str, str]],
-            limit: int) -> harvesting.HarvestReport:
+def harvest(
+    client: SpotifyClient, seeds: list[tuple[str, str]], limit: int
+) -> harvesting.HarvestReport:
     """A harvest whose new tracks are queued for sampling, as build_catalog queues them."""
     return harvesting.harvest(client, seeds, limit, on_new_tracks=tasks.queue_sampling)
 
 
 def client_for(server: SpotifyStandIn) -> SpotifyClient:
-    return SpotifyClient(SpotifyStandIn.CLIENT_ID, SpotifyStandIn.CLIENT_SECRET,
-                         api_url=server.api_url, token_url=server.token_url,
-                         policy=RetryPolicy(max_retries=2, max_retry_after=5,
-                                            backoff_base=0.01, sleep=lambda s: None))
+    return SpotifyClient(
+        SpotifyStandIn.CLIENT_ID,
+        SpotifyStandIn.CLIENT_SECRET,
+        api_url=server.api_url,
+        token_url=server.token_url,
+        policy=RetryPolicy(
+            max_retries=2, max_retry_after=5, backoff_base=0.01, sleep=lambda s: None
+        ),
+    )
 
 
 @pytest.fixture
@@ -49,26 +56,29 @@ def library(spotify):
     nina = spotify.artist("Nina Simone", genres=["jazz", "soul"])
     miles = spotify.artist("Miles Davis", genres=None)
     queen = spotify.artist("Queen", genres=["rock"])
-    jazz = spotify.album(nina, "Pastel Blues", [(f"Blues {n}", 200 + n) for n in range(1, 26)],
-                         "1965-10-01")
-    kind = spotify.album(miles, "Kind of Blue", [("So What", 562), ("Freddie Freeloader", 589)],
-                         "1959-08-17")
-    rock = spotify.album(queen, "A Night at the Opera", [("Bohemian Rhapsody", 354)],
-                         "1975-11-21")
-    return {"nina": nina, "miles": miles, "queen": queen, "jazz": jazz, "kind": kind,
-            "rock": rock}
+    jazz = spotify.album(
+        nina, "Pastel Blues", [(f"Blues {n}", 200 + n) for n in range(1, 26)], "1965-10-01"
+    )
+    kind = spotify.album(
+        miles, "Kind of Blue", [("So What", 562), ("Freddie Freeloader", 589)], "1959-08-17"
+    )
+    rock = spotify.album(queen, "A Night at the Opera", [("Bohemian Rhapsody", 354)], "1975-11-21")
+    return {"nina": nina, "miles": miles, "queen": queen, "jazz": jazz, "kind": kind, "rock": rock}
 
 
-def test_harvest_makes_pending_tracks_with_their_spotify_fields(catalog_settings, spotify,
-                                                                library, sent,
-                                                                django_capture_on_commit_callbacks):
+def test_harvest_makes_pending_tracks_with_their_spotify_fields(
+    catalog_settings, spotify, library, sent, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True) as queued:
-        result = harvest(client_for(spotify), [("album", library["kind"].id),
-                                               ("search", "Bohemian")], limit=10)
+        result = harvest(
+            client_for(spotify), [("album", library["kind"].id), ("search", "Bohemian")], limit=10
+        )
     assert result.new_tracks == 3 and result.seeds == 2
     assert len(queued) == 3  # one sampling task per new track, sent on commit
-    assert sent == [(tasks.SAMPLE_CATALOG_TRACK, pk)
-                    for pk in CatalogTrack.objects.order_by("pk").values_list("pk", flat=True)]
+    assert sent == [
+        (tasks.SAMPLE_CATALOG_TRACK, pk)
+        for pk in CatalogTrack.objects.order_by("pk").values_list("pk", flat=True)
+    ]
     track = CatalogTrack.objects.get(title="So What")
     assert track.status == Status.PENDING
     assert track.spotify_id == library["kind"].tracks[0].id
@@ -85,15 +95,17 @@ def test_harvest_makes_pending_tracks_with_their_spotify_fields(catalog_settings
 
 
 def test_every_artist_is_fetched_once(catalog_settings, spotify, library):
-    harvest(client_for(spotify), [("album", library["jazz"].id), ("search", "Blues 1")],
-            limit=30)
+    harvest(client_for(spotify), [("album", library["jazz"].id), ("search", "Blues 1")], limit=30)
     assert len(spotify.requests(f"^/v1/artists/{library['nina'].id}$")) == 1
     assert CatalogTrack.objects.filter(artist_genres=["jazz", "soul"]).count() == 25
 
 
 def test_a_second_run_fetches_nothing_twice(catalog_settings, spotify, library):
-    seeds = [("search", 'genre:"jazz"'), ("album", library["kind"].id),
-             ("artist", library["queen"].id)]
+    seeds = [
+        ("search", 'genre:"jazz"'),
+        ("album", library["kind"].id),
+        ("artist", library["queen"].id),
+    ]
     first = harvest(client_for(spotify), seeds, limit=20)
     seen = len(spotify.log)
     second = harvest(client_for(spotify), seeds, limit=20)
@@ -140,9 +152,14 @@ def test_a_higher_limit_takes_more_from_the_same_seed(catalog_settings, spotify,
 
 # --- claims and the sampling step -------------------------------------------------------------
 
+
 def make_track(**fields) -> CatalogTrack:
-    defaults = {"spotify_id": f"tr{CatalogTrack.objects.count():020d}", "title": "Song",
-                "artists": ["Artist"], "duration_ms": 40_000}
+    defaults = {
+        "spotify_id": f"tr{CatalogTrack.objects.count():020d}",
+        "title": "Song",
+        "artists": ["Artist"],
+        "duration_ms": 40_000,
+    }
     return CatalogTrack.objects.create(**{**defaults, **fields})
 
 
@@ -153,13 +170,15 @@ def test_a_claim_is_taken_once_until_its_lease_runs_out(settings):
     assert claims.claim(track.pk, Status.PENDING) is None
     assert claims.claim(track.pk, Status.SAMPLED) is None
     CatalogTrack.objects.filter(pk=track.pk).update(
-        claimed_at=timezone.now() - timedelta(seconds=61))  # its worker died
+        claimed_at=timezone.now() - timedelta(seconds=61)
+    )  # its worker died
     assert claims.claim(track.pk, Status.PENDING) is not None
     assert CatalogTrack.objects.get(pk=track.pk).attempts == 2
 
 
 def test_sampling_stores_the_sample_and_queues_the_analysis(
-        catalog_settings, media, song_dir, sent, django_capture_on_commit_callbacks):
+    catalog_settings, media, song_dir, sent, django_capture_on_commit_callbacks
+):
     track = make_track(title="Roads - 2011 Remaster", artists=["Portishead", "Someone"])
     song = sectioned_song(song_dir, "roads", seconds=40)
     media.add_result("Portishead - Roads", "Portishead - Roads (Official Audio)", song, 40)
@@ -233,18 +252,24 @@ def test_an_exclusion_during_sampling_wins(catalog_settings, media, song_dir):
 
 # --- resuming, progress, admin actions, the index ----------------------------------------------
 
+
 def test_unfinished_tracks_are_queued_again(settings, sent, django_capture_on_commit_callbacks):
     pending = make_track(status=Status.PENDING)
     sampled = make_track(status=Status.SAMPLED)
-    make_track(status=Status.PENDING, claim_token="00000000-0000-0000-0000-000000000001",
-               claimed_at=timezone.now())  # a worker holds it right now
+    make_track(
+        status=Status.PENDING,
+        claim_token="00000000-0000-0000-0000-000000000001",
+        claimed_at=timezone.now(),
+    )  # a worker holds it right now
     make_track(status=Status.ANALYSED)
     with django_capture_on_commit_callbacks(execute=True) as queued:
         counts = tasks.requeue_unfinished()
     assert counts == {"pending": 1, "sampled": 1}
     assert len(queued) == 2
-    assert sent == [(tasks.SAMPLE_CATALOG_TRACK, pending.pk),
-                    (tasks.ANALYSE_CATALOG_TRACK, sampled.pk)]
+    assert sent == [
+        (tasks.SAMPLE_CATALOG_TRACK, pending.pk),
+        (tasks.ANALYSE_CATALOG_TRACK, sampled.pk),
+    ]
 
 
 def test_progress_counts_every_status():
@@ -253,16 +278,22 @@ def test_progress_counts_every_status():
     counts = progress.progress()
     assert counts == {"pending": 2, "sampled": 0, "analysed": 1, "failed": 1, "excluded": 0}
     assert progress.format_progress(counts) == (
-        "catalog: 4 tracks: 2 pending, 0 sampled, 1 analysed, 1 failed, 0 excluded")
+        "catalog: 4 tracks: 2 pending, 0 sampled, 1 analysed, 1 failed, 0 excluded"
+    )
     assert progress.unfinished(counts) == 2
 
 
-def test_refetch_forgets_sample_and_verdict(catalog_settings, sent,
-                                            django_capture_on_commit_callbacks):
+def test_refetch_forgets_sample_and_verdict(
+    catalog_settings, sent, django_capture_on_commit_callbacks
+):
     from django.core.files.base import ContentFile
 
-    track = make_track(status=Status.ANALYSED, primary_genre="jazz", embedding=[0.1] * 200,
-                       verdict={"genres": [{"name": "jazz", "confidence": 0.9}]})
+    track = make_track(
+        status=Status.ANALYSED,
+        primary_genre="jazz",
+        embedding=[0.1] * 200,
+        verdict={"genres": [{"name": "jazz", "confidence": 0.9}]},
+    )
     track.sample.save("x.mp3", ContentFile(b"ID3 not really"))
     path = Path(track.sample.path)
     with django_capture_on_commit_callbacks(execute=True) as queued:
@@ -273,7 +304,11 @@ def test_refetch_forgets_sample_and_verdict(catalog_settings, sent,
     assert sent == [(tasks.REFETCH_CATALOG_TRACK, track.pk)]
     track.refresh_from_db()
     assert (track.status, track.primary_genre, track.embedding, track.verdict) == (
-        Status.PENDING, "", None, None)
+        Status.PENDING,
+        "",
+        None,
+        None,
+    )
     assert curation.exclude(CatalogTrack.objects.filter(pk=track.pk)) == 1
     assert CatalogTrack.objects.get(pk=track.pk).status == Status.EXCLUDED
 
@@ -284,17 +319,24 @@ def test_refresh_metadata_reads_tracks_by_id(catalog_settings, spotify, library)
     assert curation.refresh_metadata(track.pk)
     track.refresh_from_db()
     assert (track.title, track.artists, track.release_year) == (
-        "Bohemian Rhapsody", ["Queen"], 1975)
+        "Bohemian Rhapsody",
+        ["Queen"],
+        1975,
+    )
     assert spotify.requests(f"^/v1/tracks/{spotify_track.id}$")
 
 
 def test_sync_and_rebuild_put_analysed_tracks_in_the_index(catalog_settings):
     rng = np.random.default_rng(0)
-    tracks = [make_track(status=Status.ANALYSED, primary_genre=genre,
-                         embedding=rng.standard_normal(200).tolist())
-              for genre in ("jazz", "jazz", "rock")]
-    make_track(status=Status.EXCLUDED, primary_genre="jazz",
-               embedding=rng.standard_normal(200).tolist())
+    tracks = [
+        make_track(
+            status=Status.ANALYSED, primary_genre=genre, embedding=rng.standard_normal(200).tolist()
+        )
+        for genre in ("jazz", "jazz", "rock")
+    ]
+    make_track(
+        status=Status.EXCLUDED, primary_genre="jazz", embedding=rng.standard_normal(200).tolist()
+    )
     assert indexing.sync_index() == 3
     assert indexing.sync_index() == 0
     jazz = catalog_index().search("jazz", np.asarray(tracks[0].embedding), 10)
@@ -304,8 +346,10 @@ def test_sync_and_rebuild_put_analysed_tracks_in_the_index(catalog_settings):
 
 # --- the analysis step, with the real engine ----------------------------------------------------
 
+
 def test_analysis_stores_the_verdict_and_indexes_the_track(
-        catalog_settings, gtzan_dir, django_capture_on_commit_callbacks):
+    catalog_settings, gtzan_dir, django_capture_on_commit_callbacks
+):
     from django.core.files import File
 
     track = make_track(status=Status.SAMPLED, title="Metal test")

@@ -1,4 +1,5 @@
 """recommender.index: exact and HNSW search, persistence, and several processes at once."""
+
 from __future__ import annotations
 
 import multiprocessing
@@ -42,8 +43,7 @@ def test_large_partition_goes_through_ivf_with_high_recall(tmp_path):
     index.add(range(3000), data)
     assert index.uses_ann and (tmp_path / "rock" / "ivf.faiss").exists()
     queries = clustered(100, seed=4)
-    found = sum(len({t for t, _ in index.search(q, 10)} & set(exact(data, q, 10)))
-                for q in queries)
+    found = sum(len({t for t, _ in index.search(q, 10)} & set(exact(data, q, 10))) for q in queries)
     assert found / 1000 >= 0.95
 
 

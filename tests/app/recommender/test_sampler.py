@@ -1,4 +1,5 @@
 """recommender.sampler: real yt-dlp and ffmpeg, downloading from the local media stand-in."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,8 +18,10 @@ def decode(path: Path) -> tuple[np.ndarray, int]:
     with av.open(str(path)) as container:
         stream = container.streams.audio[0]
         rate = stream.rate
-        chunks = [frame.to_ndarray().reshape(-1, frame.samples).mean(axis=0)
-                  for frame in container.decode(stream)]
+        chunks = [
+            frame.to_ndarray().reshape(-1, frame.samples).mean(axis=0)
+            for frame in container.decode(stream)
+        ]
     return np.concatenate(chunks).astype(np.float32), rate
 
 
@@ -40,7 +43,9 @@ def test_search_reads_titles_and_durations_flat(search_here, song_dir):
     search_here.add_result("Nina Simone - Feeling Good", "Feeling Good (Live)", song, 300)
     found = sampler.search("Nina Simone", "Feeling Good")
     assert [(c.title, c.duration) for c in found] == [
-        ("Nina Simone - Feeling Good", 8), ("Feeling Good (Live)", 300)]
+        ("Nina Simone - Feeling Good", 8),
+        ("Feeling Good (Live)", 300),
+    ]
     assert all(c.url.startswith(search_here.url + "/audio/") for c in found)
     # Nothing was downloaded: only the feed was read.
     assert not search_here.requests("^/audio/")
@@ -49,8 +54,9 @@ def test_search_reads_titles_and_durations_flat(search_here, song_dir):
 def test_downloads_only_a_30_second_section_from_the_middle(search_here, song_dir, tmp_path):
     # Three minutes of AAC in MP4, as video sites serve audio: long enough, and indexed, so
     # that ffmpeg seeks to the section rather than reading its way in.
-    song = sectioned_song(song_dir, "middle", seconds=180, middle_hz=1000, edge_hz=300,
-                          sample_rate=44_100, fmt="m4a")
+    song = sectioned_song(
+        song_dir, "middle", seconds=180, middle_hz=1000, edge_hz=300, sample_rate=44_100, fmt="m4a"
+    )
     search_here.add_result("Artist - Song", "Artist - Song (Official Audio)", song, 180)
     out = tmp_path / "out"
     out.mkdir()
@@ -61,7 +67,7 @@ def test_downloads_only_a_30_second_section_from_the_middle(search_here, song_di
     samples, rate = decode(sample.path)
     assert 29.0 <= len(samples) / rate <= 31.0
     # Every second of it is the middle's 1 kHz tone, none of the edges' 300 Hz.
-    seconds = [samples[i * rate:(i + 1) * rate] for i in range(1, int(len(samples) / rate) - 1)]
+    seconds = [samples[i * rate : (i + 1) * rate] for i in range(1, int(len(samples) / rate) - 1)]
     assert all(abs(dominant_hz(s, rate) - 1000) < 20 for s in seconds)
     # ffmpeg seeked into the file with a Range request rather than reading it from the start.
     ranges = [r.headers.get("Range", "") for r in search_here.requests("^/audio/")]
@@ -80,7 +86,7 @@ def test_picks_the_best_matching_candidate(search_here, song_dir, tmp_path):
     sample = sampler.fetch_sample("Portishead", "Roads", 40.0, tmp_path)
     assert sample.candidate.title == "Portishead – Roads [HD]"
     samples, rate = decode(sample.path)
-    assert abs(dominant_hz(samples[rate:3 * rate], rate) - 700) < 20
+    assert abs(dominant_hz(samples[rate : 3 * rate], rate) - 700) < 20
 
 
 def test_nothing_matching_is_a_sample_error(search_here, song_dir, tmp_path):
@@ -136,20 +142,35 @@ def candidate(title: str, duration: float | None, uploader: str = "") -> Candida
 
 
 def test_scores_prefer_the_title_and_the_length():
-    exact = sampler.score(candidate("Radiohead - Karma Police", 264), "Radiohead",
-                          "Karma Police", 263.0)
-    long_version = sampler.score(candidate("Radiohead - Karma Police", 400), "Radiohead",
-                                 "Karma Police", 263.0)
-    wrong_song = sampler.score(candidate("Radiohead - Creep", 263), "Radiohead",
-                               "Karma Police", 263.0)
-    live = sampler.score(candidate("Radiohead - Karma Police (Live)", 263), "Radiohead",
-                         "Karma Police", 263.0)
-    topic = sampler.score(candidate("Karma Police", 264, uploader="Radiohead - Topic"),
-                          "Radiohead", "Karma Police", 263.0)
+    exact = sampler.score(
+        candidate("Radiohead - Karma Police", 264), "Radiohead", "Karma Police", 263.0
+    )
+    long_version = sampler.score(
+        candidate("Radiohead - Karma Police", 400), "Radiohead", "Karma Police", 263.0
+    )
+    wrong_song = sampler.score(
+        candidate("Radiohead - Creep", 263), "Radiohead", "Karma Police", 263.0
+    )
+    live = sampler.score(
+        candidate("Radiohead - Karma Police (Live)", 263), "Radiohead", "Karma Police", 263.0
+    )
+    topic = sampler.score(
+        candidate("Karma Police", 264, uploader="Radiohead - Topic"),
+        "Radiohead",
+        "Karma Police",
+        263.0,
+    )
     assert exact > 0.9 and topic > 0.9
     assert exact > long_version and exact > wrong_song and exact > live
-    assert sampler.score(candidate("Radiohead - Karma Police (Live)", 263), "Radiohead",
-                         "Karma Police - Live", 263.0) > live
+    assert (
+        sampler.score(
+            candidate("Radiohead - Karma Police (Live)", 263),
+            "Radiohead",
+            "Karma Police - Live",
+            263.0,
+        )
+        > live
+    )
 
 
 def test_middle_section_and_search_title():

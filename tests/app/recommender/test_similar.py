@@ -1,4 +1,5 @@
 """Songs like this: the ranking, the API, the track page's block, the samples, the admin."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,25 +26,45 @@ def near(cosine: float, base: np.ndarray = BASE, seed: int = 0) -> list[float]:
     noise = np.random.default_rng(seed).standard_normal(200)
     noise -= noise @ unit * unit
     noise /= np.linalg.norm(noise)
-    return (cosine * unit + np.sqrt(1 - cosine ** 2) * noise).tolist()
+    return (cosine * unit + np.sqrt(1 - cosine**2) * noise).tolist()
 
 
-def catalog_track(title: str, genre: str, embedding: list[float] | None,
-                  status: str = Status.ANALYSED, **fields) -> CatalogTrack:
+def catalog_track(
+    title: str, genre: str, embedding: list[float] | None, status: str = Status.ANALYSED, **fields
+) -> CatalogTrack:
     n = CatalogTrack.objects.count()
-    defaults = {"spotify_id": f"sp{n:020d}", "artists": ["Artist"],
-                "spotify_url": f"https://open.spotify.com/track/sp{n:020d}",
-                "cover_url": f"https://i.scdn.co/image/{n}", "album": "Album"}
-    return CatalogTrack.objects.create(title=title, primary_genre=genre, embedding=embedding,
-                                       status=status, **{**defaults, **fields})
+    defaults = {
+        "spotify_id": f"sp{n:020d}",
+        "artists": ["Artist"],
+        "spotify_url": f"https://open.spotify.com/track/sp{n:020d}",
+        "cover_url": f"https://i.scdn.co/image/{n}",
+        "album": "Album",
+    }
+    return CatalogTrack.objects.create(
+        title=title,
+        primary_genre=genre,
+        embedding=embedding,
+        status=status,
+        **{**defaults, **fields},
+    )
 
 
-def user_track(owner, title: str, genre: str, embedding: list[float] | None,
-               status: str = "done") -> Track:
+def user_track(
+    owner, title: str, genre: str, embedding: list[float] | None, status: str = "done"
+) -> Track:
     n = Track.objects.count()
-    return Track.objects.create(owner=owner, title=title, artist="Me", file=f"tracks/{n}.mp3",
-                                original_name=f"{title}.mp3", sha256=f"{n:064d}", size=1,
-                                status=status, primary_genre=genre, embedding=embedding)
+    return Track.objects.create(
+        owner=owner,
+        title=title,
+        artist="Me",
+        file=f"tracks/{n}.mp3",
+        original_name=f"{title}.mp3",
+        sha256=f"{n:064d}",
+        size=1,
+        status=status,
+        primary_genre=genre,
+        embedding=embedding,
+    )
 
 
 @pytest.fixture
@@ -161,7 +182,8 @@ def test_track_page_block_shows_players_links_and_reasons(jazz_catalog, alice):
     mine = user_track(alice, "Mine", "jazz", BASE.tolist())
     close = user_track(alice, "Close", "jazz", near(0.9, seed=6))
     html = Template("{% load songs_like_this %}{% songs_like_this track %}").render(
-        Context({"track": mine}))
+        Context({"track": mine})
+    )
     best = jazz_catalog["best"]
     assert f'<audio controls preload="none" src="/catalog/{best.pk}/sample/">' in html
     assert f'<img class="slt-cover" src="{best.cover_url}"' in html
@@ -175,7 +197,8 @@ def test_track_page_block_shows_players_links_and_reasons(jazz_catalog, alice):
 def test_track_page_block_says_when_there_is_nothing(catalog_settings, alice):
     mine = user_track(alice, "Mine", "reggae", BASE.tolist())
     html = Template("{% load songs_like_this %}{% songs_like_this track %}").render(
-        Context({"track": mine}))
+        Context({"track": mine})
+    )
     assert "The catalog has no reggae tracks yet." in html
     assert "No other analysed tracks in your library yet." in html
 
@@ -191,8 +214,9 @@ def test_samples_play_for_signed_in_users(jazz_catalog, alice, client):
     assert client.get(f"/catalog/{jazz_catalog['good'].pk}/sample/").status_code == 404
 
 
-def test_admin_searches_plays_excludes_and_refetches(jazz_catalog, client, sent,
-                                                     django_capture_on_commit_callbacks):
+def test_admin_searches_plays_excludes_and_refetches(
+    jazz_catalog, client, sent, django_capture_on_commit_callbacks
+):
     admin = get_user_model().objects.create_superuser("admin", "a@example.com", "pw-admin-1")
     client.force_login(admin)
     best = jazz_catalog["best"]
@@ -206,8 +230,9 @@ def test_admin_searches_plays_excludes_and_refetches(jazz_catalog, client, sent,
     detail = client.get(f"{changelist}{best.pk}/change/").content.decode()
     assert "<audio" in detail and "Genres:" not in detail  # no verdict stored for it
 
-    response = client.post(changelist, {"action": "exclude_tracks",
-                                        "_selected_action": [jazz_catalog["fair"].pk]})
+    response = client.post(
+        changelist, {"action": "exclude_tracks", "_selected_action": [jazz_catalog["fair"].pk]}
+    )
     assert response.status_code == 302
     assert CatalogTrack.objects.get(pk=jazz_catalog["fair"].pk).status == Status.EXCLUDED
     with django_capture_on_commit_callbacks(execute=True) as queued:
@@ -222,8 +247,11 @@ def test_admin_shows_the_verdict(jazz_catalog, client):
     admin = get_user_model().objects.create_superuser("admin", "a@example.com", "pw-admin-1")
     client.force_login(admin)
     good = jazz_catalog["good"]
-    CatalogTrack.objects.filter(pk=good.pk).update(verdict={
-        "genres": [{"name": "jazz", "confidence": 0.81}, {"name": "blues", "confidence": 0.1}],
-        "styles": [{"name": "bebop", "score": 0.42}]})
+    CatalogTrack.objects.filter(pk=good.pk).update(
+        verdict={
+            "genres": [{"name": "jazz", "confidence": 0.81}, {"name": "blues", "confidence": 0.1}],
+            "styles": [{"name": "bebop", "score": 0.42}],
+        }
+    )
     detail = client.get(f"/admin/recommender/catalogtrack/{good.pk}/change/").content.decode()
     assert "Genres: jazz 81%, blues 10%" in detail and "Styles: bebop 42%" in detail

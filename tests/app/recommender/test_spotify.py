@@ -1,4 +1,5 @@
 """recommender.spotify against the local Spotify stand-in, through real spotipy and requests."""
+
 from __future__ import annotations
 
 import pytest
@@ -16,18 +17,29 @@ from recommender.spotify import (
 from tests.app.recommender.standins import SpotifyStandIn
 
 
-def client_for(server: SpotifyStandIn, max_retries: int = 3, max_retry_after: float = 5.0
-               ) -> tuple[SpotifyClient, list[float]]:
+def client_for(
+    server: SpotifyStandIn, max_retries: int = 3, max_retry_after: float = 5.0
+) -> tuple[SpotifyClient, list[float]]:
     waits: list[float] = []
-    policy = RetryPolicy(max_retries=max_retries, max_retry_after=max_retry_after,
-                         backoff_base=0.01, sleep=waits.append)
-    client = SpotifyClient(SpotifyStandIn.CLIENT_ID, SpotifyStandIn.CLIENT_SECRET,
-                           api_url=server.api_url, token_url=server.token_url, policy=policy)
+    policy = RetryPolicy(
+        max_retries=max_retries,
+        max_retry_after=max_retry_after,
+        backoff_base=0.01,
+        sleep=waits.append,
+    )
+    client = SpotifyClient(
+        SpotifyStandIn.CLIENT_ID,
+        SpotifyStandIn.CLIENT_SECRET,
+        api_url=server.api_url,
+        token_url=server.token_url,
+        policy=policy,
+    )
     return client, waits
 
 
-def drain(client: SpotifyClient, kind: str, value: str, want: int = 1000,
-          state: dict | None = None) -> tuple[list, dict, bool]:
+def drain(
+    client: SpotifyClient, kind: str, value: str, want: int = 1000, state: dict | None = None
+) -> tuple[list, dict, bool]:
     state, tracks, exhausted = dict(state or {}), [], False
     while not exhausted and len(tracks) < want:
         step = advance(client, kind, value, state, want - len(tracks))
@@ -39,8 +51,9 @@ def drain(client: SpotifyClient, kind: str, value: str, want: int = 1000,
 @pytest.fixture
 def jazz(spotify: SpotifyStandIn):
     artist = spotify.artist("Nina Simone", genres=["jazz", "soul"])
-    album = spotify.album(artist, "Little Girl Blue",
-                          [(f"Song {n}", 180 + n) for n in range(1, 24)], "1959-02-01")
+    album = spotify.album(
+        artist, "Little Girl Blue", [(f"Song {n}", 180 + n) for n in range(1, 24)], "1959-02-01"
+    )
     return artist, album
 
 
@@ -57,9 +70,13 @@ def test_client_credentials_token_then_bearer_calls(spotify, jazz):
 
 
 def test_wrong_credentials_are_a_spotify_error(spotify):
-    client = SpotifyClient("someone", "wrong", api_url=spotify.api_url,
-                           token_url=spotify.token_url,
-                           policy=RetryPolicy(max_retries=0, sleep=lambda s: None))
+    client = SpotifyClient(
+        "someone",
+        "wrong",
+        api_url=spotify.api_url,
+        token_url=spotify.token_url,
+        policy=RetryPolicy(max_retries=0, sleep=lambda s: None),
+    )
     with pytest.raises(SpotifyError, match="HTTP 400"):
         client.track("tr000001xxxxxxxxxxxxxx")
 
@@ -165,8 +182,11 @@ def test_track_seed_and_links_and_uris(spotify, jazz):
     _, album = jazz
     wanted = album.tracks[2]
     client, _ = client_for(spotify)
-    for value in (wanted.id, f"spotify:track:{wanted.id}",
-                  f"https://open.spotify.com/intl-de/track/{wanted.id}?si=abc"):
+    for value in (
+        wanted.id,
+        f"spotify:track:{wanted.id}",
+        f"https://open.spotify.com/intl-de/track/{wanted.id}?si=abc",
+    ):
         step = advance(client, "track", seed_id("track", value), {}, want=1)
         assert [t.spotify_id for t in step.tracks] == [wanted.id] and step.exhausted
     with pytest.raises(ValueError, match="not a Spotify album"):

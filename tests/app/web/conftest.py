@@ -2,6 +2,7 @@
 
 The end-to-end tests of the web app use some of them too (tests/e2e/web/conftest.py).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -62,11 +63,13 @@ def audio_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def make_upload(audio_dir: Path) -> Callable[..., SimpleUploadedFile]:
     """An uploaded file of real audio (a few seconds), like the browser would send."""
-    def make(fmt: str = "mp3", seconds: float = 3.0, seed: int = 0,
-             name: str = "tone") -> SimpleUploadedFile:
-        path = make_audio_file(audio_dir, fmt, seconds=seconds, name=f"{name}-{seed}",
-                               seed=seed)
+
+    def make(
+        fmt: str = "mp3", seconds: float = 3.0, seed: int = 0, name: str = "tone"
+    ) -> SimpleUploadedFile:
+        path = make_audio_file(audio_dir, fmt, seconds=seconds, name=f"{name}-{seed}", seed=seed)
         return SimpleUploadedFile(path.name, path.read_bytes())
+
     return make
 
 
@@ -83,8 +86,9 @@ def pending_track(user, make_upload, django_capture_on_commit_callbacks) -> Trac
 
 
 @pytest.fixture(scope="session")
-def classical_analysis(gtzan_dir: Path, clip_dir: Path, django_db_setup,
-                       django_db_blocker) -> tuple[Path, Analysis]:
+def classical_analysis(
+    gtzan_dir: Path, clip_dir: Path, django_db_setup, django_db_blocker
+) -> tuple[Path, Analysis]:
     """A classical excerpt and the real engine's analysis of it, made once per session with
     the configuration a worker would use."""
     path = clip_excerpt(gtzan_dir, clip_dir, "classical", 1)
@@ -94,16 +98,18 @@ def classical_analysis(gtzan_dir: Path, clip_dir: Path, django_db_setup,
 
 
 @pytest.fixture
-def make_analysed_track(classical_analysis, django_capture_on_commit_callbacks
-                        ) -> Callable[[object], Track]:
+def make_analysed_track(
+    classical_analysis, django_capture_on_commit_callbacks
+) -> Callable[[object], Track]:
     """`make(owner)`: the classical excerpt uploaded by `owner` and stored with the session's
     analysis as a worker stores it (claimed, verdict saved, genres written into the file)."""
     path, analysis = classical_analysis
 
     def make(owner) -> Track:
         with django_capture_on_commit_callbacks(execute=False):
-            track = intake.accept_upload(owner, SimpleUploadedFile(path.name,
-                                                                   path.read_bytes())).track
+            track = intake.accept_upload(
+                owner, SimpleUploadedFile(path.name, path.read_bytes())
+            ).track
         token = processing.claim_track(track.pk)
         assert token is not None and processing.store_analysis(track, token, analysis)
         track.refresh_from_db()

@@ -1,4 +1,5 @@
 """The REST API: token and session auth, upload, list, detail, download, re-analyse, schema."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,8 +41,7 @@ def test_anonymous_is_refused():
 
 
 def test_token_is_obtained_with_the_password(user):
-    response = APIClient().post(reverse("api-token"), {"username": "alice",
-                                                       "password": PASSWORD})
+    response = APIClient().post(reverse("api-token"), {"username": "alice", "password": PASSWORD})
     assert response.status_code == 200
     assert response.json()["token"] == Token.objects.get(user=user).key
 
@@ -57,23 +57,28 @@ def test_upload_then_duplicate(api, user, make_upload, django_capture_on_commit_
     content = upload.read()
     upload.seek(0)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = api.post(reverse("api:track-list"), {"file": upload,
-                                                        "tag_policy": "replace"},
-                            format="multipart")
+        response = api.post(
+            reverse("api:track-list"), {"file": upload, "tag_policy": "replace"}, format="multipart"
+        )
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["status"] == "pending" and body["tag_policy"] == "replace"
     assert body["original_name"].endswith(".m4a") and len(body["sha256"]) == 64
     assert len(callbacks) == 1
-    again = api.post(reverse("api:track-list"),
-                     {"file": SimpleUploadedFile("copy.m4a", content)}, format="multipart")
+    again = api.post(
+        reverse("api:track-list"),
+        {"file": SimpleUploadedFile("copy.m4a", content)},
+        format="multipart",
+    )
     assert again.status_code == 200 and again.json()["id"] == body["id"]
 
 
 def test_upload_refusals(api, settings):
-    response = api.post(reverse("api:track-list"),
-                        {"file": SimpleUploadedFile("a.flac", b"not audio at all" * 99)},
-                        format="multipart")
+    response = api.post(
+        reverse("api:track-list"),
+        {"file": SimpleUploadedFile("a.flac", b"not audio at all" * 99)},
+        format="multipart",
+    )
     assert response.status_code == 400 and "a.flac" in response.json()["error"]
     assert api.post(reverse("api:track-list"), {}, format="multipart").status_code == 400
     settings.GENREWEB_MAX_UPLOAD_MB = 1
@@ -92,10 +97,11 @@ def test_list_and_detail(api, analysed_track, pending_track):
     detail = api.get(reverse("api:track-detail", args=[analysed_track.pk])).json()
     assert detail["primary_genre"] == "classical" and detail["genres_after"] == ["Classical"]
     assert len(detail["timeline"]) == 3 and len(detail["probabilities"]) >= 10
-    assert detail["genres"][0] == {"name": "classical",
-                                   "confidence": analysed_track.genres[0]["confidence"]}
-    assert detail["download_url"].endswith(
-        reverse("api:track-download", args=[analysed_track.pk]))
+    assert detail["genres"][0] == {
+        "name": "classical",
+        "confidence": analysed_track.genres[0]["confidence"],
+    }
+    assert detail["download_url"].endswith(reverse("api:track-download", args=[analysed_track.pk]))
 
 
 def test_download(api, analysed_track):
@@ -127,10 +133,15 @@ def test_session_writes_need_csrf(user, analysed_track):
     assert response.status_code == 403
 
 
-@pytest.mark.parametrize(("method", "name"), [
-    ("get", "api:track-detail"), ("get", "api:track-download"),
-    ("post", "api:track-reanalyse"), ("delete", "api:track-detail"),
-])
+@pytest.mark.parametrize(
+    ("method", "name"),
+    [
+        ("get", "api:track-detail"),
+        ("get", "api:track-download"),
+        ("post", "api:track-reanalyse"),
+        ("delete", "api:track-detail"),
+    ],
+)
 def test_another_users_track_is_404(mallory_api, analysed_track, method, name):
     response = getattr(mallory_api, method)(reverse(name, args=[analysed_track.pk]))
     assert response.status_code == 404
@@ -149,7 +160,11 @@ def test_openapi_schema_describes_the_endpoints(alice):
     assert response.status_code == 200
     schema = response.json()
     paths = schema["paths"]
-    assert {"/api/tracks/", "/api/tracks/{id}/", "/api/tracks/{id}/download/",
-            "/api/tracks/{id}/reanalyse/"} <= set(paths)
+    assert {
+        "/api/tracks/",
+        "/api/tracks/{id}/",
+        "/api/tracks/{id}/download/",
+        "/api/tracks/{id}/reanalyse/",
+    } <= set(paths)
     assert "multipart/form-data" in paths["/api/tracks/"]["post"]["requestBody"]["content"]
     assert {"tokenAuth", "cookieAuth"} <= set(schema["components"]["securitySchemes"])

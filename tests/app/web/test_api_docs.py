@@ -1,4 +1,5 @@
 """The API documentation page: Swagger UI served from this server, no CDN."""
+
 from __future__ import annotations
 
 import re

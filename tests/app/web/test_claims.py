@@ -1,5 +1,6 @@
 """Live and dead claims: the heartbeat, the rule by which a silent claim lost its worker,
 re-analysing such a track, and sweeps that run at once."""
+
 from __future__ import annotations
 
 import threading
@@ -30,7 +31,8 @@ def claimed(track: Track, *, heartbeat: float, claimed: float | None = None) -> 
     token = processing.claim_track(track.pk, task_id="the-task")
     assert token is not None
     Track.objects.filter(pk=track.pk).update(
-        heartbeat_at=ago(heartbeat), claimed_at=ago(heartbeat if claimed is None else claimed))
+        heartbeat_at=ago(heartbeat), claimed_at=ago(heartbeat if claimed is None else claimed)
+    )
     return token
 
 
@@ -51,8 +53,9 @@ def test_a_claim_lives_while_its_heartbeat_is_fresh(pending_track, settings):
 
 
 @pytest.mark.django_db
-def test_a_claim_silent_for_the_timeout_is_dead(pending_track, settings,
-                                                django_capture_on_commit_callbacks):
+def test_a_claim_silent_for_the_timeout_is_dead(
+    pending_track, settings, django_capture_on_commit_callbacks
+):
     token = claimed(pending_track, heartbeat=settings.GENREWEB_HEARTBEAT_TIMEOUT + 1)
     assert is_dead(pending_track)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -77,7 +80,8 @@ def test_a_claim_made_before_heartbeats_counts_from_its_claim(pending_track, set
     Track.objects.filter(pk=pending_track.pk).update(heartbeat_at=None)
     assert not is_dead(pending_track)
     Track.objects.filter(pk=pending_track.pk).update(
-        claimed_at=ago(settings.GENREWEB_HEARTBEAT_TIMEOUT + 1))
+        claimed_at=ago(settings.GENREWEB_HEARTBEAT_TIMEOUT + 1)
+    )
     assert is_dead(pending_track)
 
 
@@ -87,7 +91,8 @@ def test_progress_and_beats_keep_a_claim_alive(pending_track, settings):
     processing.progress_reporter(pending_track.pk, token)("analysing", 0.5)
     assert not is_dead(pending_track)
     Track.objects.filter(pk=pending_track.pk).update(
-        heartbeat_at=ago(settings.GENREWEB_HEARTBEAT_TIMEOUT + 1))
+        heartbeat_at=ago(settings.GENREWEB_HEARTBEAT_TIMEOUT + 1)
+    )
     assert processing.beat(pending_track.pk, token)
     assert not is_dead(pending_track)
 
@@ -109,8 +114,9 @@ def test_reanalyse_answers_409_while_the_worker_lives(alice, pending_track, sett
 
 
 @pytest.mark.django_db
-def test_reanalyse_takes_back_a_track_whose_worker_died(alice, pending_track, settings,
-                                                        django_capture_on_commit_callbacks):
+def test_reanalyse_takes_back_a_track_whose_worker_died(
+    alice, pending_track, settings, django_capture_on_commit_callbacks
+):
     claimed(pending_track, heartbeat=settings.GENREWEB_HEARTBEAT_TIMEOUT + 1)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = alice.post(reverse("api:track-reanalyse", args=[pending_track.pk]))
@@ -177,13 +183,15 @@ def test_two_sweeps_at_once_queue_each_track_once(user, settings, monkeypatch, k
         pytest.fail("this test needs PostgreSQL (DATABASE_URL=postgres://...)")
     pks = []
     for n in range(4):
-        track = Track.objects.create(owner=user, file=f"t/{n}.flac", original_name=f"{n}.flac",
-                                     sha256=f"{n:064d}", size=1)
+        track = Track.objects.create(
+            owner=user, file=f"t/{n}.flac", original_name=f"{n}.flac", sha256=f"{n:064d}", size=1
+        )
         if kind == "dead claim":
             claimed(track, heartbeat=settings.GENREWEB_HEARTBEAT_TIMEOUT + 1)
         else:
             Track.objects.filter(pk=track.pk).update(
-                updated_at=ago(settings.GENREWEB_STALE_AFTER + 1))
+                updated_at=ago(settings.GENREWEB_STALE_AFTER + 1)
+            )
         pks.append(track.pk)
 
     # Both sweeps have read their candidates before either updates a row: the worst order.

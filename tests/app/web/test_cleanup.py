@@ -1,5 +1,6 @@
 """Temporary files left by killed processes: tag writes' copies beside stored tracks, and
 upload files of requests whose web worker died."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,8 +44,15 @@ def test_abandoned_upload_files_older_than_an_hour_are_removed(upload_dir):
     abandoned = made(upload_dir / "tmpab_cd123.upload.flac", HOUR + 60)
     no_extension = made(upload_dir / "tmpzzzzzzzz.upload", HOUR + 60)
     recent = made(upload_dir / "tmpefgh4567.upload.mp3", HOUR - 60)
-    not_ours = [made(upload_dir / name, HOUR + 60) for name in (
-        "tmpabcd1234.txt", "notes.upload.flac", "tmpabc.upload.flac", "tmpABCDEFGH.upload")]
+    not_ours = [
+        made(upload_dir / name, HOUR + 60)
+        for name in (
+            "tmpabcd1234.txt",
+            "notes.upload.flac",
+            "tmpabc.upload.flac",
+            "tmpABCDEFGH.upload",
+        )
+    ]
     assert sorted(cleanup.remove_stale_uploads()) == sorted([abandoned, no_extension])
     assert recent.exists() and all(path.exists() for path in not_ours)
 

@@ -1,4 +1,5 @@
 """GET /health/: database, broker and model status."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """Uploads and track pages of files that broke the decoder: 7.1 audio, WAV headers FFmpeg
 has no decoder for, junk after the audio, and a failed track's spectrogram."""
+
 from __future__ import annotations
 
 import sys
@@ -53,21 +54,23 @@ def test_a_7_1_upload_is_accepted(admin_client, tmp_path, django_capture_on_comm
 
 
 def test_wav_headers_without_a_decoder_are_refused_with_a_reason(
-        admin_client, tmp_path, django_capture_on_commit_callbacks):
+    admin_client, tmp_path, django_capture_on_commit_callbacks
+):
     for path in impossible_wavs(tmp_path):
         status, body = post(admin_client, path, django_capture_on_commit_callbacks)
         assert status == 400, body
-        assert body["error"].startswith(f"{path.name} was refused: it cannot be "
-                                        "decoded")
+        assert body["error"].startswith(f"{path.name} was refused: it cannot be decoded")
         assert "Traceback" not in body["error"] and "tmp" not in body["error"]
     assert not Track.objects.exists()
 
 
 def test_a_decoder_crash_refuses_the_upload_and_spares_the_web_worker(
-        admin_client, tmp_path, monkeypatch, django_capture_on_commit_callbacks):
+    admin_client, tmp_path, monkeypatch, django_capture_on_commit_callbacks
+):
     # The decoder as it was before the fix crashed on 7.1: that crash, in the checking child.
-    monkeypatch.setattr(isolation, "_command",
-                        lambda p: [sys.executable, "-c", PYAV_PLANE_BUG, str(p)])
+    monkeypatch.setattr(
+        isolation, "_command", lambda p: [sys.executable, "-c", PYAV_PLANE_BUG, str(p)]
+    )
     path = write_multichannel(tmp_path / "surround.wav", channel_signals(8, 48_000), 48_000)
     assert_decodes_in_child(path)  # were the check in this process, it would not crash here
     status, body = post(admin_client, path, django_capture_on_commit_callbacks)
@@ -76,7 +79,8 @@ def test_a_decoder_crash_refuses_the_upload_and_spares_the_web_worker(
 
 
 def test_junk_after_the_audio_is_accepted_analysed_and_noted(
-        admin_user, admin_client, tmp_path, django_capture_on_commit_callbacks):
+    admin_user, admin_client, tmp_path, django_capture_on_commit_callbacks
+):
     path = with_tail(make_audio_file(tmp_path, "mp3", seconds=4.0), b"\0" * 1024, "junk")
     status, body = post(admin_client, path, django_capture_on_commit_callbacks)
     assert status == 201, body
@@ -95,10 +99,11 @@ def test_junk_after_the_audio_is_accepted_analysed_and_noted(
 def failed_track(admin_user, tmp_path, django_capture_on_commit_callbacks) -> Track:
     """A track whose file was cut short after it was accepted: its analysis failed."""
     with django_capture_on_commit_callbacks(execute=False):
-        track = intake.accept_upload(admin_user, upload_of(
-            make_audio_file(tmp_path, "wav", seconds=6.0))).track
+        track = intake.accept_upload(
+            admin_user, upload_of(make_audio_file(tmp_path, "wav", seconds=6.0))
+        ).track
     stored = Path(track.file.path)
-    stored.write_bytes(stored.read_bytes()[:len(stored.read_bytes()) // 2])
+    stored.write_bytes(stored.read_bytes()[: len(stored.read_bytes()) // 2])
     assert processing.process_track(track.pk) == "failed"
     track.refresh_from_db()
     assert "cut short" in track.error
@@ -120,11 +125,13 @@ def test_a_failed_tracks_page_shows_the_reason_and_no_broken_picture(admin_clien
     assert 'class="muted spectrogram-unavailable"' in page and "cut short" in page
 
 
-def test_a_spectrogram_waits_for_the_analysis(admin_client, admin_user, tmp_path,
-                                              django_capture_on_commit_callbacks):
+def test_a_spectrogram_waits_for_the_analysis(
+    admin_client, admin_user, tmp_path, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=False):
-        track = intake.accept_upload(admin_user, upload_of(
-            make_audio_file(tmp_path, "flac", seconds=4.0))).track
+        track = intake.accept_upload(
+            admin_user, upload_of(make_audio_file(tmp_path, "flac", seconds=4.0))
+        ).track
     waiting = admin_client.get(reverse("track-spectrogram", args=[track.pk]))
     assert waiting.status_code == 200 and waiting["Content-Type"] == "image/png"
     assert "no-store" in waiting["Cache-Control"]
@@ -135,10 +142,12 @@ def test_a_spectrogram_waits_for_the_analysis(admin_client, admin_user, tmp_path
 
 
 def test_a_done_tracks_file_damaged_later_gives_a_picture_of_the_reason(
-        admin_client, admin_user, tmp_path, django_capture_on_commit_callbacks):
+    admin_client, admin_user, tmp_path, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=False):
-        track = intake.accept_upload(admin_user, upload_of(
-            make_audio_file(tmp_path, "wav", seconds=4.0))).track
+        track = intake.accept_upload(
+            admin_user, upload_of(make_audio_file(tmp_path, "wav", seconds=4.0))
+        ).track
     assert processing.process_track(track.pk) == "done"
     Path(track.file.path).write_bytes(b"\x00garbage" * 100)
     response = admin_client.get(reverse("track-spectrogram", args=[track.pk]))

@@ -4,6 +4,7 @@ A body over what the client may send (GENREWEB_ANONYMOUS_MAX_KB without a login,
 limit with one) is answered 413 from its Content-Length, unread; a chunked body 411; and an
 upload that passes the limit part way is stopped there by the first upload handler.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -84,8 +85,9 @@ def test_a_post_with_only_a_csrf_cookie_is_limited_too(spooled):
     client = Client(enforce_csrf_checks=True)
     client.cookies["csrftoken"] = "a" * 32
     body, content_type = multipart("big.bin", b"x" * (100 * 1024))
-    response = client.generic("POST", "/upload/", body, content_type=content_type,
-                              HTTP_ACCEPT="application/json")
+    response = client.generic(
+        "POST", "/upload/", body, content_type=content_type, HTTP_ACCEPT="application/json"
+    )
     assert response.status_code == 413 and "64 KB" in response.json()["error"]
     assert spooled.bytes == 0 and spool_dir() == []
 
@@ -103,8 +105,10 @@ def test_the_server_answers_413_before_the_body_arrives(live_server, spooled):
         connection.putheader("Content-Type", "multipart/form-data; boundary=xyz")
         connection.putheader("Content-Length", str(50 * 1024 * 1024))
         connection.endheaders()
-        connection.send(b'--xyz\r\nContent-Disposition: form-data; name="file"; '
-                        b'filename="big.bin"\r\n\r\n' + b"x" * (64 * 1024))
+        connection.send(
+            b'--xyz\r\nContent-Disposition: form-data; name="file"; '
+            b'filename="big.bin"\r\n\r\n' + b"x" * (64 * 1024)
+        )
         started = time.monotonic()
         response = connection.getresponse()
         answer = response.read().decode()
@@ -123,10 +127,13 @@ def send_chunked(url: str, path: str, total: int, cookie: str = "") -> tuple[int
     it answers; (status, answer, bytes sent)."""
     address = urlsplit(url)
     sock = socket.create_connection((address.hostname, address.port), timeout=10)
-    head = (f"POST {path} HTTP/1.1\r\nHost: {address.netloc}\r\n"
-            "Content-Type: multipart/form-data; boundary=xyz\r\n"
-            "Transfer-Encoding: chunked\r\nAccept: application/json\r\n"
-            + (f"Cookie: {cookie}\r\n" if cookie else "") + "\r\n")
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {address.netloc}\r\n"
+        "Content-Type: multipart/form-data; boundary=xyz\r\n"
+        "Transfer-Encoding: chunked\r\nAccept: application/json\r\n"
+        + (f"Cookie: {cookie}\r\n" if cookie else "")
+        + "\r\n"
+    )
     chunk = b"x" * 16384
     sent = 0
     try:
@@ -171,8 +178,9 @@ def test_an_upload_over_the_limit_is_stopped_as_it_passes_it(spooled, user, sett
     client = Client()
     client.force_login(user)
     body, content_type = multipart("song.mp3", b"x" * (limit + 32 * 1024))
-    response = client.generic("POST", "/upload/", body, content_type=content_type,
-                              HTTP_ACCEPT="application/json")
+    response = client.generic(
+        "POST", "/upload/", body, content_type=content_type, HTTP_ACCEPT="application/json"
+    )
     assert response.status_code == 413
     assert response.json()["error"] == "song.mp3 is over the limit of 1 MB per file."
     assert spooled.largest <= limit  # never more than the limit on disk
@@ -191,21 +199,32 @@ def test_uploads_by_session_and_by_token_still_work(spooled, user, settings, tmp
 
     session = Client()
     session.force_login(user)
-    response = session.generic("POST", "/upload/", body, content_type=content_type,
-                               HTTP_ACCEPT="application/json")
+    response = session.generic(
+        "POST", "/upload/", body, content_type=content_type, HTTP_ACCEPT="application/json"
+    )
     assert response.status_code == 201, response.content
 
     token = Token.objects.create(user=user)
     other = audio_bytes(tmp_path / "audio2", seconds=10.0, seed=1)
     body, content_type = multipart("other.mp3", other)
-    response = Client().generic("POST", "/api/tracks/", body, content_type=content_type,
-                                HTTP_AUTHORIZATION=f"Token {token.key}")
+    response = Client().generic(
+        "POST",
+        "/api/tracks/",
+        body,
+        content_type=content_type,
+        HTTP_AUTHORIZATION=f"Token {token.key}",
+    )
     assert response.status_code == 201, response.content
     assert Track.objects.filter(owner=user).count() == 2
 
     # A wrong token is no login: the anonymous limit applies, and nothing is read.
     spooled.bytes = 0
-    response = Client().generic("POST", "/api/tracks/", body, content_type=content_type,
-                                HTTP_AUTHORIZATION="Token not-a-real-token")
+    response = Client().generic(
+        "POST",
+        "/api/tracks/",
+        body,
+        content_type=content_type,
+        HTTP_AUTHORIZATION="Token not-a-real-token",
+    )
     assert response.status_code == 413 and "16 KB" in response.json()["error"]
     assert spooled.bytes == 0

@@ -3,6 +3,7 @@
 The limits are lowered here (3 failures per account, 5 per address) to keep the tests
 short; the defaults are 5 and 20.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -129,8 +130,9 @@ def test_the_api_is_throttled_per_user(alice, monkeypatch):
 
 
 def test_a_forwarded_address_counts_only_behind_the_proxy(settings):
-    request = RequestFactory().get("/", REMOTE_ADDR="10.0.0.5",
-                                   HTTP_X_FORWARDED_FOR="203.0.113.9, 198.51.100.4")
+    request = RequestFactory().get(
+        "/", REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR="203.0.113.9, 198.51.100.4"
+    )
     settings.BEHIND_PROXY = False
     assert client_address(request) == "10.0.0.5"  # a client cannot pick its own address
     settings.BEHIND_PROXY = True

@@ -1,4 +1,5 @@
 """The domain functions behind the tasks and views, run without a broker."""
+
 from __future__ import annotations
 
 import io
@@ -23,8 +24,9 @@ pytestmark = pytest.mark.django_db
 # ---------------------------------------------------------------- intake
 
 
-def test_upload_is_stored_hashed_and_queued_on_commit(user, make_upload,
-                                                      django_capture_on_commit_callbacks):
+def test_upload_is_stored_hashed_and_queued_on_commit(
+    user, make_upload, django_capture_on_commit_callbacks
+):
     upload = make_upload("flac")
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         taken = intake.accept_upload(user, upload)
@@ -43,8 +45,7 @@ def test_upload_is_stored_hashed_and_queued_on_commit(user, make_upload,
     assert track.audio_format == "flac"
 
 
-def test_tags_of_the_file_are_read_at_upload(user, audio_dir,
-                                             django_capture_on_commit_callbacks):
+def test_tags_of_the_file_are_read_at_upload(user, audio_dir, django_capture_on_commit_callbacks):
     path = make_audio_file(audio_dir, "mp3", seconds=2)
     write_genres(path, ["Ambient"], policy="replace")
     import mutagen.id3
@@ -55,14 +56,14 @@ def test_tags_of_the_file_are_read_at_upload(user, audio_dir,
     tags.add(mutagen.id3.TALB(encoding=3, text=["Fixtures"]))
     tags.save(path)
     with django_capture_on_commit_callbacks(execute=False):
-        track = intake.accept_upload(user, SimpleUploadedFile(path.name,
-                                                                path.read_bytes())).track
+        track = intake.accept_upload(user, SimpleUploadedFile(path.name, path.read_bytes())).track
     assert (track.title, track.artist, track.album) == ("Night Drive", "The Testers", "Fixtures")
     assert track.genres_before == ["Ambient"]
 
 
-def test_same_content_twice_is_recognised(user, other_user, make_upload,
-                                          django_capture_on_commit_callbacks):
+def test_same_content_twice_is_recognised(
+    user, other_user, make_upload, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         first = intake.accept_upload(user, make_upload(seed=1))
         again = intake.accept_upload(user, make_upload(seed=1, name="renamed"))
@@ -114,8 +115,7 @@ def processed_track(user, gtzan_dir, clip_dir, django_capture_on_commit_callback
     """A classical clip, uploaded and analysed by process_track and the real engine (no broker)."""
     clip = clip_excerpt(gtzan_dir, clip_dir, "classical", 1)
     with django_capture_on_commit_callbacks(execute=False):
-        track = intake.accept_upload(user, SimpleUploadedFile(clip.name,
-                                                              clip.read_bytes())).track
+        track = intake.accept_upload(user, SimpleUploadedFile(clip.name, clip.read_bytes())).track
     assert processing.process_track(track.pk) == "done", Track.objects.get(pk=track.pk).error
     track.refresh_from_db()
     return track
@@ -143,14 +143,30 @@ def test_analysis_stores_verdict_timeline_embedding_and_tags(processed_track):
     assert track.analysed_at is not None and track.attempts == 1
 
 
-def test_analysed_tracks_of_the_other_tests_are_what_processing_stores(processed_track,
-                                                                       make_analysed_track,
-                                                                       other_user):
+def test_analysed_tracks_of_the_other_tests_are_what_processing_stores(
+    processed_track, make_analysed_track, other_user
+):
     # The other tests' analysed tracks reuse one analysis: stored as process_track stores it.
     made = make_analysed_track(other_user)
-    for name in ("status", "stage", "progress", "error", "verdict", "timeline", "model_version",
-                 "primary_genre", "confidence", "uncertain", "duration", "styles",
-                 "genres_before", "genres_after", "tag_policy", "attempts", "original_name"):
+    for name in (
+        "status",
+        "stage",
+        "progress",
+        "error",
+        "verdict",
+        "timeline",
+        "model_version",
+        "primary_genre",
+        "confidence",
+        "uncertain",
+        "duration",
+        "styles",
+        "genres_before",
+        "genres_after",
+        "tag_policy",
+        "attempts",
+        "original_name",
+    ):
         assert getattr(made, name) == getattr(processed_track, name), name
     assert made.embedding == pytest.approx(processed_track.embedding, abs=1e-5)
     assert read_tags(made.file.path).genres == read_tags(processed_track.file.path).genres
@@ -211,8 +227,7 @@ def test_progress_is_written_by_stage(pending_track):
     assert (track.stage, track.progress) == (Stage.ANALYSING, 0.0)
 
 
-def test_stuck_track_is_queued_again(pending_track, django_capture_on_commit_callbacks,
-                                     settings):
+def test_stuck_track_is_queued_again(pending_track, django_capture_on_commit_callbacks, settings):
     token = processing.claim_track(pending_track.pk, task_id="lost")
     assert token is not None
     assert processing.requeue_stale() == []  # just claimed: not stuck
@@ -228,8 +243,9 @@ def test_stuck_track_is_queued_again(pending_track, django_capture_on_commit_cal
     assert processing.process_track(pending_track.pk) in ("done", "failed")
 
 
-def test_pending_track_whose_message_was_lost_is_sent_again(pending_track, settings,
-                                                            django_capture_on_commit_callbacks):
+def test_pending_track_whose_message_was_lost_is_sent_again(
+    pending_track, settings, django_capture_on_commit_callbacks
+):
     earlier = timezone.now() - timedelta(seconds=settings.GENREWEB_STALE_AFTER + 1)
     Track.objects.filter(pk=pending_track.pk).update(updated_at=earlier)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -243,8 +259,9 @@ def test_pending_track_whose_message_was_lost_is_sent_again(pending_track, setti
 # ---------------------------------------------------------------- library actions
 
 
-def test_reanalyse_queues_finished_tracks_only(analysed_track, pending_track,
-                                               django_capture_on_commit_callbacks):
+def test_reanalyse_queues_finished_tracks_only(
+    analysed_track, pending_track, django_capture_on_commit_callbacks
+):
     processing.claim_track(pending_track.pk)  # now processing
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         queued = actions.reanalyse(Track.objects.all())
@@ -273,7 +290,8 @@ def test_retag_with_each_policy(analysed_track):
 
 def test_uncertain_verdict_never_empties_the_files_genres(analysed_track, settings):
     Track.objects.filter(pk=analysed_track.pk).update(
-        verdict={**analysed_track.verdict, "tag_values": []}, uncertain=True)
+        verdict={**analysed_track.verdict, "tag_values": []}, uncertain=True
+    )
     write_genres(analysed_track.file.path, ["Soundtrack"], policy="replace")
     result = actions.retag(Track.objects.filter(pk=analysed_track.pk), "replace")
     assert result.skipped == 1

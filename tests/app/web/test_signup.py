@@ -1,4 +1,5 @@
 """Sign-up modes (GENREWEB_SIGNUP): open, by invitation, closed."""
+
 from __future__ import annotations
 
 import io
@@ -22,8 +23,7 @@ def fast_hashes(settings):
 
 
 def sign_up(client: Client, path: str = "/accounts/signup/", username: str = "newcomer"):
-    return client.post(path, {"username": username, "password1": PASSWORD,
-                              "password2": PASSWORD})
+    return client.post(path, {"username": username, "password1": PASSWORD, "password2": PASSWORD})
 
 
 def signup_link_shown() -> bool:
@@ -93,9 +93,15 @@ def test_staff_make_an_invitation_in_the_admin(settings, django_user_model):
     client = Client()
     client.force_login(staff)
     expires = timezone.localtime() + timedelta(days=3)
-    response = client.post("/admin/accounts/invitation/add/", {
-        "email": "", "expires_at_0": expires.strftime("%Y-%m-%d"),
-        "expires_at_1": expires.strftime("%H:%M:%S")}, follow=True)
+    response = client.post(
+        "/admin/accounts/invitation/add/",
+        {
+            "email": "",
+            "expires_at_0": expires.strftime("%Y-%m-%d"),
+            "expires_at_1": expires.strftime("%H:%M:%S"),
+        },
+        follow=True,
+    )
     assert response.status_code == 200
     invitation = Invitation.objects.get()
     assert invitation.created_by == staff

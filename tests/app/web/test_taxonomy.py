@@ -26,12 +26,20 @@ GENRES = ["classical", "house", "jazz"]  # "house" is none of the bundled ten
 @pytest.fixture
 def house_head() -> ModelVersion:
     """A promoted model version whose head knows House (its weights are never run here)."""
-    info = HeadInfo(genres=GENRES, trained_on="test",
-                    tag_spelling={"classical": "Classical", "house": "House", "jazz": "Jazz"})
+    info = HeadInfo(
+        genres=GENRES,
+        trained_on="test",
+        tag_spelling={"classical": "Classical", "house": "House", "jazz": "Jazz"},
+    )
     name = "curation/heads/house-test.safetensors"
     version = save_head(GenreHead(200, len(GENRES)), info, Path(default_storage.path(name)))
-    row = ModelVersion.objects.create(version=version, model=model_version(version), head=name,
-                                      genres=GENRES, tag_spelling=info.tag_spelling)
+    row = ModelVersion.objects.create(
+        version=version,
+        model=model_version(version),
+        head=name,
+        genres=GENRES,
+        tag_spelling=info.tag_spelling,
+    )
     promote(row)
     return row
 
@@ -39,15 +47,25 @@ def house_head() -> ModelVersion:
 @pytest.fixture
 def house_track(user, house_head) -> Track:
     return Track.objects.create(
-        owner=user, original_name="club.mp3", sha256="h" * 64, size=1, title="Club Night",
-        status=Status.DONE, primary_genre="house", confidence=0.9, uncertain=False,
+        owner=user,
+        original_name="club.mp3",
+        sha256="h" * 64,
+        size=1,
+        title="Club Night",
+        status=Status.DONE,
+        primary_genre="house",
+        confidence=0.9,
+        uncertain=False,
         model_version=house_head.model,
-        verdict={"genres": [{"name": "house", "confidence": 0.9}],
-                 "probabilities": {"classical": 0.05, "house": 0.9, "jazz": 0.05}})
+        verdict={
+            "genres": [{"name": "house", "confidence": 0.9}],
+            "probabilities": {"classical": 0.05, "house": 0.9, "jazz": 0.05},
+        },
+    )
 
 
 def filter_options(page: str) -> list[str]:
-    select = re.search(r'<select name="genre".*?</select>', page, re.S)
+    select = re.search(r'<select name="genre".*?</select>', page, re.DOTALL)
     assert select is not None
     return re.findall(r'<option value="([^"]*)"', select.group(0))
 

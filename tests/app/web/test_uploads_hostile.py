@@ -1,5 +1,6 @@
 """Hostile or odd uploads: messages name only the user's file, audio is stored and served
 as what it is (never as the HTML its name claims), and odd names get a clear result."""
+
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
@@ -37,8 +38,9 @@ def mp3(tmp_path: Path) -> bytes:
 
 def upload(client: Client, filename: str, content: bytes, path: str = "/api/tracks/"):
     body, content_type = multipart(filename, content)
-    return client.generic("POST", path, body, content_type=content_type,
-                          HTTP_ACCEPT="application/json")
+    return client.generic(
+        "POST", path, body, content_type=content_type, HTTP_ACCEPT="application/json"
+    )
 
 
 # ---------------------------------------------------------------- messages
@@ -65,8 +67,10 @@ def test_an_mp3_named_html_is_stored_and_served_as_mp3(clients, mp3):
     track = Track.objects.get()
     assert PurePosixPath(track.file.name).name == "evil.mp3"
     assert track.original_name == "evil.html"  # what the user called it, for the list
-    for client, url in ((session, f"/tracks/{track.pk}/download/"),
-                        (api, f"/api/tracks/{track.pk}/download/")):
+    for client, url in (
+        (session, f"/tracks/{track.pk}/download/"),
+        (api, f"/api/tracks/{track.pk}/download/"),
+    ):
         download = client.get(url)
         assert download.status_code == 200
         assert download["Content-Type"] == "audio/mpeg"
@@ -74,9 +78,10 @@ def test_an_mp3_named_html_is_stored_and_served_as_mp3(clients, mp3):
         assert b"".join(download.streaming_content) == mp3
 
 
-@pytest.mark.parametrize(("fmt", "stored"), [("flac", ".flac"), ("ogg", ".ogg"),
-                                             ("opus", ".opus"), ("m4a", ".m4a"),
-                                             ("wav", ".wav")])
+@pytest.mark.parametrize(
+    ("fmt", "stored"),
+    [("flac", ".flac"), ("ogg", ".ogg"), ("opus", ".opus"), ("m4a", ".m4a"), ("wav", ".wav")],
+)
 def test_the_stored_extension_follows_the_audio_found(api, tmp_path, fmt, stored):
     assert upload(api, "track.txt", audio_bytes(tmp_path, fmt)).status_code == 201
     track = Track.objects.get()
@@ -101,11 +106,14 @@ def test_no_usable_name_and_no_audio_is_refused_clearly(api):
     assert response.json()["error"].startswith("unnamed was refused: it is not an audio file")
 
 
-@pytest.mark.parametrize("name", [
-    "a" * 300 + ".mp3",          # longer than a file name on disk may be
-    "音" * 150 + ".mp3",          # 150 characters, 450 bytes of UTF-8
-    "song." + "x" * 300,         # an "extension" longer than any file name
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a" * 300 + ".mp3",  # longer than a file name on disk may be
+        "音" * 150 + ".mp3",  # 150 characters, 450 bytes of UTF-8
+        "song." + "x" * 300,  # an "extension" longer than any file name
+    ],
+)
 def test_a_very_long_name_is_accepted_shortened(api, mp3, name):
     response = upload(api, name, mp3)
     assert response.status_code == 201, response.content

@@ -1,4 +1,5 @@
 """The pages: accounts, upload, dashboard, track page, downloads, bulk actions, ownership."""
+
 from __future__ import annotations
 
 import io
@@ -25,8 +26,9 @@ JSON = {"HTTP_ACCEPT": "application/json"}
 
 def test_sign_up_log_out_log_in():
     client = Client()
-    response = client.post(reverse("signup"), {
-        "username": "newcomer", "password1": PASSWORD, "password2": PASSWORD})
+    response = client.post(
+        reverse("signup"), {"username": "newcomer", "password1": PASSWORD, "password2": PASSWORD}
+    )
     assert response.status_code == 302 and response.url == reverse("upload")
     assert client.get(reverse("dashboard")).status_code == 200  # logged in right away
     client.post(reverse("logout"))
@@ -38,16 +40,18 @@ def test_sign_up_log_out_log_in():
 
 
 def test_sign_up_refuses_a_weak_password():
-    response = Client().post(reverse("signup"), {
-        "username": "weak", "password1": "1234", "password2": "1234"})
+    response = Client().post(
+        reverse("signup"), {"username": "weak", "password1": "1234", "password2": "1234"}
+    )
     assert response.status_code == 200
     assert not get_user_model().objects.filter(username="weak").exists()
 
 
 def test_admin_is_for_staff_only(alice, user, django_user_model):
     assert alice.get("/admin/").status_code == 302  # to the admin login
-    staff = django_user_model.objects.create_user("boss", password=PASSWORD, is_staff=True,
-                                                  is_superuser=True)
+    staff = django_user_model.objects.create_user(
+        "boss", password=PASSWORD, is_staff=True, is_superuser=True
+    )
     client = Client()
     client.force_login(staff)
     assert client.get("/admin/").status_code == 200
@@ -69,14 +73,14 @@ def test_upload_page_has_the_drop_zone(alice):
     assert "200 MB" in page
 
 
-def test_xhr_upload_answers_json_and_queues(alice, user, make_upload,
-                                            django_capture_on_commit_callbacks):
+def test_xhr_upload_answers_json_and_queues(
+    alice, user, make_upload, django_capture_on_commit_callbacks
+):
     upload = make_upload("ogg")
     content = upload.read()
     upload.seek(0)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = alice.post(reverse("upload"), {"file": upload, "tag_policy": "merge"},
-                              **JSON)
+        response = alice.post(reverse("upload"), {"file": upload, "tag_policy": "merge"}, **JSON)
     assert response.status_code == 201
     body = response.json()
     track = Track.objects.get(owner=user)
@@ -90,8 +94,11 @@ def test_xhr_upload_answers_json_and_queues(alice, user, make_upload,
 
 
 def test_refused_upload_explains_itself(alice, settings, make_upload):
-    response = alice.post(reverse("upload"), {
-        "file": SimpleUploadedFile("notes.mp3", b"shopping list: milk, eggs" * 40)}, **JSON)
+    response = alice.post(
+        reverse("upload"),
+        {"file": SimpleUploadedFile("notes.mp3", b"shopping list: milk, eggs" * 40)},
+        **JSON,
+    )
     assert response.status_code == 400
     assert "notes.mp3" in response.json()["error"]
     settings.GENREWEB_MAX_UPLOAD_MB = 1
@@ -123,16 +130,29 @@ def test_status_endpoint_follows_the_analysis(alice, pending_track):
 @pytest.fixture
 def library(user, analysed_track):
     """The analysed classical clip plus three made-up analysed rows to filter and sort."""
-    rows = [("Blue Train", "Coltrane", "Blue Train", "jazz", 0.9, 400.0),
-            ("Paranoid", "Black Sabbath", "Paranoid", "metal", 0.8, 170.0),
-            ("Mystery", "Nobody", "", "", 0.3, 60.0)]
+    rows = [
+        ("Blue Train", "Coltrane", "Blue Train", "jazz", 0.9, 400.0),
+        ("Paranoid", "Black Sabbath", "Paranoid", "metal", 0.8, 170.0),
+        ("Mystery", "Nobody", "", "", 0.3, 60.0),
+    ]
     for n, (title, artist, album, genre, conf, duration) in enumerate(rows):
         Track.objects.create(
-            owner=user, file=analysed_track.file.name, original_name=f"{n}.mp3",
-            sha256=f"{n:064d}", size=1, status=Status.DONE, title=title, artist=artist,
-            album=album, primary_genre=genre, confidence=conf, uncertain=not genre,
-            duration=duration, genres_before=["Rock"] if genre == "metal" else [],
-            verdict={"genres": [{"name": genre or "pop", "confidence": conf}]})
+            owner=user,
+            file=analysed_track.file.name,
+            original_name=f"{n}.mp3",
+            sha256=f"{n:064d}",
+            size=1,
+            status=Status.DONE,
+            title=title,
+            artist=artist,
+            album=album,
+            primary_genre=genre,
+            confidence=conf,
+            uncertain=not genre,
+            duration=duration,
+            genres_before=["Rock"] if genre == "metal" else [],
+            verdict={"genres": [{"name": genre or "pop", "confidence": conf}]},
+        )
     Track.objects.filter(pk=analysed_track.pk).update(title="Adagio", artist="Orchestra")
     return Track.objects.filter(owner=user)
 
@@ -145,8 +165,17 @@ def test_dashboard_lists_the_library(alice, library):
     response = alice.get(reverse("dashboard"))
     page = response.content.decode()
     assert response.context["total"] == 4
-    for text in ("Adagio", "Orchestra", "Coltrane", "Blue Train", "6:40", "Classical",
-                 "uncertain", "Rock", "badge-done"):
+    for text in (
+        "Adagio",
+        "Orchestra",
+        "Coltrane",
+        "Blue Train",
+        "6:40",
+        "Classical",
+        "uncertain",
+        "Rock",
+        "badge-done",
+    ):
         assert text in page, text
     shares = {c.genre: c.count for c in response.context["distribution"]}
     assert shares == {"classical": 1, "jazz": 1, "metal": 1, "uncertain": 1}
@@ -159,8 +188,12 @@ def test_dashboard_filters_searches_sorts_and_paginates(alice, library, settings
     assert titles(alice.get(url, {"genre": "uncertain"})) == ["Mystery"]
     assert titles(alice.get(url, {"q": "sabbath"})) == ["Paranoid"]
     assert titles(alice.get(url, {"q": "blue coltrane"})) == ["Blue Train"]
-    assert titles(alice.get(url, {"sort": "title"})) == ["Adagio", "Blue Train", "Mystery",
-                                                         "Paranoid"]
+    assert titles(alice.get(url, {"sort": "title"})) == [
+        "Adagio",
+        "Blue Train",
+        "Mystery",
+        "Paranoid",
+    ]
     assert titles(alice.get(url, {"sort": "-duration"}))[0] == "Blue Train"
     assert titles(alice.get(url, {"sort": "confidence"}))[0] == "Adagio"
     settings.GENREWEB_PAGE_SIZE = 3
@@ -192,8 +225,9 @@ def test_dashboard_shows_only_ones_own_tracks(mallory, library):
 
 
 def test_bulk_zip_download(alice, analysed_track, pending_track):
-    response = alice.post(reverse("bulk"), {"action": "download",
-                                            "tracks": [analysed_track.pk, pending_track.pk]})
+    response = alice.post(
+        reverse("bulk"), {"action": "download", "tracks": [analysed_track.pk, pending_track.pk]}
+    )
     assert response.status_code == 200 and response["Content-Type"] == "application/zip"
     archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
     assert len(archive.namelist()) == 2
@@ -201,11 +235,13 @@ def test_bulk_zip_download(alice, analysed_track, pending_track):
     assert member == Path(analysed_track.file.path).read_bytes()
 
 
-def test_bulk_write_tags_and_reanalyse(alice, analysed_track,
-                                       django_capture_on_commit_callbacks):
+def test_bulk_write_tags_and_reanalyse(alice, analysed_track, django_capture_on_commit_callbacks):
     write_genres(analysed_track.file.path, ["Soundtrack"], policy="replace")
-    response = alice.post(reverse("bulk"), {"action": "write_tags", "tag_policy": "merge",
-                                            "tracks": [analysed_track.pk]}, follow=True)
+    response = alice.post(
+        reverse("bulk"),
+        {"action": "write_tags", "tag_policy": "merge", "tracks": [analysed_track.pk]},
+        follow=True,
+    )
     assert "1 file(s) tagged" in response.content.decode()
     assert read_tags(analysed_track.file.path).genres == ["Soundtrack", "Classical"]
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -215,8 +251,9 @@ def test_bulk_write_tags_and_reanalyse(alice, analysed_track,
 
 
 def test_bulk_needs_a_policy_to_write_tags(alice, analysed_track):
-    response = alice.post(reverse("bulk"), {"action": "write_tags",
-                                            "tracks": [analysed_track.pk]}, follow=True)
+    response = alice.post(
+        reverse("bulk"), {"action": "write_tags", "tracks": [analysed_track.pk]}, follow=True
+    )
     assert "Choose how to write the tags" in response.content.decode()
 
 
@@ -226,11 +263,19 @@ def test_bulk_needs_a_policy_to_write_tags(alice, analysed_track):
 def test_track_page_shows_the_verdict(alice, analysed_track):
     response = alice.get(reverse("track-detail", args=[analysed_track.pk]))
     page = response.content.decode()
-    for text in ("Spectrogram", "Genre timeline", "Every genre", "Styles", "Songs like this",
-                 reverse("track-spectrogram", args=[analysed_track.pk]),
-                 reverse("track-timeline", args=[analysed_track.pk]),
-                 reverse("track-download", args=[analysed_track.pk]),
-                 "Classical", analysed_track.model_version, analysed_track.styles[0]["name"]):
+    for text in (
+        "Spectrogram",
+        "Genre timeline",
+        "Every genre",
+        "Styles",
+        "Songs like this",
+        reverse("track-spectrogram", args=[analysed_track.pk]),
+        reverse("track-timeline", args=[analysed_track.pk]),
+        reverse("track-download", args=[analysed_track.pk]),
+        "Classical",
+        analysed_track.model_version,
+        analysed_track.styles[0]["name"],
+    ):
         assert text in page, text
     assert page.count('class="g-name"') >= 10 + 3  # every genre, and the top three
 
@@ -255,8 +300,9 @@ def test_download_is_the_tagged_file(alice, analysed_track):
     assert read_tags(download).genres == ["Classical"]
 
 
-def test_retag_and_reanalyse_from_the_track_page(alice, analysed_track,
-                                                 django_capture_on_commit_callbacks):
+def test_retag_and_reanalyse_from_the_track_page(
+    alice, analysed_track, django_capture_on_commit_callbacks
+):
     write_genres(analysed_track.file.path, ["Soundtrack"], policy="replace")
     alice.post(reverse("track-retag", args=[analysed_track.pk]), {"tag_policy": "replace"})
     assert read_tags(analysed_track.file.path).genres == ["Classical"]
@@ -274,27 +320,37 @@ def test_delete_from_the_track_page(alice, pending_track):
 # ---------------------------------------------------------------- ownership
 
 TRACK_VIEWS = [
-    ("get", "track-detail"), ("get", "track-status"), ("get", "track-download"),
-    ("get", "track-spectrogram"), ("get", "track-timeline"), ("post", "track-reanalyse"),
-    ("post", "track-retag"), ("post", "track-delete"),
+    ("get", "track-detail"),
+    ("get", "track-status"),
+    ("get", "track-download"),
+    ("get", "track-spectrogram"),
+    ("get", "track-timeline"),
+    ("post", "track-reanalyse"),
+    ("post", "track-retag"),
+    ("post", "track-delete"),
 ]
 
 
 @pytest.mark.parametrize(("method", "name"), TRACK_VIEWS)
 def test_another_users_track_is_404(mallory, analysed_track, method, name):
-    response = getattr(mallory, method)(reverse(name, args=[analysed_track.pk]),
-                                        {"tag_policy": "replace"} if method == "post" else {})
+    response = getattr(mallory, method)(
+        reverse(name, args=[analysed_track.pk]),
+        {"tag_policy": "replace"} if method == "post" else {},
+    )
     assert response.status_code == 404
     track = Track.objects.get(pk=analysed_track.pk)  # still there, unchanged
     assert track.status == Status.DONE and track.tag_policy == analysed_track.tag_policy
 
 
 @pytest.mark.parametrize("action", ["download", "reanalyse", "write_tags", "delete"])
-def test_bulk_with_another_users_track_is_404(mallory, other_user, analysed_track, action,
-                                              make_upload, django_capture_on_commit_callbacks):
+def test_bulk_with_another_users_track_is_404(
+    mallory, other_user, analysed_track, action, make_upload, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=False):
         theirs = intake.accept_upload(other_user, make_upload()).track
-    response = mallory.post(reverse("bulk"), {"action": action, "tag_policy": "replace",
-                                              "tracks": [theirs.pk, analysed_track.pk]})
+    response = mallory.post(
+        reverse("bulk"),
+        {"action": action, "tag_policy": "replace", "tracks": [theirs.pk, analysed_track.pk]},
+    )
     assert response.status_code == 404
     assert Track.objects.get(pk=analysed_track.pk).status == Status.DONE

@@ -1,5 +1,6 @@
 """The curation end-to-end fixtures: its subset, baseline head and staff
 (tests/app/curation/conftest.py), a worker on the baseline head, a browser page."""
+
 from __future__ import annotations
 
 import pytest

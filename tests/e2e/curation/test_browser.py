@@ -1,4 +1,5 @@
 """A curator walks the admin in Chromium: import, relabel one sample, train, read, promote."""
+
 from __future__ import annotations
 
 import zipfile
@@ -27,8 +28,9 @@ def dataset_zip(gtzan_dir: Path, tmp_path: Path) -> Path:
     return archive
 
 
-def test_curator_imports_relabels_trains_and_promotes(page, live_server, celery_worker, staff,
-                                                      dataset_zip, baseline_head):
+def test_curator_imports_relabels_trains_and_promotes(
+    page, live_server, celery_worker, staff, dataset_zip, baseline_head
+):
     admin = f"{live_server.url}/admin"
     page.goto(f"{admin}/login/")
     page.fill("#id_username", "curator")

@@ -5,6 +5,7 @@ music (GTZAN clips), yt-dlp and ffmpeg cut the samples, the real engine analyses
 `celery -A genreweb worker --pool solo` runs every step on the Redis database of
 GENREWEB_TEST_REDIS_URL (see tests/conftest.py) and the test database.
 """
+
 from __future__ import annotations
 
 import io
@@ -32,8 +33,9 @@ def build(*args: str) -> str:
     return out.getvalue()
 
 
-def test_build_a_catalog_then_songs_like_an_upload(catalog_worker, broker, spotify, media,
-                                                   gtzan_dir, tmp_path, settings):
+def test_build_a_catalog_then_songs_like_an_upload(
+    catalog_worker, broker, spotify, media, gtzan_dir, tmp_path, settings
+):
     clips = tmp_path / "site"
     clips.mkdir()
     # The catalog: two metal tracks (their artist tagged metal on Spotify), two classical ones
@@ -42,19 +44,23 @@ def test_build_a_catalog_then_songs_like_an_upload(catalog_worker, broker, spoti
     quiet = spotify.artist("Quiet Players", genres=None)
     heavy = spotify.album(iron, "Heavy", [("Anvil", 60), ("Forge", 60)], "1986-03-03")
     calm = spotify.album(quiet, "Calm", [("Nocturne", 60), ("Etude", 60), ("Lost Song", 60)])
-    for track, genre, numbers in ((heavy.tracks[0], "metal", (0, 1)),
-                                  (heavy.tracks[1], "metal", (2, 3)),
-                                  (calm.tracks[0], "classical", (0, 1)),
-                                  (calm.tracks[1], "classical", (2, 3))):
-        source = joined_clips([gtzan_dir / genre / f"{genre}.{n:05d}.flac" for n in numbers],
-                              clips / f"{track.id}.m4a")
+    for track, genre, numbers in (
+        (heavy.tracks[0], "metal", (0, 1)),
+        (heavy.tracks[1], "metal", (2, 3)),
+        (calm.tracks[0], "classical", (0, 1)),
+        (calm.tracks[1], "classical", (2, 3)),
+    ):
+        source = joined_clips(
+            [gtzan_dir / genre / f"{genre}.{n:05d}.flac" for n in numbers],
+            clips / f"{track.id}.m4a",
+        )
         artist = track.artists[0].name
-        media.add_result(f"{artist} - {track.name}", f"{artist} - {track.name} (Live)",
-                         source, 200)  # a decoy: another version, another length
+        media.add_result(
+            f"{artist} - {track.name}", f"{artist} - {track.name} (Live)", source, 200
+        )  # a decoy: another version, another length
         media.add_result(f"{artist} - {track.name}", f"{artist} - {track.name}", source, 60)
     spotify.fail("^/v1/artists/[^/]+$", (429, {"Retry-After": "1"}))  # honoured, then retried
-    seeds = ["--artist", iron.id, "--album", calm.id, "--search", 'genre:"metal"',
-             "--limit", "10"]
+    seeds = ["--artist", iron.id, "--album", calm.id, "--search", 'genre:"metal"', "--limit", "10"]
 
     # 1. Seeds read, five tracks pending; then the broker loses their messages.
     first = build(*seeds)
@@ -69,7 +75,8 @@ def test_build_a_catalog_then_songs_like_an_upload(catalog_worker, broker, spoti
     second = build(*seeds, "--wait", "--timeout", "400")
     assert "going on from an earlier run: 5 to sample, 0 to analyse" in second
     assert second.strip().endswith(
-        "catalog: 5 tracks: 0 pending, 0 sampled, 4 analysed, 1 failed, 0 excluded"), second
+        "catalog: 5 tracks: 0 pending, 0 sampled, 4 analysed, 1 failed, 0 excluded"
+    ), second
     assert len(spotify.log) == spotify_requests
     assert [r.status for r in spotify.requests("^/v1/artists/[^/]+$")] == [429, 200, 200]
 
@@ -95,15 +102,22 @@ def test_build_a_catalog_then_songs_like_an_upload(catalog_worker, broker, spoti
     user = get_user_model().objects.create_user("listener", password="a-long-password-42")
     client = Client()
     client.force_login(user)
-    upload = joined_clips([gtzan_dir / "metal" / "metal.00004.flac"], clips / "mine.flac",
-                          fmt="flac")
-    response = client.post(reverse("upload"),
-                           {"file": SimpleUploadedFile(upload.name, upload.read_bytes())},
-                           HTTP_ACCEPT="application/json")
+    upload = joined_clips(
+        [gtzan_dir / "metal" / "metal.00004.flac"], clips / "mine.flac", fmt="flac"
+    )
+    response = client.post(
+        reverse("upload"),
+        {"file": SimpleUploadedFile(upload.name, upload.read_bytes())},
+        HTTP_ACCEPT="application/json",
+    )
     assert response.status_code == 201, response.content
     track_id = response.json()["id"]
-    wait_for(lambda: Track.objects.get(pk=track_id).status in ("done", "failed"),
-             WAIT_SECONDS, "the upload's analysis", worker)
+    wait_for(
+        lambda: Track.objects.get(pk=track_id).status in ("done", "failed"),
+        WAIT_SECONDS,
+        "the upload's analysis",
+        worker,
+    )
     mine = Track.objects.get(pk=track_id)
     assert mine.status == "done" and mine.primary_genre == "metal", mine.error
 
@@ -118,7 +132,8 @@ def test_build_a_catalog_then_songs_like_an_upload(catalog_worker, broker, spoti
     assert sample.status_code == 200 and sample["Content-Type"] == "audio/mpeg"
     assert data["library"]["message"] == "No other analysed tracks in your library yet."
     html = Template("{% load songs_like_this %}{% songs_like_this track %}").render(
-        Context({"track": mine}))
+        Context({"track": mine})
+    )
     assert html.count("<audio controls") == 2 and "Nocturne" not in html
     page = client.get(reverse("track-detail", args=[track_id])).content.decode()
     assert "Anvil" in page and "Same genre: metal" in page

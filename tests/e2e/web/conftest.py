@@ -1,5 +1,6 @@
 """The web app's end-to-end fixtures: its users and media (tests/app/web/conftest.py), a
 prefork worker, a browser page."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -24,8 +25,7 @@ def celery_worker(start_worker) -> Worker:
 
 @pytest.fixture
 def page(chromium) -> Iterator[object]:
-    context = chromium.new_context(accept_downloads=True,
-                                   viewport={"width": 1280, "height": 900})
+    context = chromium.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(WAIT_SECONDS * 1000)
     yield context.new_page()
     context.close()

@@ -3,6 +3,7 @@ reads the genres on the dashboard and downloads a tagged file.
 
 Set GENREWEB_SCREENSHOTS=<folder> to keep screenshots of the pages it visits.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,10 +28,11 @@ def screenshot(page, name: str) -> None:
         page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
 
 
-def test_sign_up_upload_watch_and_download(live_server, celery_worker, page, gtzan_dir,
-                                           tmp_path):
-    files = [clip_excerpt(gtzan_dir, tmp_path / "clips", "classical", 1),
-             clip_excerpt(gtzan_dir, tmp_path / "clips", "reggae", 3)]
+def test_sign_up_upload_watch_and_download(live_server, celery_worker, page, gtzan_dir, tmp_path):
+    files = [
+        clip_excerpt(gtzan_dir, tmp_path / "clips", "classical", 1),
+        clip_excerpt(gtzan_dir, tmp_path / "clips", "reggae", 3),
+    ]
 
     page.goto(f"{live_server.url}/accounts/signup/")
     page.fill("input[name=username]", "listener")
@@ -44,7 +46,8 @@ def test_sign_up_upload_watch_and_download(live_server, celery_worker, page, gtz
     assert items.count() == 2
     page.wait_for_function(
         "document.querySelectorAll('.upload-item[data-state=done]').length === 2",
-        timeout=WAIT_SECONDS * 1000)
+        timeout=WAIT_SECONDS * 1000,
+    )
     results = sorted(items.locator(".ui-genre").all_inner_texts())
     assert results[0].startswith("Classical") and results[1].startswith("Reggae")
     screenshot(page, "upload")
@@ -53,7 +56,9 @@ def test_sign_up_upload_watch_and_download(live_server, celery_worker, page, gtz
     rows = page.locator("table.library tbody tr")
     assert rows.count() == 2
     assert sorted(rows.locator(".genre-bars li.primary .g-name").all_inner_texts()) == [
-        "Classical", "Reggae"]
+        "Classical",
+        "Reggae",
+    ]
     assert rows.locator(".badge-done").count() == 2
     chart = page.locator(".dist-list")
     assert chart.locator("li").count() == 2

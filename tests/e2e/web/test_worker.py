@@ -1,4 +1,5 @@
 """A real Celery worker (subprocess) on Redis and the test PostgreSQL database."""
+
 from __future__ import annotations
 
 import os
@@ -20,15 +21,16 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def upload(client: Client, path: Path) -> dict:
-    response = client.post(reverse("upload"),
-                           {"file": SimpleUploadedFile(path.name, path.read_bytes())},
-                           HTTP_ACCEPT="application/json")
+    response = client.post(
+        reverse("upload"),
+        {"file": SimpleUploadedFile(path.name, path.read_bytes())},
+        HTTP_ACCEPT="application/json",
+    )
     assert response.status_code == 201, response.content
     return response.json()
 
 
-def test_upload_goes_through_the_worker_to_a_tagged_file(celery_worker, alice, gtzan_dir,
-                                                         tmp_path):
+def test_upload_goes_through_the_worker_to_a_tagged_file(celery_worker, alice, gtzan_dir, tmp_path):
     clip = clip_excerpt(gtzan_dir, tmp_path / "clips", "metal", 2)
     created = upload(alice, clip)
 
@@ -47,8 +49,9 @@ def test_upload_goes_through_the_worker_to_a_tagged_file(celery_worker, alice, g
     assert read_tags(downloaded).genres == ["Metal"] == track.genres_after
 
 
-def test_a_track_whose_worker_dies_is_analysed_once_by_the_next(celery_worker, alice,
-                                                                gtzan_dir, tmp_path):
+def test_a_track_whose_worker_dies_is_analysed_once_by_the_next(
+    celery_worker, alice, gtzan_dir, tmp_path
+):
     # A whole 30-second clip, so the analysis is still running when its process is killed.
     clip = clip_excerpt(gtzan_dir, tmp_path / "clips", "jazz", 1, seconds=30)
     created = upload(alice, clip)
@@ -56,10 +59,10 @@ def test_a_track_whose_worker_dies_is_analysed_once_by_the_next(celery_worker, a
     def processing() -> bool:
         return Track.objects.get(pk=created["id"]).status != Status.PENDING
 
-    wait_for(processing, WAIT_SECONDS, "the worker to claim the track", celery_worker,
-             every=0.02)
+    wait_for(processing, WAIT_SECONDS, "the worker to claim the track", celery_worker, every=0.02)
     assert Track.objects.get(pk=created["id"]).status == Status.PROCESSING, (
-        "the analysis finished before the test could kill its worker")
+        "the analysis finished before the test could kill its worker"
+    )
     [child] = celery_worker.children()
     os.kill(child, signal.SIGKILL)
 

@@ -1,4 +1,5 @@
 """`manage.py import_samples DIR`: add a labelled folder (DIR/<genre>/<files>) to the dataset."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,24 +13,35 @@ from classifier.engine.errors import EngineError
 
 
 class Command(BaseCommand):
-    help = ("Import DIR/<genre>/<audio files> as labelled samples; audio already in the dataset "
-            "(same content) is skipped.")
+    help = (
+        "Import DIR/<genre>/<audio files> as labelled samples; audio already in the dataset "
+        "(same content) is skipped."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("directory", metavar="DIR", type=Path)
-        parser.add_argument("--approve", action="store_true",
-                            help="mark the new samples approved (default: proposed, for review)")
+        parser.add_argument(
+            "--approve",
+            action="store_true",
+            help="mark the new samples approved (default: proposed, for review)",
+        )
         parser.add_argument("--source", choices=Sample.Source.values, default=Sample.Source.IMPORT)
-        parser.add_argument("--verdicts", choices=("now", "queue", "no"), default="now",
-                            help="the active model's verdicts on the new samples: computed here "
-                                 "(default), queued to a worker, or not at all")
+        parser.add_argument(
+            "--verdicts",
+            choices=("now", "queue", "no"),
+            default="now",
+            help="the active model's verdicts on the new samples: computed here "
+            "(default), queued to a worker, or not at all",
+        )
 
-    def handle(self, *args, directory: Path, approve: bool, source: str, verdicts: str,
-               **options) -> None:
+    def handle(
+        self, *args, directory: Path, approve: bool, source: str, verdicts: str, **options
+    ) -> None:
         status = Sample.Status.APPROVED if approve else Sample.Status.PROPOSED
         try:
-            result = import_folder(directory, status=status, source=source,
-                                   on_progress=self.progress)
+            result = import_folder(
+                directory, status=status, source=source, on_progress=self.progress
+            )
         except CurationError as exc:
             raise CommandError(str(exc)) from None
         for error in result.errors:
