@@ -14,9 +14,7 @@ from classifier.engine.head import read_head_info
 from classifier.engine.registry import DEFAULT_HEAD
 from classifier.engine.weights import CACHE_FILE
 from tests.audiofiles import make_audio_file, tone, write_audio
-from tests.conftest import MODEL_DIR
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.conftest import MODEL_DIR, REPO
 
 
 def run(
