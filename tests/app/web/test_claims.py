@@ -176,6 +176,7 @@ def test_the_heartbeat_stops_once_the_claim_is_lost(pending_track, settings):
 # ---------------------------------------------------------------- sweeps at once
 
 
+@pytest.mark.postgres(reason="two sweeps in two threads need row locks; SQLite locks the file")
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("kind", ["dead claim", "lost message"])
 def test_two_sweeps_at_once_queue_each_track_once(user, settings, monkeypatch, kind):
