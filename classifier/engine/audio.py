@@ -20,6 +20,7 @@ that; to_ndarray() then reads the bogus plane and the process dies of a segmenta
 
 from __future__ import annotations
 
+import io
 import math
 import struct
 from collections.abc import Callable, Generator, Iterator
@@ -41,6 +42,7 @@ from .errors import (
     TruncatedAudioError,
     UnsupportedAudioError,
 )
+from .tagbounds import check_tags, open_masked
 
 # Blocks handed to the caller hold at least this many output samples (4 s at 16 kHz):
 # big enough to keep per-block overhead low, small enough to be irrelevant in memory.
@@ -126,7 +128,7 @@ def iter_decode(
     AudioError.
     """
     path = Path(path)
-    with _open_audio(path) as (container, stream):
+    with _open_audio(path, warnings) as (container, stream):
         declared = _declared_duration(container, stream)
         _check_riff_data(path)
         progress = _Progress(on_progress, declared)
@@ -179,20 +181,45 @@ def check(path: str | Path) -> AudioInfo:
 
 
 @contextmanager
-def _open_audio(path: Path) -> Iterator[tuple[av.container.InputContainer, av.AudioStream]]:
-    """Open `path` and pick its audio stream, turning every failure into an AudioError."""
+def _open_audio(
+    path: Path, notes: list[str] | None = None
+) -> Iterator[tuple[av.container.InputContainer, av.AudioStream]]:
+    """Open `path` and pick its audio stream, turning every failure into an AudioError.
+
+    Tags past tagbounds' limits are hidden from FFmpeg (a note saying so goes to `notes`).
+    """
     _check_file(path)
+    source = _source(path, notes)
     try:
         # Tags are read elsewhere (filetags); text FFmpeg finds in a damaged header must
         # not stop decoding because it is not UTF-8.
-        container = av.open(str(path), mode="r", metadata_errors="replace")
+        container = av.open(source, mode="r", metadata_errors="replace")
     except (av.error.FFmpegError, OSError) as exc:
+        if not isinstance(source, str):
+            source.close()
         raise _open_error(path, exc) from exc
     try:
         stream = _audio_stream(path, container)
         yield container, stream
     finally:
         container.close()
+        if not isinstance(source, str):
+            source.close()
+
+
+def _source(path: Path, notes: list[str] | None) -> str | io.RawIOBase:
+    """What FFmpeg opens: the file's path, or a view of it without tags it must not parse."""
+    tags = check_tags(path)
+    if tags.ok:
+        return str(path)
+    if not tags.masked:  # nothing can hide them (an Ogg comment header, under checksums)
+        raise UnsupportedAudioError(
+            f"{path.name} cannot be analysed safely: {tags.problem}, and they cannot be "
+            f"skipped in this format"
+        )
+    if notes is not None:
+        notes.append(tags.note(path.name) + " Its audio was analysed.")
+    return open_masked(path, tags)
 
 
 def _check_file(path: Path) -> None:

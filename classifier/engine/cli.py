@@ -116,7 +116,6 @@ def _classify_one(
             top_k=options["top_k"],
             min_confidence=options["min_confidence"],
         )
-        tag_note = _write_tags(path, analysis, options) if options["write_tags"] else ""
     except EngineError as exc:
         _report_error(path, engine.model, str(exc), options["json"], out, err)
         return False
@@ -125,11 +124,31 @@ def _classify_one(
             path, engine.model, unexpected_error(log, path.name, exc), options["json"], out, err
         )
         return False
+    tag_note, tag_error = _tag_outcome(path, analysis, options)
     if options["json"]:
-        out.write(json.dumps(analysis.to_json()) + "\n")
+        found = analysis.to_json()
+        if tag_error is not None:
+            found["tag_error"] = tag_error
+        out.write(json.dumps(found) + "\n")
     else:
         out.write(describe(analysis) + tag_note + "\n")
-    return True
+    if tag_error is not None:
+        err.write(f"{path}: error: the tags were not written: {tag_error}\n")
+    return tag_error is None
+
+
+def _tag_outcome(path: Path, analysis: Analysis, options: dict[str, Any]) -> tuple[str, str | None]:
+    """(the line saying what happened to the file's tags, the error where writing failed);
+    the genres found are reported either way."""
+    if not options["write_tags"]:
+        return "", None
+    try:
+        return _write_tags(path, analysis, options), None
+    except EngineError as exc:
+        message = str(exc)
+    except Exception as exc:  # the verdict stands; only the write failed
+        message = unexpected_error(log, path.name, exc, verb="tagged")
+    return f"\n    tags: not written ({message})", message
 
 
 def _write_tags(path: Path, analysis: Analysis, options: dict[str, Any]) -> str:

@@ -33,6 +33,10 @@ class TagError(EngineError):
     """The file's tags could not be read or written."""
 
 
+class TagBoundsError(TagError):
+    """The file's tags are too large or too many to parse safely; they are not read."""
+
+
 class ModelError(EngineError):
     """The model's weights are missing, damaged or of the wrong shape."""
 

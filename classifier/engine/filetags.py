@@ -27,8 +27,10 @@ from mutagen.oggopus import OggOpus
 from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
 
-from classifier.engine.errors import TagError
+from classifier.engine.errors import TagBoundsError, TagError
 from classifier.engine.files import atomic_write
+from classifier.engine.riffinfo import GENRE_FIELD, read_info, set_genre
+from classifier.engine.tagbounds import check_tags
 
 POLICIES = ("fill", "replace", "merge")
 ID3_VERSIONS = (3, 4)
@@ -88,6 +90,8 @@ def read_tags(path: str | os.PathLike[str], *, id3_separator: str = "; ") -> Tag
     audio = _open(target, target, "read")
     kind = _KINDS[type(audio)]
     fields = _READERS[kind.family](audio, id3_separator)
+    if kind.format == "wav":
+        fields["genres"] = _with_riff_genres(fields["genres"], target, id3_separator)
     return TagInfo(format=kind.format, **fields)
 
 
@@ -112,6 +116,8 @@ def write_genres(
     target = Path(path).resolve()  # through symlinks, so the link itself stays a link
     audio = _open(target, target, "write")
     before = _READERS[_KINDS[type(audio)].family](audio, id3_separator)["genres"]
+    if _KINDS[type(audio)].format == "wav":
+        before = _with_riff_genres(before, target, id3_separator)
     after = _plan(before, wanted, policy)
     if after == before:
         return WriteResult(changed=False, before=before, after=list(before))
@@ -177,7 +183,13 @@ def _plan(before: list[str], wanted: list[str], policy: str) -> list[str]:
 
 
 def _open(source: Path | IO[bytes], target: Path, verb: str) -> mutagen.FileType:
-    """`source` parsed by mutagen as one of the supported types, or a TagError about `target`."""
+    """`source` parsed by mutagen as one of the supported types, or a TagError about `target`.
+
+    A file's tags are measured against tagbounds' limits before mutagen parses them (a copy
+    being written was measured as the file it copies).
+    """
+    if isinstance(source, Path):
+        _check_bounds(source, target, verb)
     try:
         audio: mutagen.FileType | None = mutagen.File(source, options=list(_KINDS))
     except Exception as exc:  # mutagen raises many types for damaged files
@@ -187,6 +199,17 @@ def _open(source: Path | IO[bytes], target: Path, verb: str) -> mutagen.FileType
             f"{target.name} is not a file whose tags Genreweb can {verb} (supported: {SUPPORTED})"
         )
     return audio
+
+
+def _check_bounds(source: Path, target: Path, verb: str) -> None:
+    try:
+        is_file = source.is_file()
+    except OSError:
+        return  # mutagen's own error explains it
+    bounds = check_tags(source) if is_file else None
+    if bounds is not None and not bounds.ok:
+        untouched = " (the file was left unchanged)" if verb == "write" else ""
+        raise TagBoundsError(bounds.note(target.name) + untouched)
 
 
 def _explain(exc: BaseException, target: Path, verb: str) -> str:
@@ -295,6 +318,16 @@ _READERS: dict[str, Callable[[mutagen.FileType, str], dict[str, Any]]] = {
 }
 
 
+def _with_riff_genres(genres: list[str], source: Path | IO[bytes], separator: str) -> list[str]:
+    """A WAV's ID3 genres, then those of its RIFF INFO IGNR field that they lack."""
+    if isinstance(source, Path):
+        with source.open("rb") as handle:
+            info = read_info(handle)
+    else:
+        info = read_info(source)
+    return _unique([*genres, *_split(info.get(GENRE_FIELD, ""), separator)])
+
+
 def _empty_fields() -> dict[str, Any]:
     return {
         "title": None,
@@ -397,12 +430,18 @@ class _Edit:
         _WRITERS[family](audio, self.genres, self.provenance)
         handle.seek(0)
         audio.save(handle, **self._save_options(family))
+        if _KINDS[type(audio)].format == "wav":  # FFmpeg and Windows read IGNR, not ID3
+            set_genre(handle, self.id3_separator.join(self.genres))
 
     def verify(self, handle: IO[bytes], target: Path) -> None:
         """Refuse to replace the original unless the copy parses and holds the new genres."""
         handle.seek(0)
         audio = _open(handle, target, "write")
         found = _READERS[_KINDS[type(audio)].family](audio, self.id3_separator)["genres"]
+        if _KINDS[type(audio)].format == "wav":
+            handle.seek(0)
+            riff = read_info(handle).get(GENRE_FIELD, "")
+            found = found if riff == self.id3_separator.join(self.genres) else [*found, riff]
         if found != self.genres:
             raise TagError(
                 f"the genres written into {target.name} read back as {found} "

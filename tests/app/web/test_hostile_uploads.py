@@ -15,6 +15,7 @@ from classifier.engine import isolation
 from classifier.models import Status, Track
 from classifier.services import intake, processing
 from tests.audiofiles import make_audio_file
+from tests.engine import bombs
 from tests.engine.hostile import (
     PYAV_PLANE_BUG,
     assert_decodes_in_child,
@@ -153,3 +154,18 @@ def test_a_done_tracks_file_damaged_later_gives_a_picture_of_the_reason(
     response = admin_client.get(reverse("track-spectrogram", args=[track.pk]))
     assert response.status_code == 200 and response["Content-Type"] == "image/png"
     assert Track.objects.get(pk=track.pk).status == Status.DONE
+
+
+def test_a_tag_bomb_upload_is_analysed_without_its_tags(
+    admin_client, tmp_path, django_capture_on_commit_callbacks
+):
+    mp3 = make_audio_file(tmp_path, "mp3", seconds=6.0)
+    path = bombs.mp3_with_tag(mp3, bombs.many_frames_tag(100_000), tmp_path / "frames.mp3")
+    status, body = post(admin_client, path, django_capture_on_commit_callbacks)
+    assert status == 201, body  # answered: the check skips the 100,000 frames
+    assert processing.process_track(body["id"]) == "done"
+    track = Track.objects.get(pk=body["id"])
+    assert track.genres_before == [] and track.title == ""
+    assert any("The tags of frames.mp3 were not read" in w for w in track.warnings)
+    assert "too many ID3 frames" in track.error  # its tags were not written either
+    assert Path(track.file.path).read_bytes() == path.read_bytes()
