@@ -67,8 +67,10 @@ def check_tags(path: Path) -> TagCheck:
             head = handle.read(12)
             walker = _walker(head)
             return walker(handle) if walker is not None else TagCheck()
-    except OSError:
-        return TagCheck()  # the decoder and the tag reader report unreadable files themselves
+    except (OSError, struct.error, ValueError, IndexError):
+        # An unreadable or cut structure holds nothing past the cut: the decoder and the tag
+        # reader report such files themselves.
+        return TagCheck()
 
 
 def open_masked(path: Path, check: TagCheck) -> io.RawIOBase:
@@ -220,6 +222,8 @@ def _check_chunks(
     while position + 8 <= end:
         handle.seek(position)
         header = handle.read(8)
+        if len(header) < 8:
+            break
         kind, length = header[:4], struct.unpack(order + "I", header[4:])[0]
         count += 1
         if count > MAX_CHUNKS:
@@ -326,11 +330,15 @@ def _find_meta(handle: BinaryIO, start: int, end: int, depth: int) -> tuple[int,
     position, count = start, 0
     while position + 8 <= end and count <= MAX_CHUNKS:
         handle.seek(position)
-        header = handle.read(8)
+        header = handle.read(16)
+        if len(header) < 8:
+            return None
         size, kind = struct.unpack(">I", header[:4])[0], header[4:8]
         header_size = 8
         if size == 1:
-            size, header_size = struct.unpack(">Q", handle.read(8))[0], 16
+            if len(header) < 16:
+                return None
+            size, header_size = struct.unpack(">Q", header[8:16])[0], 16
         elif size == 0:
             size = end - position
         if size < header_size:
@@ -354,7 +362,10 @@ def _meta_problem(handle: BinaryIO, start: int, end: int) -> str | None:
     position = start
     while position + 8 <= end:
         handle.seek(position)
-        size, kind = struct.unpack(">I4s", handle.read(8))
+        header = handle.read(8)
+        if len(header) < 8:
+            return None
+        size, kind = struct.unpack(">I4s", header)
         if size < 8:
             return None
         if kind == b"ilst":
@@ -367,7 +378,10 @@ def _ilst_problem(handle: BinaryIO, start: int, end: int) -> str | None:
     position, count = start, 0
     while position + 8 <= end:
         handle.seek(position)
-        size = struct.unpack(">I", handle.read(4))[0]
+        header = handle.read(4)
+        if len(header) < 4:
+            return None
+        size = struct.unpack(">I", header)[0]
         if size < 8:
             return None
         count += 1

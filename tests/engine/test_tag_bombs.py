@@ -157,3 +157,15 @@ def test_the_masked_view_hides_only_what_it_must(tmp_path):
     assert seen[offset : offset + len(patch)] == patch
     assert seen[:offset] == original[:offset]
     assert seen[offset + len(patch) :] == original[offset + len(patch) :]
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "flac", "ogg", "m4a", "wav", "aiff"])
+def test_measuring_a_file_cut_anywhere_never_fails(tmp_path, fmt):
+    # The fuzzer found an MP4 cut inside an atom header making the measuring itself raise.
+    path = make_audio_file(tmp_path, fmt, seconds=1.0)
+    write_genres(path, ["Rock"], "replace", provenance={"model": "m"})
+    whole = path.read_bytes()
+    cut = tmp_path / f"cut{path.suffix}"
+    for size in sorted({*range(0, 200), *range(0, len(whole), max(1, len(whole) // 300))}):
+        cut.write_bytes(whole[:size])
+        assert isinstance(check_tags(cut), tagbounds.TagCheck)
