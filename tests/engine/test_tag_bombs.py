@@ -166,6 +166,6 @@ def test_measuring_a_file_cut_anywhere_never_fails(tmp_path, fmt):
     write_genres(path, ["Rock"], "replace", provenance={"model": "m"})
     whole = path.read_bytes()
     cut = tmp_path / f"cut{path.suffix}"
-    for size in sorted({*range(0, 200), *range(0, len(whole), max(1, len(whole) // 300))}):
+    for size in sorted({*range(200), *range(0, len(whole), max(1, len(whole) // 300))}):
         cut.write_bytes(whole[:size])
         assert isinstance(check_tags(cut), tagbounds.TagCheck)
