@@ -137,11 +137,13 @@ def test_eval_pooling_shortcut_matches_the_plain_order(model):
                 exact = copy.deepcopy(block).double()(x.double())
             finally:
                 block.training = False
-            # float32 rounding of values up to ~100: the shortcut is no worse than TF's order
+            # float32 rounding of values up to ~100: the shortcut is as close as TF's order.
+            # Which of the two rounds closer depends on the CPU's kernels (the DFT's sums run
+            # in another order), so "as close" allows twice the plain order's error.
             scale = exact.abs().max().item()
             shortcut_error = (shortcut - exact).abs().max().item()
             assert shortcut_error <= 2e-6 * scale
-            assert shortcut_error <= 1.01 * (plain - exact).abs().max().item()
+            assert shortcut_error <= 2 * (plain - exact).abs().max().item()
 
 
 @pytest.mark.parametrize(
