@@ -3,8 +3,8 @@
 The facts live in taxonomy.json beside this module (the one source: the engine trains and
 reports with it, the web app seeds its genres from it); this module loads and queries it.
 A raw tag value, however spelled ("Hip Hop", "hip-hop", "(7)", "7", "R&B", "Alt. Rock"),
-maps to one genre or to none; a few spellings are ambiguous ("Pop/Rock": Pop or Rock or
-Metal) and map to a set of candidates of which at least one applies.
+maps to one genre or to none; a few spellings are ambiguous ("Pop/Rock": Pop or Rock,
+AllMusic does not say which) and map to a set of candidates of which at least one applies.
 """
 
 from __future__ import annotations
