@@ -260,6 +260,11 @@ def add_train_default_arguments(parser: argparse.ArgumentParser) -> None:
         "--calibration", choices=("none", "temperature", "platt"), default=CALIBRATION
     )
     parser.add_argument("--no-card", action="store_true", help="write the head only")
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="also compare feature sets and calibrations by CV (a table in the card)",
+    )
 
 
 def train_default(options: dict[str, Any], config: EngineConfig, out: TextIO, err: TextIO) -> int:
@@ -279,6 +284,7 @@ def train_default(options: dict[str, Any], config: EngineConfig, out: TextIO, er
                 feature=options["feature"],
                 calibration=options["calibration"],
                 card=not options["no_card"],
+                compare=options["compare"],
             ),
             config,
             out,
