@@ -155,6 +155,7 @@ class FitConfig:
     any_of_weight: float = 1.0
     max_iter: int = 200
     seed: int = 0
+    hidden: int = 0  # hidden units (0: linear, the default)
 
 
 def _rows(
@@ -194,13 +195,16 @@ def fit_multilabel(
     balance = pos / pos.sum(0).clamp_min(1e-9) * 0.5 + neg / neg.sum(0).clamp_min(1e-9) * 0.5
     soft = y * (1 - config.smoothing) + config.smoothing / 2
     sets = _set_masks(target, owner, len(space.genres))
-    head = GenreHead(x.shape[1], len(space.genres), multi_label=True, parents=space.parents)
+    head = GenreHead(
+        x.shape[1], len(space.genres), config.hidden, multi_label=True, parents=space.parents
+    )
     head.mean.copy_(x.mean(0))
     head.std.copy_(x.std(0).clamp_min(1e-6))
     linear = head.net[-1]
     assert isinstance(linear, torch.nn.Linear)
     torch.nn.init.zeros_(linear.weight)
     torch.nn.init.zeros_(linear.bias)
+    weights = [m.weight for m in head.net if isinstance(m, torch.nn.Linear)]
     head.eval()  # no dropout: L-BFGS wants a deterministic loss
     optimiser = torch.optim.LBFGS(
         head.parameters(), lr=1.0, max_iter=config.max_iter, line_search_fn="strong_wolfe"
@@ -215,7 +219,7 @@ def fit_multilabel(
             log_none = -F.softplus(z[rows][:, members]).sum(1)  # log P(none of them)
             at_least_one = torch.log(-torch.expm1(log_none.clamp_max(-1e-6)))
             loss = loss - config.any_of_weight * (w[rows, 0] * at_least_one).sum() / clip_count
-        loss = loss + config.l2 * linear.weight.pow(2).sum()
+        loss = loss + config.l2 * sum(w.pow(2).sum() for w in weights)
         loss.backward()  # type: ignore[no-untyped-call]
         return loss
 
