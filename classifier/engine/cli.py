@@ -231,7 +231,7 @@ def train_head(options: dict[str, Any], config: EngineConfig, out: TextIO, err: 
 
 def add_train_default_arguments(parser: argparse.ArgumentParser) -> None:
     from classifier.engine.datasets import default_shared_dir
-    from classifier.engine.defaulthead import CALIBRATION, DEFAULT_FEATURE
+    from classifier.engine.defaulthead import CALIBRATION, DEFAULT_FEATURE, L2_GRID
     from classifier.engine.featurecache import default_cache_dir
 
     parser.add_argument(
@@ -256,6 +256,13 @@ def add_train_default_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--feature", default=DEFAULT_FEATURE)
+    parser.add_argument(
+        "--l2",
+        type=lambda text: tuple(float(v) for v in text.split(",")),
+        default=L2_GRID,
+        help="L2 strengths to choose from by nested CV, comma-separated "
+        f"(default {','.join(map(str, L2_GRID))}; one value: no choice)",
+    )
     parser.add_argument(
         "--calibration", choices=("none", "temperature", "platt"), default=CALIBRATION
     )
@@ -282,6 +289,7 @@ def train_default(options: dict[str, Any], config: EngineConfig, out: TextIO, er
                 cache=options["cache"],
                 folds=options["folds"],
                 feature=options["feature"],
+                l2=options["l2"],
                 calibration=options["calibration"],
                 card=not options["no_card"],
                 compare=options["compare"],

@@ -260,6 +260,8 @@ def cross_validated_logits(
     for k in range(n_folds):
         train = [i for i, f in enumerate(folds) if f != k]
         test = [i for i, f in enumerate(folds) if f == k]
+        if not test:  # more folds than artists allow
+            continue
         sub = target.subset(train)
         head = fit_multilabel([chunks[i] for i in train], sub, space, config)
         for i, logits in zip(test, chunk_logits(head, [chunks[i] for i in test]), strict=True):
@@ -344,6 +346,8 @@ def cross_fitted_probabilities(
     for k in range(max(folds) + 1):
         rest = [i for i, f in enumerate(folds) if f != k]
         test = [i for i, f in enumerate(folds) if f == k]
+        if not test:
+            continue
         sub = target.subset(rest)
         calibration = fit_calibration([logits[i] for i in rest], sub, space, method)
         probs[test] = clip_probabilities([logits[i] for i in test], space, calibration)
