@@ -127,6 +127,12 @@ class Taxonomy:
         found = self.candidates(value)
         return next(iter(found)) if len(found) == 1 else None
 
+    def tag_spelling_for(self, value: str) -> str:
+        """How to write a genre called `value` (e.g. a training folder's name) into tags: its
+        taxonomy genre's spelling ("hiphop" -> "Hip-Hop"), else the value in title case."""
+        genre = self.genre_for_tag(value)
+        return self._by_name[genre].tag_spelling if genre else value.strip().title()
+
     def is_known_spelling(self, value: str) -> bool:
         """Whether taxonomy.json says what the value means (a genre, candidates, or nothing)."""
         value = value.strip()

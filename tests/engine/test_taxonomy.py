@@ -138,3 +138,8 @@ def test_a_style_under_a_style_is_refused():
     }
     with pytest.raises(ValueError, match="not a top-level genre"):
         Taxonomy(data)
+
+
+def test_training_folder_names_are_spelled_by_the_taxonomy(taxonomy):
+    spelled = {name: taxonomy.tag_spelling_for(name) for name in ("hiphop", "rnb", "drone")}
+    assert spelled == {"hiphop": "Hip-Hop", "rnb": "R&B/Soul", "drone": "Drone"}
