@@ -20,7 +20,7 @@ from classifier.engine.analysis import Analysis
 from classifier.engine.config import AUDIO_SUFFIXES
 from classifier.engine.errors import EngineError, unexpected_error
 from classifier.engine.filetags import POLICIES, write_genres
-from classifier.engine.registry import DEFAULT_HEAD, default_model_dir
+from classifier.engine.registry import DEFAULT_HEAD, MULTIGENRE_HEAD, default_model_dir
 from classifier.engine.runner import Engine, EngineConfig, get_engine
 
 log = logging.getLogger(__name__)
@@ -263,7 +263,7 @@ def add_train_default_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
         type=Path,
-        default=DEFAULT_HEAD,
+        default=MULTIGENRE_HEAD,
         help="head file to write; MODEL_CARD.md, confusion.png and reliability.png go beside it",
     )
     parser.add_argument(

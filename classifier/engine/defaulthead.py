@@ -1,8 +1,8 @@
-"""`train-default`: the bundled multi-genre head, made from the three labelled sources.
+"""`train-default`: the shipped multi-genre head, made from the three labelled sources.
 
 `python -m classifier.engine train-default --shared ../shared --out
-classifier/engine/bundled/genre_head.safetensors` embeds GTZAN, mer4q and emotify (the CNN's
-outputs are cached outside the repository), chooses the head's L2 strength by cross-validation
+classifier/engine/bundled/multigenre/genre_head.safetensors` embeds GTZAN, mer4q and emotify
+(the CNN's outputs are cached outside the repository), chooses the head's L2 strength by cross-validation
 inside each outer fold (nested, artist-disjoint), calibrates the genres' probabilities on
 out-of-fold predictions, trains the final head on every clip and writes it beside its model
 card (MODEL_CARD.md, confusion.png, reliability.png).
@@ -437,7 +437,7 @@ an ambiguous label. Each genre's loss weighs its positives and negatives equally
 across genres); targets are smoothed by 0.05 against label noise; L2 {notes[l2]} on the
 standardised weights, chosen by cross-validation. Reproduce with
 `python -m classifier.engine train-default --shared ../shared
---out classifier/engine/bundled/genre_head.safetensors`.
+--out classifier/engine/bundled/multigenre/genre_head.safetensors`.
 
 **How it was judged.** {notes[folds]}-fold cross-validation with no artist on two sides (GTZAN:
 contiguous blocks of its numbering; mer4q and emotify: by artist). Nested: each outer fold's
