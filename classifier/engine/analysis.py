@@ -12,6 +12,7 @@ import numpy as np
 class GenreScore:
     name: str
     confidence: float
+    parent: str | None = None  # the genre a style belongs to (a style implies it); None: top-level
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,10 @@ class Analysis:
         """The `classify --json` line: the fields issue-facing tools rely on."""
         return {
             "path": self.path,
-            "genres": [{"name": g.name, "confidence": round(g.confidence, 4)} for g in self.genres],
+            "genres": [
+                {"name": g.name, "parent": g.parent, "confidence": round(g.confidence, 4)}
+                for g in self.genres
+            ],
             "styles": [{"name": s.name, "score": round(s.score, 4)} for s in self.styles],
             "chunks": self.chunks,
             "duration": round(self.duration, 3),

@@ -1,4 +1,4 @@
-"""The engine's command line: `python -m classifier.engine classify|train-head ...`.
+"""The engine's command line: `python -m classifier.engine classify|train-head|train-default`.
 
 The same argument definitions and runs serve `manage.py classify` and `manage.py train_head`,
 which only hand in the web app's configuration. Standing alone, the engine reads its
@@ -20,7 +20,7 @@ from classifier.engine.analysis import Analysis
 from classifier.engine.config import AUDIO_SUFFIXES
 from classifier.engine.errors import EngineError, unexpected_error
 from classifier.engine.filetags import POLICIES, write_genres
-from classifier.engine.registry import DEFAULT_HEAD, default_model_dir
+from classifier.engine.registry import DEFAULT_HEAD, MULTIGENRE_HEAD, default_model_dir
 from classifier.engine.runner import Engine, EngineConfig, get_engine
 
 log = logging.getLogger(__name__)
@@ -245,6 +245,83 @@ def train_head(options: dict[str, Any], config: EngineConfig, out: TextIO, err: 
     return 0
 
 
+# ---------------------------------------------------------------- train-default
+
+
+def add_train_default_arguments(parser: argparse.ArgumentParser) -> None:
+    from classifier.engine.datasets import default_shared_dir
+    from classifier.engine.defaulthead import CALIBRATION, DEFAULT_FEATURE, L2_GRID
+    from classifier.engine.featurecache import default_cache_dir
+
+    parser.add_argument(
+        "--shared",
+        type=Path,
+        default=default_shared_dir(),
+        help="the shared folder holding data/gtzan_mini, data/mer4q and data/emotify "
+        "(default: GENREWEB_SHARED_DIR, else ../shared beside the repository)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=MULTIGENRE_HEAD,
+        help="head file to write; MODEL_CARD.md, confusion.png and reliability.png go beside it",
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=default_cache_dir(),
+        help="where the CNN's outputs per clip are kept (default: GENREWEB_FEATURE_CACHE, "
+        "else genreweb-features in the temporary folder)",
+    )
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--feature", default=DEFAULT_FEATURE)
+    parser.add_argument(
+        "--l2",
+        type=lambda text: tuple(float(v) for v in text.split(",")),
+        default=L2_GRID,
+        help="L2 strengths to choose from by nested CV, comma-separated "
+        f"(default {','.join(map(str, L2_GRID))}; one value: no choice)",
+    )
+    parser.add_argument(
+        "--calibration", choices=("none", "temperature", "platt"), default=CALIBRATION
+    )
+    parser.add_argument("--no-card", action="store_true", help="write the head only")
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="also compare feature sets and calibrations by CV (a table in the card)",
+    )
+
+
+def train_default(options: dict[str, Any], config: EngineConfig, out: TextIO, err: TextIO) -> int:
+    """Train the default multi-genre head on the three labelled sources, with its card."""
+    from classifier.engine.defaulthead import Options
+    from classifier.engine.defaulthead import train_default as run
+
+    if options["folds"] < 3:
+        raise UsageError("--folds must be at least 3")
+    try:
+        run(
+            Options(
+                shared=options["shared"],
+                out=options["out"],
+                cache=options["cache"],
+                folds=options["folds"],
+                feature=options["feature"],
+                l2=options["l2"],
+                calibration=options["calibration"],
+                card=not options["no_card"],
+                compare=options["compare"],
+            ),
+            config,
+            out,
+            err,
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    return 0
+
+
 # ---------------------------------------------------------------- the engine's own entry
 
 
@@ -270,6 +347,12 @@ COMMANDS = {
         add_train_head_arguments,
         train_head,
         "Train a genre head on DIR/<genre>/*.audio, cross-validate it and write a model card.",
+    ),
+    "train-default": (
+        add_train_default_arguments,
+        train_default,
+        "Train the bundled multi-genre head on GTZAN, mer4q and emotify (from the shared "
+        "folder), judge it by artist-disjoint cross-validation and write its model card.",
     ),
 }
 

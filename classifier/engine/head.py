@@ -32,18 +32,41 @@ class HeadInfo:
     # How each genre is spelled in a file's tags (the taxonomy the head was trained with).
     tag_spelling: dict[str, str] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
+    # "softmax": one genre per track (the GTZAN heads); "sigmoid": several genres per track,
+    # each its own calibrated probability, a style never below its parent.
+    activation: str = "softmax"
+    # Each style's parent genre (top-level genres are absent), from the taxonomy.
+    parents: dict[str, str] = field(default_factory=dict)
+    taxonomy: str = ""  # the taxonomy version the genres come from ("": none)
 
 
 class GenreHead(torch.nn.Module):
     # Buffers (register_buffer), declared for the type checker.
     mean: torch.Tensor
     std: torch.Tensor
+    scale: torch.Tensor  # multi-label only: the calibration of each genre's logit
+    bias: torch.Tensor
+    parent: torch.Tensor  # multi-label only: each genre's parent index, -1 for top-level
 
-    def __init__(self, in_dim: int, n_genres: int, hidden: int = 0) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        n_genres: int,
+        hidden: int = 0,
+        *,
+        multi_label: bool = False,
+        parents: list[int] | None = None,
+    ) -> None:
         super().__init__()
         # Standardisation lives in the head so callers feed raw CNN features.
         self.register_buffer("mean", torch.zeros(in_dim))
         self.register_buffer("std", torch.ones(in_dim))
+        self.multi_label = multi_label
+        if multi_label:
+            self.register_buffer("scale", torch.ones(n_genres))
+            self.register_buffer("bias", torch.zeros(n_genres))
+            parent = torch.tensor(parents if parents is not None else [-1] * n_genres)
+            self.register_buffer("parent", parent.to(torch.int64))
         if hidden:
             self.net = torch.nn.Sequential(
                 torch.nn.Dropout(0.3),
@@ -63,7 +86,22 @@ class GenreHead(torch.nn.Module):
         self.eval()
         with torch.inference_mode():
             logits = self(torch.from_numpy(np.asarray(features, dtype=np.float32)))
+            if self.multi_label:
+                return calibrated_sigmoid(logits, self.scale, self.bias, self.parent).numpy()
             return torch.softmax(logits, dim=-1).numpy()
+
+
+def calibrated_sigmoid(
+    logits: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, parent: torch.Tensor
+) -> torch.Tensor:
+    """Multi-label probabilities of chunk logits (n, genres): each genre's calibrated sigmoid,
+    then every parent raised to its most probable style (a style implies its parent)."""
+    probs = torch.sigmoid(logits * scale + bias)
+    styles = torch.nonzero(parent >= 0).flatten()
+    if len(styles) == 0:
+        return probs
+    index = parent[styles].expand(len(probs), -1)
+    return probs.scatter_reduce(1, index, probs[:, styles], reduce="amax", include_self=True)
 
 
 @dataclass
@@ -133,6 +171,13 @@ def read_head_info(path: Path) -> HeadInfo:
         raise ModelError(f"The genre head {Path(path).name} is damaged or missing: {exc}") from None
 
 
+def parent_indices(info: HeadInfo) -> list[int]:
+    """Each genre's parent as an index into info.genres; -1 for a top-level genre (or a parent
+    the head does not know)."""
+    index = {genre: i for i, genre in enumerate(info.genres)}
+    return [index.get(info.parents.get(genre, ""), -1) for genre in info.genres]
+
+
 def load_head(path: Path) -> tuple[GenreHead, HeadInfo, str]:
     """Load a head file; returns (head, info, version)."""
     if not Path(path).exists():
@@ -147,10 +192,16 @@ def load_head(path: Path) -> tuple[GenreHead, HeadInfo, str]:
         state = load_file(str(path))
     except (KeyError, ValueError, OSError, SafetensorError) as exc:
         raise ModelError(f"The genre head {Path(path).name} is damaged: {exc}") from None
-    head = GenreHead(state["mean"].shape[0], len(info.genres), info.hidden)
+    head = GenreHead(
+        state["mean"].shape[0],
+        len(info.genres),
+        info.hidden,
+        multi_label=info.activation == "sigmoid",
+        parents=parent_indices(info),
+    )
     try:
         head.load_state_dict(state)
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:
         raise ModelError(
             f"The genre head {Path(path).name} does not fit its own info: {exc}"
         ) from None

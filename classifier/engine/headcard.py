@@ -14,8 +14,8 @@ import numpy as np
 
 from classifier.engine.errors import EngineError, unexpected_error
 from classifier.engine.head import HeadInfo, TrainConfig, save_head
-from classifier.engine.labels import TAG_SPELLING
 from classifier.engine.runner import Engine, EngineConfig
+from classifier.engine.taxonomy import load_taxonomy
 from classifier.engine.training import (
     Evaluation,
     LabelledFile,
@@ -71,7 +71,7 @@ def train_from_folder(
         hidden=options["hidden"],
         trained_on=root.name,
         notes=_notes(items, cv, train_config, options),
-        tag_spelling={g: TAG_SPELLING.get(g, g.title()) for g in genres},
+        tag_spelling={g: load_taxonomy().tag_spelling_for(g) for g in genres},
     )
     version = save_head(head, info, out_path)
     out.write(f"wrote {out_path} (head version {version})\n")

@@ -1,21 +1,6 @@
-"""The engine's label lists: the musicnn MSD tags, and genre spellings for training."""
+"""The engine's label lists: the musicnn MSD tags (genre spellings live in taxonomy.json)."""
 
 from __future__ import annotations
-
-# How a head trained on folders named by genre spells those genres in a file's tags (a head
-# stores its own spellings; the app reads them from the active head, never from here).
-TAG_SPELLING: dict[str, str] = {
-    "blues": "Blues",
-    "classical": "Classical",
-    "country": "Country",
-    "disco": "Disco",
-    "hiphop": "Hip-Hop",
-    "jazz": "Jazz",
-    "metal": "Metal",
-    "pop": "Pop",
-    "reggae": "Reggae",
-    "rock": "Rock",
-}
 
 # The 50 output tags of the musicnn MSD model, in the order of its output units.
 MSD_TAGS: tuple[str, ...] = (

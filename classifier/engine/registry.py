@@ -35,6 +35,9 @@ def checkpoint_dir() -> Path:
 
 
 DEFAULT_HEAD = BUNDLED_DIR / "genre_head.safetensors"
+# The multi-genre head of the broad taxonomy (train-default's output), shipped beside the
+# default until the web app speaks its taxonomy; GENREWEB_HEAD_PATH selects it.
+MULTIGENRE_HEAD = BUNDLED_DIR / "multigenre" / "genre_head.safetensors"
 
 
 def default_model_dir() -> Path:

@@ -165,7 +165,9 @@ class Engine:
     ) -> Analysis:
         genres = self.info.genres
         mean = chunk_probs.mean(0)
-        ranked = [GenreScore(genres[i], float(mean[i])) for i in np.argsort(-mean)[:top_k]]
+        parents = self.info.parents  # a style ranks after its parent: never above it
+        order = np.argsort(-mean, kind="stable")[:top_k]
+        ranked = [GenreScore(genres[i], float(mean[i]), parents.get(genres[i])) for i in order]
         threshold = DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence
         return Analysis(
             path=path,
