@@ -3,9 +3,9 @@
 `python -m classifier.engine train-default --shared ../shared --out
 classifier/engine/bundled/multigenre/genre_head.safetensors` embeds GTZAN, mer4q and emotify
 (the CNN's outputs are cached outside the repository), chooses the head's L2 strength by
-cross-validation inside each outer fold (nested, artist-disjoint), calibrates the genres' probabilities on
-out-of-fold predictions, trains the final head on every clip and writes it beside its model
-card (MODEL_CARD.md, confusion.png, reliability.png).
+cross-validation inside each outer fold (nested, artist-disjoint), calibrates the genres'
+probabilities on out-of-fold predictions, trains the final head on every clip and writes it
+beside its model card (MODEL_CARD.md, confusion.png, reliability.png).
 """
 
 from __future__ import annotations
