@@ -17,6 +17,7 @@ import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
@@ -61,7 +62,21 @@ class TagCheck:
 
 
 def check_tags(path: Path) -> TagCheck:
-    """Whether the tags of the file at `path` are small enough to parse (see the module)."""
+    """Whether the tags of the file at `path` are small enough to parse (see the module).
+
+    Remembered per file, size and modification time: the decoder opens a file once per
+    section it seeks to, and the tag reader once more.
+    """
+    try:
+        stat = path.stat()
+    except OSError:
+        return TagCheck()  # the decoder and the tag reader report unreadable files themselves
+    return _check_file(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _check_file(name: str, size: int, mtime_ns: int) -> TagCheck:
+    path = Path(name)
     try:
         with path.open("rb") as handle:
             head = handle.read(12)
