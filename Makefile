@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ADDR ?= 127.0.0.1:8000
 
-.PHONY: run test test-fast test-engine install install-dev migrate chromium docker-compose caddy lint
+.PHONY: run test test-fast test-engine install install-dev migrate chromium docker-compose caddy espeak-ng lint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,7 @@ run: install migrate
 
 # The tests use the machine's PostgreSQL and Redis (override DATABASE_URL, CELERY_BROKER_URL
 # and GENREWEB_TEST_REDIS_URL to point elsewhere); PYTEST_ARGS narrows the run.
-test: install-dev chromium docker-compose caddy
+test: install-dev chromium docker-compose caddy espeak-ng
 	DATABASE_URL="$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}" \
 	CELERY_BROKER_URL="$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/3}" \
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -66,6 +66,13 @@ caddy:
 	@if ! command -v caddy >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq caddy; \
 		else echo "a test runs caddy adapt: sudo apt-get install caddy" >&2; fi; \
+	fi
+
+# The novelty tests speak through Debian's espeak-ng (non-music must come out uncertain).
+espeak-ng:
+	@if ! command -v espeak-ng >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq espeak-ng; \
+		else echo "a test synthesises speech: sudo apt-get install espeak-ng" >&2; fi; \
 	fi
 
 # Habits CI keeps: the wide ruff rule set, ruff's format, mypy --strict on the engine, and

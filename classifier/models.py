@@ -72,6 +72,10 @@ class Track(models.Model):
     embedding = models.JSONField(null=True, blank=True)  # 200 floats, the chunks' mean
     model_version = models.CharField(max_length=200, blank=True, db_index=True)
     primary_genre = models.CharField(max_length=64, blank=True, db_index=True)
+    # Every genre the verdict gives the track ("|Electronic|House|Pop|": those at or above its
+    # threshold, styles with their genres; empty when uncertain): what the genre filter
+    # matches, as a track can be Rock and Electronic.
+    genre_index = models.TextField(blank=True, default="")
     confidence = models.FloatField(null=True, blank=True)
     uncertain = models.BooleanField(default=False)
     tag_policy = models.CharField(max_length=16, choices=TagPolicy.choices, default=TagPolicy.FILL)

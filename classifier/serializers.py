@@ -10,6 +10,11 @@ from classifier.models import TagPolicy, Track
 
 class GenreScoreSerializer(serializers.Serializer):
     name = serializers.CharField()
+    parent = serializers.CharField(
+        allow_null=True,
+        default=None,
+        help_text="the genre this style belongs to (a style implies it); null for a genre",
+    )
     confidence = serializers.FloatField()
 
 

@@ -204,7 +204,20 @@ if not 0.0 <= GENREWEB_MIN_CONFIDENCE <= 1.0:
     raise ImproperlyConfigured(
         f"GENREWEB_MIN_CONFIDENCE must be between 0 and 1, not {GENREWEB_MIN_CONFIDENCE}"
     )
+# What of a verdict goes into a file's genre tag: top-level genres only unless
+# GENREWEB_TAG_STYLES ("Electronic; House"), at most GENREWEB_TAG_MAX values, each at or
+# above GENREWEB_TAG_MIN_CONFIDENCE (default: GENREWEB_MIN_CONFIDENCE).
+GENREWEB_TAG_STYLES = env_bool("GENREWEB_TAG_STYLES", False)
+GENREWEB_TAG_MAX = env_int("GENREWEB_TAG_MAX", 3, minimum=1)
+GENREWEB_TAG_MIN_CONFIDENCE = env_float("GENREWEB_TAG_MIN_CONFIDENCE", GENREWEB_MIN_CONFIDENCE)
+if not 0.0 <= GENREWEB_TAG_MIN_CONFIDENCE <= 1.0:
+    raise ImproperlyConfigured(
+        f"GENREWEB_TAG_MIN_CONFIDENCE must be between 0 and 1, not {GENREWEB_TAG_MIN_CONFIDENCE}"
+    )
 GENREWEB_TORCH_THREADS = env_int("GENREWEB_TORCH_THREADS", 0, minimum=0)
+# Audio far from any music the model learned from (speech, noise, test tones) comes out
+# uncertain; off: every track gets the head's genres, however unlike music it sounds.
+GENREWEB_NOVELTY_CHECK = env_bool("GENREWEB_NOVELTY_CHECK", True)
 # The genre head when staff have promoted none ("": the bundled head).
 GENREWEB_HEAD_PATH = env_str("GENREWEB_HEAD_PATH", "")
 

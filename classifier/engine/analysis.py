@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from classifier.engine.config import TagChoice
+
 
 @dataclass(frozen=True)
 class GenreScore:
@@ -46,21 +48,42 @@ class Analysis:
     tag_spelling: dict[str, str] = field(default_factory=dict)
     # What the file's decoding had to put up with (e.g. junk after the audio), for a person.
     warnings: list[str] = field(default_factory=list)
+    parents: dict[str, str] = field(default_factory=dict)  # style -> its top-level genre
+    # How far the track sounds from the training music (novelty.py; above 1: not like
+    # it, the verdict is uncertain); None where no novelty model was loaded.
+    novelty: float | None = None
 
     @property
     def primary(self) -> str | None:
         """The genre to act on, or None where the verdict is uncertain."""
         return None if self.uncertain or not self.genres else self.genres[0].name
 
-    def tag_values(self) -> list[str]:
-        """The genres to write into the file, spelled for tags; none when uncertain."""
+    def tag_values(self, choice: TagChoice | None = None) -> list[str]:
+        """The genres to write into the file, spelled for tags; none when uncertain.
+
+        Every genre at or above the threshold, best first, each top-level genre followed by
+        its styles when the choice asks for styles; a style whose parent fell short brings
+        the parent along (a style implies it)."""
+        choice = choice or TagChoice()
         if self.uncertain:
             return []
-        return [
-            self.tag_spelling.get(g.name, g.name)
-            for g in self.genres
-            if g.confidence >= self.min_confidence
+        threshold = self.min_confidence if choice.min_confidence is None else choice.min_confidence
+        passing = [
+            g for g, p in sorted(self.probabilities.items(), key=lambda i: -i[1]) if p >= threshold
         ]
+        if not passing:  # an older verdict without every probability: its ranked genres
+            passing = [g.name for g in self.genres if g.confidence >= threshold]
+        names: list[str] = []
+        for genre in passing:
+            top = self.parents.get(genre, genre)
+            if top not in names:
+                names.append(top)
+        if choice.styles:
+            names = [n for top in names for n in [top, *self._styles_of(top, passing)]]
+        return [self.tag_spelling.get(n, n) for n in names[: choice.max_count]]
+
+    def _styles_of(self, top: str, passing: list[str]) -> list[str]:
+        return [g for g in passing if self.parents.get(g) == top]
 
     def to_json(self) -> dict[str, Any]:
         """The `classify --json` line: the fields issue-facing tools rely on."""
@@ -75,6 +98,7 @@ class Analysis:
             "duration": round(self.duration, 3),
             "model": self.model,
             "uncertain": self.uncertain,
+            "novelty": None if self.novelty is None else round(self.novelty, 3),
             "warnings": list(self.warnings),
             "error": None,
         }

@@ -17,10 +17,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from classifier.engine.analysis import Analysis
-from classifier.engine.config import AUDIO_SUFFIXES
+from classifier.engine.config import AUDIO_SUFFIXES, TagChoice
 from classifier.engine.errors import EngineError, unexpected_error
 from classifier.engine.filetags import POLICIES, write_genres
-from classifier.engine.registry import DEFAULT_HEAD, MULTIGENRE_HEAD, default_model_dir
+from classifier.engine.registry import (
+    DEFAULT_HEAD,
+    MULTIGENRE_HEAD,
+    NOVELTY_MODEL,
+    default_model_dir,
+)
 from classifier.engine.runner import Engine, EngineConfig, get_engine
 
 log = logging.getLogger(__name__)
@@ -55,6 +60,20 @@ def add_classify_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also record the model version and confidence in the tags",
     )
+    parser.add_argument(
+        "--tag-styles",
+        action="store_true",
+        help='write each genre with its styles ("Electronic; House"), not top-level genres only',
+    )
+    parser.add_argument(
+        "--tag-max", type=int, default=TagChoice.max_count, help="most genre values written (3)"
+    )
+    parser.add_argument(
+        "--tag-min-confidence",
+        type=float,
+        default=None,
+        help="a genre is written at or above this (default: --min-confidence)",
+    )
     parser.add_argument("--top-k", type=int, default=3, help="genres to report (default 3)")
     parser.add_argument(
         "--full", action="store_true", help="analyse every 3-second chunk, not at most 16"
@@ -83,6 +102,7 @@ def classify(options: dict[str, Any], config: EngineConfig, out: TextIO, err: Te
     """Classify the files named in `options`; the exit status (1 if any file failed)."""
     if options["top_k"] < 1:
         raise UsageError("--top-k must be at least 1")
+    tag_choice(options)  # refused before any file is read
     files = list(audio_files(options["paths"]))
     if not files:
         raise UsageError("No audio files found in the paths given.")
@@ -151,8 +171,20 @@ def _tag_outcome(path: Path, analysis: Analysis, options: dict[str, Any]) -> tup
     return f"\n    tags: not written ({message})", message
 
 
+def tag_choice(options: dict[str, Any]) -> TagChoice:
+    """The tag options of a run (absent ones at their defaults); UsageError when out of range."""
+    try:
+        return TagChoice(
+            styles=bool(options.get("tag_styles", False)),
+            max_count=int(options.get("tag_max", TagChoice.max_count)),
+            min_confidence=options.get("tag_min_confidence"),
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _write_tags(path: Path, analysis: Analysis, options: dict[str, Any]) -> str:
-    values = analysis.tag_values()
+    values = analysis.tag_values(tag_choice(options))
     if not values:
         return "\n    tags: left alone (verdict uncertain)"
     provenance = None
@@ -322,6 +354,32 @@ def train_default(options: dict[str, Any], config: EngineConfig, out: TextIO, er
     return 0
 
 
+# ---------------------------------------------------------------- train-novelty
+
+
+def add_train_novelty_arguments(parser: argparse.ArgumentParser) -> None:
+    from classifier.engine.datasets import default_shared_dir
+    from classifier.engine.featurecache import default_cache_dir
+
+    parser.add_argument("--shared", type=Path, default=default_shared_dir())
+    parser.add_argument("--out", type=Path, default=NOVELTY_MODEL)
+    parser.add_argument("--cache", type=Path, default=default_cache_dir())
+    parser.add_argument("--folds", type=int, default=5)
+
+
+def train_novelty(options: dict[str, Any], config: EngineConfig, out: TextIO, err: TextIO) -> int:
+    """Fit the novelty model (does it sound like music at all?) on the shared sources."""
+    from classifier.engine.noveltyfit import train_novelty as run
+
+    if options["folds"] < 2:
+        raise UsageError("--folds must be at least 2")
+    try:
+        run(options["shared"], options["out"], options["cache"], config, out, options["folds"])
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    return 0
+
+
 # ---------------------------------------------------------------- the engine's own entry
 
 
@@ -330,10 +388,14 @@ def config_from_environment() -> EngineConfig:
     threads = os.environ.get("GENREWEB_TORCH_THREADS", "0")
     if not threads.isdigit():
         raise UsageError(f"GENREWEB_TORCH_THREADS must be a whole number, not {threads!r}")
+    novelty = os.environ.get("GENREWEB_NOVELTY_CHECK", "true").strip().lower()
+    if novelty not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+        raise UsageError(f"GENREWEB_NOVELTY_CHECK must be true or false, not {novelty!r}")
     return EngineConfig(
         model_dir=Path(os.environ.get("GENREWEB_MODEL_DIR") or default_model_dir()),
         head_path=Path(os.environ.get("GENREWEB_HEAD_PATH") or DEFAULT_HEAD),
         threads=int(threads),
+        novelty_path=NOVELTY_MODEL if novelty in ("true", "1", "yes", "on") else None,
     )
 
 
@@ -353,6 +415,12 @@ COMMANDS = {
         train_default,
         "Train the bundled multi-genre head on GTZAN, mer4q and emotify (from the shared "
         "folder), judge it by artist-disjoint cross-validation and write its model card.",
+    ),
+    "train-novelty": (
+        add_train_novelty_arguments,
+        train_novelty,
+        "Fit the novelty model that makes non-music (speech, noise, test tones) come out "
+        "uncertain, on the shared sources, and report how much music it wrongly flags.",
     ),
 }
 

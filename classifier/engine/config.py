@@ -32,6 +32,28 @@ INFERENCE_BATCH = 64
 # Below this confidence the verdict says "uncertain" instead of guessing.
 DEFAULT_MIN_CONFIDENCE = 0.35
 
+
+@dataclass(frozen=True)
+class TagChoice:
+    """What of a verdict goes into a file's genre tag.
+
+    Top-level genres only by default: a player's genre list is short, and a style is the
+    less certain claim; `styles` writes each genre followed by its styles ("Electronic; House").
+    """
+
+    styles: bool = False
+    max_count: int = 3  # values written, styles included
+    min_confidence: float | None = None  # None: the verdict's own threshold
+
+    def __post_init__(self) -> None:
+        if self.max_count < 1:
+            raise ValueError(f"a tag holds at least one genre, not {self.max_count}")
+        if self.min_confidence is not None and not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(
+                f"the tag threshold must be between 0 and 1, not {self.min_confidence}"
+            )
+
+
 # File name endings walked into by `classify DIR` and dataset imports.
 AUDIO_SUFFIXES = frozenset(
     {

@@ -34,10 +34,15 @@ def checkpoint_dir() -> Path:
     )
 
 
-DEFAULT_HEAD = BUNDLED_DIR / "genre_head.safetensors"
-# The multi-genre head of the broad taxonomy (train-default's output), shipped beside the
-# default until the web app speaks its taxonomy; GENREWEB_HEAD_PATH selects it.
+# The multi-genre head of the broad taxonomy (train-default's output): the default.
 MULTIGENRE_HEAD = BUNDLED_DIR / "multigenre" / "genre_head.safetensors"
+DEFAULT_HEAD = MULTIGENRE_HEAD
+# The first head, GTZAN's ten genres from 70 clips: kept for comparisons and older installs
+# (GENREWEB_HEAD_PATH selects it).
+GTZAN_HEAD = BUNDLED_DIR / "genre_head.safetensors"
+# How far from the training music a track may sound before its verdict is uncertain
+# (novelty.py); it belongs to the CNN, so every head shares it.
+NOVELTY_MODEL = BUNDLED_DIR / "novelty.safetensors"
 
 
 def default_model_dir() -> Path:

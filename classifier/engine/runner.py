@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from classifier.engine import novelty
 from classifier.engine.analysis import Analysis, Chunk, GenreScore, StyleScore
 from classifier.engine.config import DEFAULT_CHUNK_BUDGET, DEFAULT_MIN_CONFIDENCE, INFERENCE_BATCH
 from classifier.engine.errors import ModelError
@@ -25,12 +26,18 @@ from classifier.engine.head import GenreHead, HeadInfo, load_head
 from classifier.engine.inference import SplitInference
 from classifier.engine.labels import MSD_TAGS, STYLE_TAGS
 from classifier.engine.musicnn import MusiCNN
-from classifier.engine.registry import DEFAULT_HEAD, default_model_dir
+from classifier.engine.registry import DEFAULT_HEAD, NOVELTY_MODEL, default_model_dir
 from classifier.engine.weights import load_musicnn, model_version
 
 Progress = Callable[[str, float], None]
 STYLE_COUNT = 5
 _STYLE_INDEX = np.array([MSD_TAGS.index(tag) for tag in STYLE_TAGS])
+
+
+NOVEL_WARNING = (
+    "it does not sound like the music the model learned from (speech, noise or test tones?), "
+    "so no genre is claimed"
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,8 @@ class EngineConfig:
 
     model_dir: Path = field(default_factory=default_model_dir)  # the converted weights' cache
     head_path: Path = DEFAULT_HEAD  # the genre head
+    # Non-music comes out uncertain (novelty.py); None, or a file that is absent: no check.
+    novelty_path: Path | None = NOVELTY_MODEL
     threads: int = 0  # torch's CPU threads; 0: torch decides
 
     def with_head(self, head_path: Path | None) -> EngineConfig:
@@ -85,9 +94,13 @@ class Engine:
         self.cnn = shared_cnn(self.config.model_dir, self.config.threads)
         self.infer = shared_inference(self.config.model_dir, self.config.threads)
         self.head_path = Path(self.config.head_path)
+        self.novelty: novelty.NoveltyModel | None = None
         if with_head:
             self.head, self.info, head_version = load_head(self.head_path)
             self.model = model_version(head_version)
+            path = self.config.novelty_path
+            if path is not None and Path(path).is_file():
+                self.novelty = novelty.load(Path(path))
         else:
             self.head, self.info = None, HeadInfo(genres=[])
             self.model = model_version(None)
@@ -169,6 +182,10 @@ class Engine:
         order = np.argsort(-mean, kind="stable")[:top_k]
         ranked = [GenreScore(genres[i], float(mean[i]), parents.get(genres[i])) for i in order]
         threshold = DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence
+        novel = self.novelty.score(outputs.penultimate) if self.novelty else None
+        warnings = list(outputs.chunks.warnings)
+        if novel is not None and novel > 1.0:
+            warnings.append(NOVEL_WARNING)
         return Analysis(
             path=path,
             genres=ranked,
@@ -177,7 +194,7 @@ class Engine:
             chunks=len(chunk_probs),
             duration=outputs.chunks.duration,
             model=self.model,
-            uncertain=bool(ranked[0].confidence < threshold),
+            uncertain=bool(ranked[0].confidence < threshold) or NOVEL_WARNING in warnings,
             min_confidence=threshold,
             tag_spelling=dict(self.info.tag_spelling),
             timeline=[
@@ -185,7 +202,9 @@ class Engine:
                 for start, probs in zip(outputs.chunks.starts, chunk_probs, strict=True)
             ],
             embedding=outputs.penultimate.mean(0).astype(np.float32),
-            warnings=list(outputs.chunks.warnings),
+            warnings=warnings,
+            parents=dict(parents),
+            novelty=novel,
         )
 
 

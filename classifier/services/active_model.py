@@ -17,7 +17,7 @@ from django.core.files.storage import default_storage
 from django.db import DatabaseError
 
 from classifier.engine.head import HeadInfo, read_head_info
-from classifier.engine.registry import DEFAULT_HEAD
+from classifier.engine.registry import DEFAULT_HEAD, NOVELTY_MODEL
 from classifier.engine.runner import Engine, EngineConfig, get_engine
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ def engine_config(head: Path | None = None) -> EngineConfig:
         model_dir=Path(settings.GENREWEB_MODEL_DIR),
         head_path=Path(head) if head is not None else head_path(),
         threads=settings.GENREWEB_TORCH_THREADS,
+        novelty_path=NOVELTY_MODEL if settings.GENREWEB_NOVELTY_CHECK else None,
     )
 
 

@@ -58,10 +58,20 @@ def filter_tracks(
     if genre == UNCERTAIN:
         tracks = tracks.filter(status=Status.DONE, uncertain=True)
     elif genre:
-        tracks = tracks.filter(primary_genre=genre)
+        tracks = tracks.filter(genre_matches(genre))
     if status:
         tracks = tracks.filter(status=status)
     return _sorted(tracks, sort)
+
+
+def genre_matches(genre: str) -> Q:
+    """Tracks given the genre or one of its styles (Electronic finds House), as any of their
+    genres, not only the first."""
+    family = taxonomy.current().family(genre)
+    match = Q(primary_genre__in=family)
+    for name in sorted(family):
+        match |= Q(genre_index__contains=f"|{name}|")
+    return match
 
 
 def _sorted(tracks: QuerySet[Track], sort: str) -> QuerySet[Track]:

@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from django.conf import settings
+
 from classifier.engine.analysis import Analysis
+from classifier.engine.config import TagChoice
 
 
 def rounded(probabilities: Mapping[str, float]) -> dict[str, float]:
@@ -23,7 +26,7 @@ def analysis_fields(analysis: Analysis) -> dict[str, Any]:
     verdict.pop("path", None)
     verdict.pop("error", None)
     verdict["probabilities"] = rounded(analysis.probabilities)
-    verdict["tag_values"] = analysis.tag_values()
+    verdict["tag_values"] = analysis.tag_values(tag_choice())
     verdict["min_confidence"] = analysis.min_confidence
     embedding = analysis.embedding
     return {
@@ -36,10 +39,30 @@ def analysis_fields(analysis: Analysis) -> dict[str, Any]:
     }
 
 
+def tag_choice() -> TagChoice:
+    """The site's tag settings (GENREWEB_TAG_*)."""
+    return TagChoice(
+        styles=settings.GENREWEB_TAG_STYLES,
+        max_count=settings.GENREWEB_TAG_MAX,
+        min_confidence=settings.GENREWEB_TAG_MIN_CONFIDENCE,
+    )
+
+
+def genre_index(analysis: Analysis) -> str:
+    """The track's genres as the library filter matches them: "|Electronic|House|"."""
+    if analysis.uncertain:
+        return ""
+    passing = {g for g, p in analysis.probabilities.items() if p >= analysis.min_confidence}
+    passing |= {analysis.parents[g] for g in passing if g in analysis.parents}
+    ranked = sorted(passing, key=lambda g: -analysis.probabilities.get(g, 1.0))
+    return "|" + "|".join(ranked) + "|" if ranked else ""
+
+
 def track_fields(analysis: Analysis) -> dict[str, Any]:
     """A library track's fields: the analysis, its duration and its per-chunk timeline."""
     return {
         **analysis_fields(analysis),
+        "genre_index": genre_index(analysis),
         "duration": analysis.duration,
         "timeline": timeline(analysis),
     }

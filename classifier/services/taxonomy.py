@@ -1,7 +1,9 @@
 """The genres the library speaks of: the active model's taxonomy, its spellings and colours.
 
 The library filter, the chart, the API's validation and the pages all ask here, so a
-promoted head with a genre of its own shows everywhere at once.
+promoted head with a genre of its own shows everywhere at once. Which genre a style belongs
+to is the curated genre table's say (staff edit it; it is seeded from the engine's
+taxonomy.json), then the head's, then taxonomy.json's.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from django.apps import apps
+from django.db import DatabaseError
+
+from classifier.engine import taxonomy as engine_taxonomy
 from classifier.engine.errors import ModelError
 from classifier.engine.head import read_head_info
 from classifier.services.active_model import head_path
@@ -28,12 +34,17 @@ KNOWN_COLOURS: dict[str, str] = {
     "classical": "#8f6bd6",
     "country": "#d08a2c",
     "disco": "#e0579b",
+    "electronic": "#1f9bd1",
+    "folk": "#8a9a3b",
     "hiphop": "#2aa198",
     "jazz": "#b5892f",
+    "latin": "#e2a11b",
     "metal": "#5b6470",
     "pop": "#f06b4f",
+    "randbsoul": "#a14f9e",
     "reggae": "#4caf50",
     "rock": "#c0392b",
+    "world": "#c96d3a",
     UNCERTAIN: UNCERTAIN_COLOUR,
 }
 
@@ -42,6 +53,17 @@ KNOWN_COLOURS: dict[str, str] = {
 class Taxonomy:
     genres: tuple[str, ...]  # the model's genre names, in its output order
     spelling: dict[str, str] = field(default_factory=dict)  # name -> how files spell it
+    parents: dict[str, str] = field(default_factory=dict)  # style -> its genre
+
+    def with_parents(self, parents: dict[str, str]) -> Taxonomy:
+        return Taxonomy(self.genres, self.spelling, {**self.parents, **parents})
+
+    def family(self, genre: str) -> set[str]:
+        """The genre and every style below it: what filtering by it finds."""
+        return {genre} | {style for style, parent in self.parents.items() if parent == genre}
+
+    def parent(self, genre: str) -> str | None:
+        return self.parents.get(genre)
 
     def label(self, genre: str) -> str:
         """How a person reads the genre: its tag spelling."""
@@ -59,13 +81,26 @@ class Taxonomy:
 
 
 def current() -> Taxonomy:
-    """The active model's taxonomy (re-read only when the active head file changes)."""
+    """The active model's taxonomy (re-read only when the active head file changes), with
+    the curated genre table's parents."""
     path = head_path()
     try:
         stamp = path.stat().st_mtime_ns
     except OSError:
         stamp = 0
-    return _taxonomy_of(path, stamp)
+    return _taxonomy_of(path, stamp).with_parents(curated_parents())
+
+
+def curated_parents() -> dict[str, str]:
+    """style -> genre as staff curated it (empty where curation is not installed)."""
+    if not apps.is_installed("classifier.curation"):
+        return {}
+    genre_model = apps.get_model("curation", "Genre")
+    try:
+        rows = genre_model.objects.filter(parent__isnull=False).values_list("name", "parent__name")
+        return dict(rows)
+    except DatabaseError:  # a database not migrated yet: the head's own taxonomy holds
+        return {}
 
 
 @lru_cache(maxsize=8)
@@ -75,15 +110,36 @@ def _taxonomy_of(path: Path, stamp: int) -> Taxonomy:
     except ModelError as exc:
         log.error("no taxonomy from %s: %s", path, exc)
         return Taxonomy(genres=())
-    return Taxonomy(genres=tuple(info.genres), spelling=dict(info.tag_spelling))
+    known = engine_taxonomy.load_taxonomy()
+    parents = {g.name: g.parent for g in known.genres if g.parent}  # older verdicts' too
+    return Taxonomy(
+        genres=tuple(info.genres),
+        spelling=dict(info.tag_spelling),
+        parents={**parents, **info.parents},
+    )
 
 
 def genre_colour(genre: str) -> str:
     """A colour for any genre name, stable across pages, pictures and runs."""
     if not genre:
         return UNCERTAIN_COLOUR
-    if genre in KNOWN_COLOURS:
-        return KNOWN_COLOURS[genre]
+    key = engine_taxonomy.normalise(genre)
+    if key in KNOWN_COLOURS:
+        return KNOWN_COLOURS[key]
+    known = engine_taxonomy.load_taxonomy()
+    parent = known.parent_of(genre) if genre in known else None
+    if parent:  # a style: a shade of its genre's colour
+        return _shade(genre_colour(parent), genre)
     hue = int.from_bytes(hashlib.sha256(genre.encode()).digest()[:2], "big") / 65536
     red, green, blue = colorsys.hls_to_rgb(hue, 0.5, 0.55)
+    return f"#{round(red * 255):02x}{round(green * 255):02x}{round(blue * 255):02x}"
+
+
+def _shade(colour: str, name: str) -> str:
+    """`colour` lighter or darker by an amount drawn from `name` (styles of one genre differ)."""
+    red, green, blue = (int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    hue, light, sat = colorsys.rgb_to_hls(red, green, blue)
+    step = int.from_bytes(hashlib.sha256(name.encode()).digest()[:1], "big") / 255
+    light = min(0.8, max(0.25, light + (step - 0.5) * 0.4))
+    red, green, blue = colorsys.hls_to_rgb(hue, light, sat)
     return f"#{round(red * 255):02x}{round(green * 255):02x}{round(blue * 255):02x}"

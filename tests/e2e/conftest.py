@@ -100,3 +100,10 @@ def chromium(monkeypatch: pytest.MonkeyPatch):
             # context; closed here, or the test database could not be dropped.
             connections.close_all()
             browser.close()
+
+
+@pytest.fixture(autouse=True)
+def novelty_check_off(settings):
+    """As in the app tests (tests/app/conftest.py): the app run in process checks no novelty,
+    like the workers these tests start (tests/conftest.py sets their environment)."""
+    settings.GENREWEB_NOVELTY_CHECK = False

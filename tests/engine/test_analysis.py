@@ -31,11 +31,12 @@ def test_verdict_on_a_real_clip(engine, gtzan_dir):
     assert analysis.chunks == 10  # 30 s: ten whole 3-second patches
     assert analysis.duration == pytest.approx(30.0, abs=0.1)
     assert set(analysis.probabilities) == set(GENRES)
-    assert sum(analysis.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+    # One probability per genre (a track can be several), each within 0..1.
+    assert all(0.0 <= p <= 1.0 for p in analysis.probabilities.values())
     confidences = [g.confidence for g in analysis.genres]
     assert len(confidences) == 3 and confidences == sorted(confidences, reverse=True)
     assert analysis.genres[0].name == max(analysis.probabilities, key=analysis.probabilities.get)
-    assert analysis.primary == "classical"
+    assert analysis.primary == "Classical"
     assert analysis.model.startswith("musicnn-msd-") and "+head-" in analysis.model
     assert analysis.embedding.shape == (200,)
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from classifier.engine import cli
+from classifier.engine.config import TagChoice
 from classifier.engine.head import GenreHead, HeadInfo, save_head
 from classifier.engine.runner import EngineConfig, analyse
 from tests.audiofiles import make_audio_file
@@ -47,7 +48,9 @@ def clip(tmp_path_factory):
 
 
 def test_a_style_comes_with_its_parent_in_the_verdict(house_head, clip):
-    analysis = analyse(clip, EngineConfig(model_dir=MODEL_DIR, head_path=house_head), top_k=3)
+    analysis = analyse(
+        clip, EngineConfig(model_dir=MODEL_DIR, head_path=house_head, novelty_path=None), top_k=3
+    )
     names = [(g.name, g.parent) for g in analysis.genres]
     assert names == [("Electronic", None), ("House", "Electronic"), ("Rock", None)]
     house = 1 / (1 + np.exp(-1.0))
@@ -59,7 +62,9 @@ def test_a_style_comes_with_its_parent_in_the_verdict(house_head, clip):
     for chunk in analysis.timeline:
         assert chunk.probabilities["Electronic"] >= chunk.probabilities["House"]
     assert analysis.primary == "Electronic"
-    assert analysis.tag_values() == ["Electronic", "House"]  # Rock is below the threshold
+    # Top-level genres only by default, the style too when asked; Rock is below the threshold.
+    assert analysis.tag_values() == ["Electronic"]
+    assert analysis.tag_values(TagChoice(styles=True)) == ["Electronic", "House"]
 
 
 def test_the_cli_json_gives_each_genre_its_parent(house_head, clip, monkeypatch, capsys):

@@ -26,7 +26,8 @@ SCRIPT = textwrap.dedent("""
 
     path, model_dir = Path(sys.argv[1]), Path(sys.argv[2])
     samples = decode(path)
-    analysis = analyse(path, EngineConfig(model_dir=model_dir), min_confidence=0.0)
+    config = EngineConfig(model_dir=model_dir, novelty_path=None)
+    analysis = analyse(path, config, min_confidence=0.0)
     tags = analysis.tag_values()
     result = write_genres(path, tags, policy="replace")
     print(json.dumps({"samples": int(samples.size), "analysis": analysis.to_json(),

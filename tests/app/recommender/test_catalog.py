@@ -359,11 +359,11 @@ def test_analysis_stores_the_verdict_and_indexes_the_track(
         assert analysis.analyse_track(track.pk) == "analysed"
     track.refresh_from_db()
     assert track.status == Status.ANALYSED and track.analysed_at
-    assert track.primary_genre == "metal" and track.confidence > 0.5
+    assert track.primary_genre == "Metal" and track.confidence > 0.5
     assert len(track.embedding) == 200 and track.model_version
-    assert track.verdict["genres"][0]["name"] == "metal"
-    assert set(track.verdict["probabilities"]) >= {"metal", "jazz"}
-    assert catalog_index().search("metal", np.asarray(track.embedding), 1)[0][0] == track.pk
+    assert track.verdict["genres"][0]["name"] == "Metal"
+    assert set(track.verdict["probabilities"]) >= {"Metal", "Jazz"}
+    assert catalog_index().search("Metal", np.asarray(track.embedding), 1)[0][0] == track.pk
     assert analysis.analyse_track(track.pk) == "skipped"
 
 

@@ -91,14 +91,15 @@ def test_list_and_detail(api, analysed_track, pending_track):
     listing = api.get(reverse("api:track-list")).json()
     assert listing["count"] == 2
     assert {t["id"] for t in listing["results"]} == {analysed_track.pk, pending_track.pk}
-    jazz = api.get(reverse("api:track-list"), {"genre": "classical"}).json()
-    assert [t["id"] for t in jazz["results"]] == [analysed_track.pk]
+    classical = api.get(reverse("api:track-list"), {"genre": "Classical"}).json()
+    assert [t["id"] for t in classical["results"]] == [analysed_track.pk]
     assert api.get(reverse("api:track-list"), {"genre": "polka"}).status_code == 400
     detail = api.get(reverse("api:track-detail", args=[analysed_track.pk])).json()
-    assert detail["primary_genre"] == "classical" and detail["genres_after"] == ["Classical"]
+    assert detail["primary_genre"] == "Classical" and detail["genres_after"] == ["Classical"]
     assert len(detail["timeline"]) == 3 and len(detail["probabilities"]) >= 10
     assert detail["genres"][0] == {
-        "name": "classical",
+        "name": "Classical",
+        "parent": None,
         "confidence": analysed_track.genres[0]["confidence"],
     }
     assert detail["download_url"].endswith(reverse("api:track-download", args=[analysed_track.pk]))

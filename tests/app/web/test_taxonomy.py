@@ -20,16 +20,16 @@ from classifier.services import taxonomy
 
 pytestmark = pytest.mark.django_db
 
-GENRES = ["classical", "house", "jazz"]  # "house" is none of the bundled ten
+GENRES = ["Classical", "Jazz", "Vaporwave"]  # Vaporwave: a genre the bundled head lacks
 
 
 @pytest.fixture
 def house_head() -> ModelVersion:
-    """A promoted model version whose head knows House (its weights are never run here)."""
+    """A promoted model version whose head knows Vaporwave (its weights are never run here)."""
     info = HeadInfo(
         genres=GENRES,
         trained_on="test",
-        tag_spelling={"classical": "Classical", "house": "House", "jazz": "Jazz"},
+        tag_spelling={"Classical": "Classical", "Jazz": "Jazz", "Vaporwave": "Vaporwave"},
     )
     name = "curation/heads/house-test.safetensors"
     version = save_head(GenreHead(200, len(GENRES)), info, Path(default_storage.path(name)))
@@ -53,13 +53,13 @@ def house_track(user, house_head) -> Track:
         size=1,
         title="Club Night",
         status=Status.DONE,
-        primary_genre="house",
+        primary_genre="Vaporwave",
         confidence=0.9,
         uncertain=False,
         model_version=house_head.model,
         verdict={
-            "genres": [{"name": "house", "confidence": 0.9}],
-            "probabilities": {"classical": 0.05, "house": 0.9, "jazz": 0.05},
+            "genres": [{"name": "Vaporwave", "confidence": 0.9}],
+            "probabilities": {"Classical": 0.05, "Jazz": 0.05, "Vaporwave": 0.9},
         },
     )
 
@@ -76,25 +76,26 @@ def form_genres() -> list[str]:
 
 def test_the_bundled_genres_before_any_promotion():
     options = form_genres()
-    assert "jazz" in options and "hiphop" in options and "house" not in options
-    assert taxonomy.current().label("hiphop") == "Hip-Hop"
+    assert "Jazz" in options and "Hip-Hop" in options and "Alternative Rock" in options
+    assert "Vaporwave" not in options
+    assert taxonomy.current().label("R&B/Soul") == "R&B/Soul"
 
 
 def test_a_promoted_genre_is_in_the_filter_the_chart_and_the_api(alice, user, house_track):
     page = alice.get(reverse("dashboard")).content.decode()
-    assert filter_options(page) == ["", "classical", "house", "jazz", "uncertain"]
-    # The chart: a row for House, with its tag spelling and a colour of its own.
-    assert '<a class="dist-label" href="?genre=house">House</a>' in page
-    colour = taxonomy.genre_colour("house")
+    assert filter_options(page) == ["", "Classical", "Jazz", "Vaporwave", "uncertain"]
+    # The chart: a row for Vaporwave, with its tag spelling and a colour of its own.
+    assert '<a class="dist-label" href="?genre=Vaporwave">Vaporwave</a>' in page
+    colour = taxonomy.genre_colour("Vaporwave")
     assert re.fullmatch(r"#[0-9a-f]{6}", colour) and colour != taxonomy.UNCERTAIN_COLOUR
     assert f"background: {colour}" in page
     # The filter itself.
-    filtered = alice.get(reverse("dashboard"), {"genre": "house"}).content.decode()
+    filtered = alice.get(reverse("dashboard"), {"genre": "Vaporwave"}).content.decode()
     assert "Club Night" in filtered
-    # The API accepts ?genre=house and finds the track.
+    # The API accepts ?genre=Vaporwave and finds the track.
     api = APIClient()
     api.force_authenticate(user)
-    response = api.get("/api/tracks/", {"genre": "house"})
+    response = api.get("/api/tracks/", {"genre": "Vaporwave"})
     assert response.status_code == 200, response.content
     assert [t["id"] for t in response.json()["results"]] == [house_track.pk]
 
@@ -102,18 +103,21 @@ def test_a_promoted_genre_is_in_the_filter_the_chart_and_the_api(alice, user, ho
 def test_a_genre_the_active_model_lacks_is_refused_by_the_api(user):
     api = APIClient()
     api.force_authenticate(user)
-    assert api.get("/api/tracks/", {"genre": "house"}).status_code == 400
-    assert api.get("/api/tracks/", {"genre": "jazz"}).status_code == 200
+    assert api.get("/api/tracks/", {"genre": "Vaporwave"}).status_code == 400
+    assert api.get("/api/tracks/", {"genre": "Jazz"}).status_code == 200
 
 
 def test_rolling_back_returns_to_the_bundled_taxonomy(house_head):
-    assert "house" in form_genres()  # the choices follow the active model, form by form
+    assert "Vaporwave" in form_genres()  # the choices follow the active model, form by form
     promote(None, rollback=True)
-    assert "house" not in form_genres() and "hiphop" in form_genres()
+    assert "Vaporwave" not in form_genres() and "Hip-Hop" in form_genres()
 
 
 def test_every_genre_has_a_stable_colour():
-    assert taxonomy.genre_colour("jazz") == taxonomy.KNOWN_COLOURS["jazz"]
+    assert taxonomy.genre_colour("Jazz") == taxonomy.KNOWN_COLOURS["jazz"]
+    assert taxonomy.genre_colour("R&B/Soul") == taxonomy.KNOWN_COLOURS["randbsoul"]
+    # A style is a shade of its genre's colour: House near Electronic, not Electronic itself.
+    assert taxonomy.genre_colour("House") not in (taxonomy.genre_colour("Electronic"), "")
     assert taxonomy.genre_colour("Drum and bass") == taxonomy.genre_colour("Drum and bass")
     assert taxonomy.genre_colour("house") != taxonomy.genre_colour("techno")
     assert taxonomy.genre_colour("") == taxonomy.UNCERTAIN_COLOUR

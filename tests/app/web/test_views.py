@@ -131,8 +131,8 @@ def test_status_endpoint_follows_the_analysis(alice, pending_track):
 def library(user, analysed_track):
     """The analysed classical clip plus three made-up analysed rows to filter and sort."""
     rows = [
-        ("Blue Train", "Coltrane", "Blue Train", "jazz", 0.9, 400.0),
-        ("Paranoid", "Black Sabbath", "Paranoid", "metal", 0.8, 170.0),
+        ("Blue Train", "Coltrane", "Blue Train", "Jazz", 0.9, 400.0),
+        ("Paranoid", "Black Sabbath", "Paranoid", "Metal", 0.8, 170.0),
         ("Mystery", "Nobody", "", "", 0.3, 60.0),
     ]
     for n, (title, artist, album, genre, conf, duration) in enumerate(rows):
@@ -150,8 +150,8 @@ def library(user, analysed_track):
             confidence=conf,
             uncertain=not genre,
             duration=duration,
-            genres_before=["Rock"] if genre == "metal" else [],
-            verdict={"genres": [{"name": genre or "pop", "confidence": conf}]},
+            genres_before=["Rock"] if genre == "Metal" else [],
+            verdict={"genres": [{"name": genre or "Pop", "confidence": conf}]},
         )
     Track.objects.filter(pk=analysed_track.pk).update(title="Adagio", artist="Orchestra")
     return Track.objects.filter(owner=user)
@@ -178,13 +178,13 @@ def test_dashboard_lists_the_library(alice, library):
     ):
         assert text in page, text
     shares = {c.genre: c.count for c in response.context["distribution"]}
-    assert shares == {"classical": 1, "jazz": 1, "metal": 1, "uncertain": 1}
+    assert shares == {"Classical": 1, "Jazz": 1, "Metal": 1, "uncertain": 1}
     assert 'aria-label="Genre distribution chart"' in page
 
 
 def test_dashboard_filters_searches_sorts_and_paginates(alice, library, settings):
     url = reverse("dashboard")
-    assert titles(alice.get(url, {"genre": "jazz"})) == ["Blue Train"]
+    assert titles(alice.get(url, {"genre": "Jazz"})) == ["Blue Train"]
     assert titles(alice.get(url, {"genre": "uncertain"})) == ["Mystery"]
     assert titles(alice.get(url, {"q": "sabbath"})) == ["Paranoid"]
     assert titles(alice.get(url, {"q": "blue coltrane"})) == ["Blue Train"]

@@ -1,0 +1,12 @@
+"""What every app test shares."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def novelty_check_off(settings):
+    """Tones made in the test are rightly unlike music to the novelty check: off here, as for
+    the workers (tests/conftest.py), except in the tests about it, which turn it on."""
+    settings.GENREWEB_NOVELTY_CHECK = False
