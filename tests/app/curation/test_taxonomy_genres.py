@@ -92,13 +92,13 @@ def test_the_migrations_rename_the_old_heads_genres_and_keep_their_samples():
     executor = MigrationExecutor(connection)
     executor.migrate([("curation", "0002_seed_genres")])
     old = executor.loader.project_state([("curation", "0002_seed_genres")]).apps
-    OldGenre, OldSample = old.get_model("curation", "Genre"), old.get_model("curation", "Sample")
+    old_genre, old_sample = old.get_model("curation", "Genre"), old.get_model("curation", "Sample")
     # Undone, the seeding leaves the rows as they are; make one as the old head named it.
-    OldGenre.objects.filter(name="Hip-Hop").update(name="hiphop")
-    OldSample.objects.create(
+    old_genre.objects.filter(name="Hip-Hop").update(name="hiphop")
+    old_sample.objects.create(
         audio="curation/samples/x.flac",
         content_hash="a" * 64,
-        genre=OldGenre.objects.get(name="hiphop"),
+        genre=old_genre.objects.get(name="hiphop"),
     )
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
