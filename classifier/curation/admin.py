@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, F, Q
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -63,22 +63,30 @@ class GenreAdmin(admin.ModelAdmin):
         return genre.n_samples
 
 
+def _labelled_as_verdict():
+    """Whether one of the sample's genres is the model's verdict (a subquery per row)."""
+    through = Sample.genres.through
+    return Exists(
+        through.objects.filter(sample_id=OuterRef("pk"), genre__name=OuterRef("verdict_genre"))
+    )
+
+
 class AgreementFilter(admin.SimpleListFilter):
     title = "model verdict"
     parameter_name = "verdict"
 
     def lookups(self, request, model_admin):
         return [
-            ("disagrees", "disagrees with the label"),
-            ("agrees", "agrees with the label"),
+            ("disagrees", "disagrees with the labels"),
+            ("agrees", "agrees with the labels"),
             ("none", "no verdict yet"),
         ]
 
     def queryset(self, request, queryset):
         if self.value() == "agrees":
-            return queryset.filter(verdict_genre=F("genre__name"))
+            return queryset.filter(_labelled_as_verdict())
         if self.value() == "disagrees":
-            return queryset.exclude(verdict_genre="").exclude(verdict_genre=F("genre__name"))
+            return queryset.exclude(verdict_genre="").exclude(_labelled_as_verdict())
         if self.value() == "none":
             return queryset.filter(verdict_genre="")
         return queryset
@@ -89,7 +97,7 @@ class SampleAdmin(admin.ModelAdmin):
     list_display = (
         "name",
         "player",
-        "genre",
+        "genre_list",
         "verdict",
         "disagreement_display",
         "uncertainty_display",
@@ -99,9 +107,9 @@ class SampleAdmin(admin.ModelAdmin):
         "artist",
     )
     list_display_links = ("name",)
-    list_filter = ("status", AgreementFilter, "genre", "split", "source")
+    list_filter = ("status", AgreementFilter, "genres", "split", "source")
     search_fields = ("original_name", "artist", "notes", "source_ref")
-    list_select_related = ("genre",)
+    filter_horizontal = ("genres",)
     list_per_page = 50
     actions = [
         "approve",
@@ -127,7 +135,7 @@ class SampleAdmin(admin.ModelAdmin):
     fieldsets = [
         (
             None,
-            {"fields": ["player", "original_name", "genre", "status", "split", "artist", "notes"]},
+            {"fields": ["player", "original_name", "genres", "status", "split", "artist", "notes"]},
         ),
         (
             "Where it came from",
@@ -160,7 +168,14 @@ class SampleAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # samples come from imports and promoted uploads, with their hash
 
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).prefetch_related("genres")
+
     # ---- columns
+
+    @admin.display(description="genres")
+    def genre_list(self, sample: Sample) -> str:
+        return ", ".join(sample.genre_names()) or "-"
 
     @admin.display(description="sample", ordering="original_name")
     def name(self, sample: Sample) -> str:
@@ -238,11 +253,18 @@ class SampleAdmin(admin.ModelAdmin):
     def relabel(self, request: HttpRequest, queryset):
         form = RelabelForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid():
-            genre, approve = form.cleaned_data["genre"], form.cleaned_data["approve"]
-            count = relabel_samples(queryset, genre, approve, request.user)
+            genres = list(form.cleaned_data["genres"])
+            count = relabel_samples(
+                queryset,
+                genres,
+                form.cleaned_data["approve"],
+                request.user,
+                add=form.cleaned_data["mode"] == RelabelForm.ADD,
+            )
+            names = ", ".join(g.name for g in genres)
             self.message_user(
                 request,
-                f"{count} sample{'s' if count != 1 else ''} relabelled {genre.name}.",
+                f"{count} sample{'s' if count != 1 else ''} relabelled {names}.",
                 messages.SUCCESS,
             )
             return None
@@ -262,11 +284,11 @@ class SampleAdmin(admin.ModelAdmin):
     def accept_verdict(self, request: HttpRequest, queryset) -> None:
         genres = {g.name: g for g in Genre.objects.all()}
         count = 0
-        for sample in queryset.exclude(verdict_genre=""):
-            genre = genres.get(sample.verdict_genre)
-            if genre is not None and genre.pk != sample.genre_id:
+        for sample in queryset.exclude(verdict_genre="").prefetch_related("genres"):
+            said = [genres[n] for n in verdict_genres(sample) if n in genres]
+            if said and {g.name for g in said} != set(sample.genre_names()):
                 count += relabel_samples(
-                    Sample.objects.filter(pk=sample.pk), genre, False, request.user
+                    Sample.objects.filter(pk=sample.pk), said, False, request.user
                 )
         self.message_user(
             request,
@@ -299,10 +321,17 @@ class SampleAdmin(admin.ModelAdmin):
             except CurationError as exc:
                 form.add_error(None, str(exc))
             else:
-                level = messages.WARNING if result.errors else messages.SUCCESS
+                level = messages.WARNING if result.messages() else messages.SUCCESS
                 self.message_user(request, f"Import: {result.summary()}.", level)
-                for error in result.errors[:10]:
-                    self.message_user(request, error, messages.WARNING)
+                shown = result.messages()
+                for message in shown[:20]:
+                    self.message_user(request, message, messages.WARNING)
+                if len(shown) > 20:
+                    self.message_user(
+                        request,
+                        f"... and {len(shown) - 20} more (manage.py import_samples lists all).",
+                        messages.WARNING,
+                    )
                 return redirect("admin:curation_sample_changelist")
         context = {
             **self.admin_site.each_context(request),
@@ -335,19 +364,35 @@ def run_import(data: dict):
     return result
 
 
-def relabel_samples(queryset, genre: Genre, approve: bool, user) -> int:
-    """Give the samples a new genre, noting who changed it from what."""
+def verdict_genres(sample: Sample) -> list[str]:
+    """The genres the stored verdict says: a multi-label head's genres at 0.5 or more (else its
+    best), a softmax head's best."""
+    if sample.verdict_multi_label:
+        said = [g for g, p in sample.verdict_probabilities.items() if p >= 0.5]
+        if said:
+            return sorted(said)
+    return [sample.verdict_genre]
+
+
+def relabel_samples(
+    queryset, genres: list[Genre], approve: bool, user, *, add: bool = False
+) -> int:
+    """Give the samples new genres (add: on top of theirs), noting who changed them from what."""
     count = 0
     stamp = timezone.now().strftime("%Y-%m-%d")
-    for sample in queryset.select_related("genre"):
-        old = sample.genre.name
-        sample.relabel(genre)
+    for sample in queryset.prefetch_related("genres"):
+        old = sample.genre_names()
+        new = list({g.pk: g for g in [*(sample.genres.all() if add else []), *genres]}.values())
+        sample.relabel(new)
         if approve:
             sample.status = Sample.Status.APPROVED
-        if old != genre.name:
-            line = f"{stamp}: relabelled {old} -> {genre.name} by {user}"
+        new_names = sorted(g.name for g in new)
+        if old != new_names:
+            line = (
+                f"{stamp}: relabelled {', '.join(old) or '-'} -> {', '.join(new_names)} by {user}"
+            )
             sample.notes = f"{sample.notes}\n{line}".strip()
-        sample.save(update_fields=["genre", "disagreement", "status", "notes", "updated_at"])
+        sample.save(update_fields=["disagreement", "status", "notes", "updated_at"])
         count += 1
     return count
 

@@ -11,13 +11,15 @@ class ImportForm(forms.Form):
     archive = forms.FileField(
         required=False,
         label="Zip archive",
-        help_text="A zip of genre folders: blues/a.mp3, rock/b.flac ... (optionally inside one "
-        "top folder). Files already in the dataset are skipped.",
+        help_text="A zip of genre folders (blues/a.mp3, rock/b.flac ...) or of files with a "
+        "labels.csv (file, genres separated by ; | or , and optionally artist), optionally "
+        "inside one top folder. Files already in the dataset are skipped.",
     )
     folder = forms.CharField(
         required=False,
         label="Or a folder on the server",
-        help_text="Path of DIR/<genre>/<files> on the server (superusers only).",
+        help_text="Path of DIR/<genre>/<files>, or of DIR/labels.csv and its files, on the "
+        "server (superusers only).",
     )
     status = forms.ChoiceField(
         choices=[
@@ -47,7 +49,18 @@ class ImportForm(forms.Form):
 
 
 class RelabelForm(forms.Form):
-    genre = forms.ModelChoiceField(queryset=Genre.objects.all(), label="New genre")
+    REPLACE, ADD = "replace", "add"
+
+    genres = forms.ModelMultipleChoiceField(
+        queryset=Genre.objects.all(),
+        label="Genres",
+        help_text="Every genre that applies (hold Ctrl or Cmd to pick several).",
+    )
+    mode = forms.ChoiceField(
+        choices=[(REPLACE, "replace their genres with these"), (ADD, "add these to their genres")],
+        initial=REPLACE,
+        label="How",
+    )
     approve = forms.BooleanField(
         required=False, initial=True, label="Mark them approved (I have listened to them)"
     )
@@ -58,7 +71,6 @@ class TrainingRunForm(forms.ModelForm):
         model = TrainingRun
         fields = [
             "epochs",
-            "learning_rate",
             "weight_decay",
             "hidden",
             "feature",
@@ -73,12 +85,6 @@ class TrainingRunForm(forms.ModelForm):
         if not 1 <= epochs <= 5000:
             raise forms.ValidationError("between 1 and 5000")
         return epochs
-
-    def clean_learning_rate(self) -> float:
-        lr = self.cleaned_data["learning_rate"]
-        if not 0 < lr <= 1:
-            raise forms.ValidationError("above 0 and at most 1")
-        return lr
 
     def clean_weight_decay(self) -> float:
         wd = self.cleaned_data["weight_decay"]

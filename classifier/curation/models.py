@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from django.conf import settings
@@ -11,33 +11,46 @@ from django.db.models import Q
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
-_NOT_ALNUM = re.compile(r"[^0-9a-z]+")
+from classifier.engine.taxonomy import load_taxonomy
+from classifier.engine.taxonomy import normalise as taxonomy_normalise
 
 
 def normalise(name: str) -> str:
-    """How genre spellings are compared: "Hip-Hop", "hip hop" and "hiphop" are one genre."""
-    return _NOT_ALNUM.sub("", name.casefold())
+    """How genre spellings are compared, as the taxonomy compares them: "Hip-Hop", "hip hop"
+    and "hiphop" are one genre, "R&B" and "R and B" one spelling."""
+    return taxonomy_normalise(name.casefold())
 
 
 class GenreQuerySet(models.QuerySet):
     def resolve(self, spelling: str) -> Genre | None:
-        """The genre a folder name or tag means: its name, tag spelling or one of its aliases."""
+        """The genre a folder name or tag means: a row's own name, tag spelling or alias first
+        (staff edits win), then the taxonomy's reading of it (its aliases, ID3v1 numbers such
+        as "(7)"), if that names exactly one genre that has a row."""
         key = normalise(spelling)
-        if not key:
+        if not spelling.strip():
             return None
-        for genre in self.all():
-            if key in genre.spellings():
+        genres = list(self.all())
+        for genre in genres:
+            if key and key in genre.spellings():
                 return genre
+        names = self.taxonomy_candidates(spelling)
+        if len(names) == 1:
+            return next((g for g in genres if g.name in names), None)
         return None
+
+    @staticmethod
+    def taxonomy_candidates(spelling: str) -> frozenset[str]:
+        """The taxonomy genres a spelling may mean (several: ambiguous, like "Pop/Rock")."""
+        return load_taxonomy().candidates(spelling)
 
 
 class Genre(models.Model):
     """A genre of the taxonomy: heads output its name, files get its tag spelling."""
 
-    name = models.SlugField(
+    name = models.CharField(
         max_length=64,
         unique=True,
-        help_text="Lower-case identifier the model outputs, e.g. hiphop.",
+        help_text='The name heads output and the library shows, e.g. "Hip-Hop", "R&B/Soul".',
     )
     tag_spelling = models.CharField(
         max_length=100, help_text='How the genre is written into tags, e.g. "Hip-Hop".'
@@ -104,7 +117,9 @@ class Sample(models.Model):
         editable=False,
         help_text="sha256 of the file: one sample per audio.",
     )
-    genre = models.ForeignKey(Genre, on_delete=models.PROTECT, related_name="samples")
+    genres = models.ManyToManyField(
+        Genre, related_name="samples", help_text="Every genre that applies to the audio."
+    )
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.IMPORT)
     source_ref = models.CharField(
         max_length=300, blank=True, help_text="Where it came from: a folder path, a track id."
@@ -131,26 +146,48 @@ class Sample(models.Model):
     )
     verdict_probabilities = models.JSONField(default=dict, blank=True)
     verdict_model = models.CharField(max_length=100, blank=True)
+    verdict_multi_label = models.BooleanField(
+        default=False, help_text="The verdict's head gives each genre its own probability."
+    )
     verdict_error = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["status", "genre"])]
 
     def __str__(self) -> str:
         return self.original_name or Path(self.audio.name).name
+
+    def genre_names(self) -> list[str]:
+        """The names of the sample's genres, sorted (prefetch `genres` for lists of samples)."""
+        return sorted(g.name for g in self.genres.all())
 
     @property
     def agrees(self) -> bool | None:
         if not self.verdict_genre:
             return None
-        return self.verdict_genre == self.genre.name
+        return self.verdict_genre in self.genre_names()
 
-    def relabel(self, genre: Genre) -> None:
-        """A new label; the disagreement is recomputed from the stored verdict."""
-        self.genre = genre
+    def relabel(self, genres: Iterable[Genre]) -> None:
+        """New labels (the sample must be saved); the disagreement follows the stored verdict."""
+        genres = list(genres)
+        self.genres.set(genres)
         if self.verdict_probabilities:
-            self.disagreement = 1.0 - float(self.verdict_probabilities.get(genre.name, 0.0))
+            self.disagreement = disagreement(
+                self.verdict_probabilities, [g.name for g in genres], self.verdict_multi_label
+            )
+
+
+def disagreement(probabilities: dict[str, float], labels: list[str], multi_label: bool) -> float:
+    """How much the model disagrees with a sample's labels, from 0 to 1.
+
+    Multi-label head: 1 - the probability of the label it doubts most (each label is its own
+    yes/no). Softmax head: 1 - the probability it gives all the labels together (one genre per
+    track, so two labels share the mass).
+    """
+    said = [float(probabilities.get(label, 0.0)) for label in labels]
+    if not said:
+        return 1.0
+    return 1.0 - (min(said) if multi_label else min(1.0, sum(said)))
 
 
 class ModelVersion(models.Model):
@@ -195,10 +232,18 @@ class TrainingRun(models.Model):
         TAGGRAM = "taggram", "MSD tag scores (50)"
         BOTH = "penultimate+taggram", "penultimate + tag scores (250)"
 
-    # Parameters, with the defaults the bundled head was trained with.
-    epochs = models.PositiveIntegerField(default=300)
-    learning_rate = models.FloatField(default=0.01)
-    weight_decay = models.FloatField(default=1e-3)
+    # Parameters of the multi-label head, with the defaults of the default head's trainer.
+    epochs = models.PositiveIntegerField(
+        default=200, verbose_name="iterations", help_text="L-BFGS iterations of each fit."
+    )
+    learning_rate = models.FloatField(
+        default=0.01, help_text="Not used by the multi-label head (L-BFGS); kept for old runs."
+    )
+    weight_decay = models.FloatField(
+        default=1e-2,
+        verbose_name="L2 penalty",
+        help_text="On the weights of the standardised features, per genre.",
+    )
     hidden = models.PositiveIntegerField(default=0, help_text="Hidden units; 0 is a linear head.")
     feature = models.CharField(max_length=32, choices=Feature.choices, default=Feature.PENULTIMATE)
     validation_fraction = models.FloatField(

@@ -43,7 +43,7 @@ def refresh_verdicts_task(
     from classifier.curation.models import Sample
     from classifier.curation.services.verdicts import refresh_verdicts
 
-    samples = Sample.objects.select_related("genre").order_by("pk")
+    samples = Sample.objects.prefetch_related("genres").order_by("pk")
     if sample_ids is not None:
         samples = samples.filter(pk__in=sample_ids)
     return refresh_verdicts(samples, embed_missing=embed_missing and sample_ids is not None)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from classifier.curation.models import Sample
+from classifier.curation.models import Sample, disagreement
 from classifier.curation.services.embeddings import cached_features, sample_features
 from classifier.engine.errors import EngineError, unexpected_error
 from classifier.services.active_model import active_engine
@@ -20,6 +20,7 @@ VERDICT_FIELDS = [
     "uncertainty",
     "verdict_probabilities",
     "verdict_model",
+    "verdict_multi_label",
     "verdict_error",
 ]
 
@@ -53,22 +54,36 @@ def refresh_verdicts(
             _store_error(sample, unexpected_error(log, str(sample), exc))
             features = None
         if features is not None:
-            judge(sample, engine.probabilities(features).mean(0), engine.info.genres, engine.model)
+            judge(
+                sample,
+                engine.probabilities(features).mean(0),
+                engine.info.genres,
+                engine.model,
+                multi_label=engine.info.activation == "sigmoid",
+            )
             judged += 1
         if on_progress:
             on_progress(n, len(samples))
     return judged
 
 
-def judge(sample: Sample, probabilities: np.ndarray, genres: list[str], model: str) -> None:
+def judge(
+    sample: Sample,
+    probabilities: np.ndarray,
+    genres: list[str],
+    model: str,
+    *,
+    multi_label: bool = False,
+) -> None:
     best = int(np.argmax(probabilities))
-    label = sample.genre.name
-    label_probability = float(probabilities[genres.index(label)]) if label in genres else 0.0
     sample.verdict_genre = genres[best]
     sample.verdict_confidence = float(probabilities[best])
-    sample.disagreement = 1.0 - label_probability
-    sample.uncertainty = 1.0 - float(probabilities[best])
     sample.verdict_probabilities = probabilities_of(genres, probabilities)
+    sample.verdict_multi_label = multi_label
+    sample.disagreement = disagreement(
+        sample.verdict_probabilities, sample.genre_names(), multi_label
+    )
+    sample.uncertainty = 1.0 - float(probabilities[best])
     sample.verdict_model = model
     sample.verdict_error = ""
     Sample.objects.filter(pk=sample.pk).update(**{f: getattr(sample, f) for f in VERDICT_FIELDS})

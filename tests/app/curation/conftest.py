@@ -74,9 +74,9 @@ def baseline_head(curation_root: Path, gtzan_dir: Path) -> tuple[Path, str]:
             labels.append(label)
     head = fit(features, labels, len(BASELINE_GENRES), TrainConfig(epochs=100))
     path = curation_root / "baseline.safetensors"
-    version = save_head(
-        head, HeadInfo(genres=list(BASELINE_GENRES), trained_on="test baseline"), path
-    )
+    # Named as the taxonomy names them (the bundled GTZAN head's "blues" would read the same).
+    names = [genre.capitalize() for genre in BASELINE_GENRES]
+    version = save_head(head, HeadInfo(genres=names, trained_on="test baseline"), path)
     return path, model_version(version)
 
 

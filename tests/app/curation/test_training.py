@@ -27,7 +27,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def approved_subset(gtzan_subset, baseline_head) -> list[Sample]:
     import_folder(gtzan_subset, status=Sample.Status.APPROVED)
-    return list(Sample.objects.select_related("genre").order_by("pk"))
+    return list(Sample.objects.prefetch_related("genres").order_by("pk"))
 
 
 def trained(run: TrainingRun) -> TrainingRun:
@@ -42,22 +42,25 @@ def test_run_trains_reports_and_makes_a_version(approved_subset, baseline_head):
     run.refresh_from_db()
     assert run.progress == 1.0 and run.finished_at is not None
     report = run.report
-    assert report["genres"] == ["blues", "classical", "metal"]
+    assert report["genres"] == ["Blues", "Classical", "Metal"]
     # 4 clips per genre, one held out per genre as a contiguous block (no artist known).
-    assert report["split"]["validation"] == {"blues": 1, "classical": 1, "metal": 1}
-    assert report["split"]["train"] == {"blues": 3, "classical": 3, "metal": 3}
+    assert report["split"]["validation"] == {"Blues": 1, "Classical": 1, "Metal": 1}
+    assert report["split"]["train"] == {"Blues": 3, "Classical": 3, "Metal": 3}
+    # Calibrated on artist-disjoint folds of the training side (here: numbering blocks).
+    assert report["calibration"]["method"] == "platt" and report["calibration"]["folds"] >= 2
     validation = report["validation"]
-    assert set(validation["per_genre"]) == {"blues", "classical", "metal"}
+    assert set(validation["per_genre"]) == {"Blues", "Classical", "Metal"}
     for metrics in validation["per_genre"].values():
         assert set(metrics) >= {"precision", "recall", "f1", "support"}
     assert np.array(validation["confusion"]).sum() == 3
     assert validation["accuracy"] == pytest.approx(np.trace(validation["confusion"]) / 3)
+    assert 0.0 <= validation["label_ece"] <= 1.0 and 0.0 <= validation["top_label_ece"] <= 1.0
     # The comparison ran the active (baseline) head on the same three samples.
     comparison = report["comparison"]
     assert comparison["model"] == baseline_head[1]
     assert comparison["samples"] == 3
-    assert comparison["unknown_genres"] == ["metal"]
-    assert comparison["per_genre"]["metal"]["recall"] == 0.0  # it cannot say metal
+    assert comparison["unknown_genres"] == ["Metal"]
+    assert comparison["per_genre"]["Metal"]["recall"] == 0.0  # it cannot say metal
     assert (
         sum(
             comparison[k]
@@ -71,8 +74,11 @@ def test_run_trains_reports_and_makes_a_version(approved_subset, baseline_head):
     version = run.model_version
     head, info, head_version = load_head(Path(version.head.path))
     assert head_version == version.version and version.model.endswith(f"+head-{head_version}")
-    assert info.genres == ["blues", "classical", "metal"]
-    assert info.tag_spelling == {"blues": "Blues", "classical": "Classical", "metal": "Metal"}
+    assert info.genres == ["Blues", "Classical", "Metal"]
+    assert info.tag_spelling == {"Blues": "Blues", "Classical": "Classical", "Metal": "Metal"}
+    # The same kind of head as the default: one calibrated sigmoid per genre.
+    assert info.activation == "sigmoid" and head.multi_label
+    assert not np.allclose(head.scale.numpy(), 1.0) or not np.allclose(head.bias.numpy(), 0.0)
     assert version.accuracy == validation["accuracy"]
     assert not version.is_active
 
@@ -96,7 +102,7 @@ def test_artists_stay_on_one_side(approved_subset):
     # Two artists per genre, two clips each: the held-out clips are one artist's pair.
     for sample in approved_subset:
         number = int(sample.original_name.split(".")[1])
-        sample.artist = f"{sample.genre.name}-artist-{number // 2}"
+        sample.artist = f"{sample.genre_names()[0]}-artist-{number // 2}"
         sample.save()
     run = trained(TrainingRun.objects.create(epochs=50, validation_fraction=0.5))
     held = set(run.report["validation_samples"])
@@ -104,43 +110,49 @@ def test_artists_stay_on_one_side(approved_subset):
     for sample in approved_subset:
         by_artist.setdefault(sample.artist, set()).add(sample.pk in held)
     assert all(len(sides) == 1 for sides in by_artist.values())
-    assert run.report["split"]["validation"] == {"blues": 2, "classical": 2, "metal": 2}
+    assert run.report["split"]["validation"] == {"Blues": 2, "Classical": 2, "Metal": 2}
     assert run.report["artists_on_both_sides"] == []
 
 
 def test_only_approved_samples_train_and_small_genres_are_dropped(approved_subset):
-    metal = [s for s in approved_subset if s.genre.name == "metal"]
+    metal = [s for s in approved_subset if s.genre_names() == ["Metal"]]
     Sample.objects.filter(pk__in=[s.pk for s in metal[1:]]).update(status="rejected")
     run = trained(TrainingRun.objects.create(epochs=50))
-    assert run.report["genres"] == ["blues", "classical"]
-    assert run.report["dropped_genres"] == {"metal": 1}
+    assert run.report["genres"] == ["Blues", "Classical"]
+    assert run.report["dropped_genres"] == {"Metal": 1}
 
 
 def test_pinned_test_samples_are_held_out_of_training(approved_subset):
     pinned = [s for s in approved_subset if s.original_name.endswith("00003.flac")]
     Sample.objects.filter(pk__in=[s.pk for s in pinned]).update(split="test")
     run = trained(TrainingRun.objects.create(epochs=50))
-    assert run.report["split"]["test"] == {"blues": 1, "classical": 1, "metal": 1}
+    assert run.report["split"]["test"] == {"Blues": 1, "Classical": 1, "Metal": 1}
     assert not set(run.report["validation_samples"]) & {s.pk for s in pinned}
-    assert run.report["test"]["genres"] == ["blues", "classical", "metal"]
+    assert run.report["test"]["genres"] == ["Blues", "Classical", "Metal"]
+    assert run.report["test"]["samples"] == 3
 
 
 def test_subgenres_roll_up_into_their_parent(approved_subset):
     doom = Genre.objects.create(
-        name="doom", tag_spelling="Doom Metal", parent=Genre.objects.get(name="metal")
+        name="Doom", tag_spelling="Doom Metal", parent=Genre.objects.get(name="Metal")
     )
-    metal = [s for s in approved_subset if s.genre.name == "metal"]
-    Sample.objects.filter(pk__in=[s.pk for s in metal[:2]]).update(genre=doom)
+    metal = [s for s in approved_subset if s.genre_names() == ["Metal"]]
+    for sample in metal[:2]:
+        sample.genres.set([doom])
     flat = trained(TrainingRun.objects.create(epochs=30))
-    assert "doom" in flat.report["genres"]
+    # A style trains beside its parent, which it implies: all four clips are Metal.
+    assert "Doom" in flat.report["genres"]
+    assert sum(flat.report["split"][s].get("Metal", 0) for s in ("train", "validation")) == 4
+    head, info, _ = load_head(Path(flat.model_version.head.path))
+    assert info.parents == {"Doom": "Metal"}
     rolled = trained(TrainingRun.objects.create(epochs=30, roll_up_subgenres=True))
-    assert rolled.report["genres"] == ["blues", "classical", "metal"]
-    assert sum(rolled.report["split"][s].get("metal", 0) for s in ("train", "validation")) == 4
+    assert rolled.report["genres"] == ["Blues", "Classical", "Metal"]
+    assert sum(rolled.report["split"][s].get("Metal", 0) for s in ("train", "validation")) == 4
 
 
 def test_a_run_without_two_trainable_genres_fails_with_a_reason(gtzan_subset):
     import_folder(gtzan_subset)  # proposed, not approved
-    Sample.objects.filter(genre__name="blues").update(status="approved")
+    Sample.objects.filter(genres__name="Blues").update(status="approved")
     run = run_training(TrainingRun.objects.create().pk)
     assert run.status == TrainingRun.Status.FAILED
     assert "at least two genres" in run.error
@@ -169,7 +181,7 @@ def test_promotion_switches_the_engine_and_roll_back_restores(approved_subset, b
     promote(first)
     assert promoted_head_path() == Path(first.head.path)
     assert active_engine().model == first.model  # the engine of the promoted head
-    assert active_engine().info.tag_spelling["metal"] == "Metal"
+    assert active_engine().info.tag_spelling["Metal"] == "Metal"
     promote(second)
     assert ModelVersion.objects.get(is_active=True) == second
     assert active_engine().model == second.model
@@ -285,8 +297,7 @@ def test_run_pages_follow_progress_and_show_the_report(staff_client, approved_su
         reverse("admin:curation_trainingrun_add"),
         {
             "epochs": 30,
-            "learning_rate": 0.01,
-            "weight_decay": 0.001,
+            "weight_decay": 0.01,
             "hidden": 0,
             "feature": "penultimate",
             "validation_fraction": 0.25,
@@ -308,8 +319,7 @@ def test_run_pages_follow_progress_and_show_the_report(staff_client, approved_su
         reverse("admin:curation_trainingrun_add"),
         {
             "epochs": 0,
-            "learning_rate": 0.01,
-            "weight_decay": 0.001,
+            "weight_decay": 0.01,
             "hidden": 0,
             "feature": "penultimate",
             "validation_fraction": 0.9,

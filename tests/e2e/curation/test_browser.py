@@ -44,18 +44,18 @@ def test_curator_imports_relabels_trains_and_promotes(
     page.click("input[name=import]")
     page.wait_for_selector("text=Import: 12 imported; 0 already there")
     assert page.locator("#genre-counts").is_visible()
-    assert Sample.objects.get(original_name=MISFILED).genre.name == "blues"
+    assert Sample.objects.get(original_name=MISFILED).genre_names() == ["Blues"]
 
     # Relabel the misfiled clip to metal.
     page.locator("#result_list tr", has_text=MISFILED).locator("input.action-select").check()
     page.select_option("select[name=action]", "relabel")
     page.click("button[name=index]")
     page.wait_for_selector("#relabel-form")
-    page.select_option("#id_genre", label="metal")
+    page.select_option("#id_genres", label="Metal")
     page.click("input[name=apply]")
-    page.wait_for_selector("text=1 sample relabelled metal.")
+    page.wait_for_selector("text=1 sample relabelled Metal.")
     misfiled = Sample.objects.get(original_name=MISFILED)
-    assert misfiled.genre.name == "metal" and misfiled.status == "approved"
+    assert misfiled.genre_names() == ["Metal"] and misfiled.status == "approved"
 
     # Approve the rest.
     page.check("#action-toggle")

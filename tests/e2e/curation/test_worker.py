@@ -123,7 +123,7 @@ def test_training_run_through_a_worker_then_the_worker_uses_the_promoted_version
     assert after.status == "done", after.error
     assert after.model_version == version.model
     assert after.model_version.endswith(f"+head-{version.version}")
-    assert set(after.verdict["probabilities"]) == {"blues", "classical", "metal"}
+    assert set(after.verdict["probabilities"]) == {"Blues", "Classical", "Metal"}
     assert celery_worker.process.poll() is None  # no restart happened
 
     # The promotion queued fresh verdicts of the samples with the new model.

@@ -1,4 +1,5 @@
-"""`manage.py import_samples DIR`: add a labelled folder (DIR/<genre>/<files>) to the dataset."""
+"""`manage.py import_samples DIR`: add a labelled folder (DIR/<genre>/<files>, or DIR/labels.csv
+with several genres per file) to the dataset."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from classifier.engine.errors import EngineError
 
 class Command(BaseCommand):
     help = (
-        "Import DIR/<genre>/<audio files> as labelled samples; audio already in the dataset "
-        "(same content) is skipped."
+        "Import DIR/<genre>/<audio files>, or the files DIR/labels.csv names with their genres, "
+        "as labelled samples; audio already in the dataset (same content) is skipped."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -44,8 +45,8 @@ class Command(BaseCommand):
             )
         except CurationError as exc:
             raise CommandError(str(exc)) from None
-        for error in result.errors:
-            self.stderr.write(error)
+        for message in result.messages():
+            self.stderr.write(message)
         self.stdout.write(f"{directory}: {result.summary()}")
         if result.created and verdicts != "no":
             self.verdicts(result.created, verdicts)
@@ -62,7 +63,7 @@ class Command(BaseCommand):
             if not queue_verdict_refresh(ids):
                 self.stderr.write("the task queue cannot be reached: no verdicts queued")
             return
-        samples = Sample.objects.filter(pk__in=ids).select_related("genre").order_by("pk")
+        samples = Sample.objects.filter(pk__in=ids).prefetch_related("genres").order_by("pk")
         try:
             judged = refresh_verdicts(samples, on_progress=self.analysed)
         except EngineError as exc:
