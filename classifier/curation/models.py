@@ -35,8 +35,24 @@ class GenreQuerySet(models.QuerySet):
                 return genre
         names = self.taxonomy_candidates(spelling)
         if len(names) == 1:
-            return next((g for g in genres if g.name in names), None)
+            found = next((g for g in genres if g.name in names), None)
+            # A taxonomy genre without a row (a table flushed, a row deleted) gets it back.
+            return found or self.from_taxonomy(next(iter(names)))
         return None
+
+    def from_taxonomy(self, name: str) -> Genre:
+        """The row of taxonomy genre `name`, made as taxonomy.json has it where absent."""
+        known = load_taxonomy().genre(name)
+        parent = self.from_taxonomy(known.parent) if known.parent else None
+        row, _ = self.get_or_create(
+            name=name,
+            defaults={
+                "tag_spelling": known.tag_spelling,
+                "aliases": ", ".join(known.aliases)[:500],
+                "parent": parent,
+            },
+        )
+        return row
 
     @staticmethod
     def taxonomy_candidates(spelling: str) -> frozenset[str]:

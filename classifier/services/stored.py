@@ -13,6 +13,7 @@ from django.conf import settings
 
 from classifier.engine.analysis import Analysis
 from classifier.engine.config import TagChoice
+from classifier.services import taxonomy
 
 
 def rounded(probabilities: Mapping[str, float]) -> dict[str, float]:
@@ -26,6 +27,8 @@ def analysis_fields(analysis: Analysis) -> dict[str, Any]:
     verdict.pop("path", None)
     verdict.pop("error", None)
     verdict["probabilities"] = rounded(analysis.probabilities)
+    # Staff may respell a genre in the genre table: files get the curated spelling.
+    analysis.tag_spelling = {**analysis.tag_spelling, **taxonomy.tag_spellings()}
     verdict["tag_values"] = analysis.tag_values(tag_choice())
     verdict["min_confidence"] = analysis.min_confidence
     embedding = analysis.embedding

@@ -55,9 +55,6 @@ class Taxonomy:
     spelling: dict[str, str] = field(default_factory=dict)  # name -> how files spell it
     parents: dict[str, str] = field(default_factory=dict)  # style -> its genre
 
-    def with_parents(self, parents: dict[str, str]) -> Taxonomy:
-        return Taxonomy(self.genres, self.spelling, {**self.parents, **parents})
-
     def family(self, genre: str) -> set[str]:
         """The genre and every style below it: what filtering by it finds."""
         return {genre} | {style for style, parent in self.parents.items() if parent == genre}
@@ -82,25 +79,34 @@ class Taxonomy:
 
 def current() -> Taxonomy:
     """The active model's taxonomy (re-read only when the active head file changes), with
-    the curated genre table's parents."""
+    the curated genre table's parents and tag spellings."""
     path = head_path()
     try:
         stamp = path.stat().st_mtime_ns
     except OSError:
         stamp = 0
-    return _taxonomy_of(path, stamp).with_parents(curated_parents())
+    parents, spellings = curated()
+    base = _taxonomy_of(path, stamp)
+    return Taxonomy(base.genres, {**base.spelling, **spellings}, {**base.parents, **parents})
 
 
-def curated_parents() -> dict[str, str]:
-    """style -> genre as staff curated it (empty where curation is not installed)."""
+def curated() -> tuple[dict[str, str], dict[str, str]]:
+    """(style -> genre, genre -> tag spelling) as staff curated them; empty where curation is
+    not installed or its table not migrated yet (the head's own taxonomy then holds)."""
     if not apps.is_installed("classifier.curation"):
-        return {}
+        return {}, {}
     genre_model = apps.get_model("curation", "Genre")
     try:
-        rows = genre_model.objects.filter(parent__isnull=False).values_list("name", "parent__name")
-        return dict(rows)
-    except DatabaseError:  # a database not migrated yet: the head's own taxonomy holds
-        return {}
+        rows = list(genre_model.objects.values_list("name", "parent__name", "tag_spelling"))
+    except DatabaseError:
+        return {}, {}
+    parents = {name: parent for name, parent, _ in rows if parent}
+    return parents, {name: spelling for name, _, spelling in rows if spelling}
+
+
+def tag_spellings() -> dict[str, str]:
+    """How each genre is written into files: the head's spellings, as staff curated them."""
+    return current().spelling
 
 
 @lru_cache(maxsize=8)

@@ -124,7 +124,8 @@ def test_rundev_serves_and_analyses_on_embedded_defaults(tmp_path, gtzan_dir, se
         status, content = call(track["download_url"], token)
         downloaded = tmp_path / "downloaded.flac"
         downloaded.write_bytes(content)
-        assert read_tags(downloaded).genres == ["Country"] == track["genres_after"]
+        assert read_tags(downloaded).genres == track["genres_after"]
+        assert track["genres_after"][0] == "Country"  # then any other genre it is given
     finally:
         server.send_signal(signal.SIGTERM)  # rundev stops its worker too
         try:

@@ -6,6 +6,7 @@ The end-to-end tests of the web app use some of them too (tests/e2e/web/conftest
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -93,7 +94,8 @@ def classical_analysis(
     the configuration a worker would use."""
     path = clip_excerpt(gtzan_dir, clip_dir, "classical", 1)
     with django_db_blocker.unblock():  # the active model is looked up in the database
-        config = active_model.engine_config()
+        # As the tests' workers run (tests/app/conftest.py): no novelty check.
+        config = replace(active_model.engine_config(), novelty_path=None)
     return path, analyse(path, config, min_confidence=django_settings.GENREWEB_MIN_CONFIDENCE)
 
 

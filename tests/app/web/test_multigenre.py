@@ -18,10 +18,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from classifier.curation.models import Genre
 from classifier.engine.filetags import read_tags
 from classifier.engine.head import GenreHead, HeadInfo, save_head
 from classifier.models import Status, Track
-from classifier.services import intake, processing
+from classifier.services import intake, processing, taxonomy
 from classifier.services.library import genre_distribution
 from tests.audiofiles import clip_excerpt
 
@@ -136,3 +137,13 @@ def test_the_api_filters_by_style_and_names_parents(user, library):
 def test_the_track_page_shows_the_style_under_its_genre(alice, library):
     page = alice.get(reverse("track-detail", args=[library["house"].pk])).content.decode()
     assert 'title="a style of Electronic">· Electronic</span>' in page
+
+
+def test_staff_spelling_in_the_genre_table_is_what_files_get(rigged_head, upload, user):
+    # The genre table is seeded from the taxonomy and editable: a respelling reaches the tags
+    # and the labels without retraining.
+    Genre.objects.filter(name="Electronic").update(tag_spelling="Electronica")
+    track = upload(user)
+    assert read_tags(track.file.path).genres == ["Electronica", "Rock"]
+    assert taxonomy.current().label("Electronic") == "Electronica"
+    assert taxonomy.current().family("Electronic") >= {"Electronic", "House", "Techno"}

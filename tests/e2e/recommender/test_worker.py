@@ -81,12 +81,12 @@ def test_build_a_catalog_then_songs_like_an_upload(
     assert [r.status for r in spotify.requests("^/v1/artists/[^/]+$")] == [429, 200, 200]
 
     anvil = CatalogTrack.objects.get(title="Anvil")
-    assert anvil.primary_genre == "metal" and len(anvil.embedding) == 200
+    assert anvil.primary_genre == "Metal" and len(anvil.embedding) == 200
     assert anvil.artist_genres == ["metal", "thrash metal"]
     assert anvil.sample_source_title == "Iron Testers - Anvil"  # not the live decoy
     assert 25 <= anvil.verdict["duration"] <= 31
     nocturne = CatalogTrack.objects.get(title="Nocturne")
-    assert nocturne.primary_genre == "classical" and nocturne.artist_genres == []
+    assert nocturne.primary_genre == "Classical" and nocturne.artist_genres == []
     assert CatalogArtist.objects.get(name="Quiet Players").genres == []
     lost = CatalogTrack.objects.get(title="Lost Song")
     assert lost.status == Status.FAILED and "no search results" in lost.failure_reason
@@ -119,7 +119,7 @@ def test_build_a_catalog_then_songs_like_an_upload(
         worker,
     )
     mine = Track.objects.get(pk=track_id)
-    assert mine.status == "done" and mine.primary_genre == "metal", mine.error
+    assert mine.status == "done" and mine.primary_genre == "Metal", mine.error
 
     # 5. Songs like this: the catalog's metal tracks, ranked, with players and reasons.
     data = client.get(f"/api/tracks/{track_id}/similar/").json()

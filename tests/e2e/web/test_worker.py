@@ -41,7 +41,7 @@ def test_upload_goes_through_the_worker_to_a_tagged_file(celery_worker, alice, g
     track = Track.objects.get(pk=created["id"])
     assert track.status == Status.DONE, track.error
     assert track.task_id and track.attempts == 1
-    assert track.primary_genre == "metal" and len(track.embedding) == 200
+    assert track.primary_genre == "Metal" and len(track.embedding) == 200
     assert f"analyse_track[{track.task_id}] succeeded" in celery_worker.output()
     response = alice.get(reverse("track-download", args=[track.pk]))
     downloaded = tmp_path / "downloaded.flac"
@@ -74,4 +74,5 @@ def test_a_track_whose_worker_dies_is_analysed_once_by_the_next(
     assert track.status == Status.DONE, track.error
     assert track.attempts == 2  # the killed attempt, then the redelivered message
     assert "WorkerLostError" in celery_worker.output()
-    assert read_tags(track.file.path).genres == track.genres_after == ["Jazz"]
+    assert read_tags(track.file.path).genres == track.genres_after
+    assert track.genres_after[0] == "Jazz"  # then any other genre the track is given
