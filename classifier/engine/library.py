@@ -62,6 +62,7 @@ def fuse_library(
     for n, (track, album) in enumerate(zip(tracks, albums, strict=True)):
         if album is not None:
             pool.add(album, n, track.audio)
+    artists = _artist_pools(tracks, albums)
     fused = []
     for n, track in enumerate(tracks):
         evidence = Evidence(file_tag=sets[n], catalog=track.catalog, tag_reliability=reliability)
@@ -72,25 +73,42 @@ def fuse_library(
                 flag = far_from_album(
                     track.audio, evidence.album, evidence.album_tracks, weights, parents
                 )
-        evidence.artist, evidence.artist_tracks = _artist_off_album(tracks, albums, n)
+        evidence.artist, evidence.artist_tracks = _artist_off_album(artists, track, albums[n], n)
         fused.append(FusedTrack(_fused(track.audio, evidence, weights, parents), evidence, flag))
     return fused
 
 
+def _artist_pools(
+    tracks: Sequence[LibraryTrack], albums: Sequence[Hashable | None]
+) -> tuple[AlbumPool, AlbumPool]:
+    """Sums per artist, and per artist and album: one pass, whatever the library's size."""
+    by_artist, by_album = AlbumPool(), AlbumPool()
+    for n, (track, album) in enumerate(zip(tracks, albums, strict=True)):
+        artist = track.evidence.artist_key()
+        if artist is not None:
+            by_artist.add(artist, n, track.audio)
+            if album is not None:
+                by_album.add((artist, album), n, track.audio)
+    return by_artist, by_album
+
+
 def _artist_off_album(
-    tracks: Sequence[LibraryTrack], albums: Sequence[Hashable | None], n: int
+    pools: tuple[AlbumPool, AlbumPool], track: LibraryTrack, album: Hashable | None, n: int
 ) -> tuple[dict[str, float] | None, int]:
-    """The mean audio of the artist's tracks that are not on track n's album."""
-    artist = tracks[n].evidence.artist_key()
+    """The mean audio of the artist's tracks that are not on track n's album (nor track n)."""
+    artist = track.evidence.artist_key()
     if artist is None:
         return None, 0
-    pool = AlbumPool()
-    for m, other in enumerate(tracks):
-        off_album = albums[m] is None or albums[m] != albums[n]
-        if m != n and off_album and other.evidence.artist_key() == artist:
-            pool.add(artist, m, other.audio)
-    mean, count = pool.others(artist, n)
-    return (mean, count) if count else (None, 0)
+    by_artist, by_album = pools
+    everyone, count = by_artist.others(artist, n)
+    if album is not None:
+        mates, on_album = by_album.others((artist, album), n)
+        if count - on_album < 1:
+            return None, 0
+        sums = {g: everyone[g] * count - mates.get(g, 0.0) * on_album for g in everyone}
+        count -= on_album
+        everyone = {g: s / count for g, s in sums.items()}
+    return (everyone, count) if count else (None, 0)
 
 
 def _fused(

@@ -198,3 +198,17 @@ def test_learning_recovers_the_weight_that_made_the_data():
     learned = fit_weights(design, l2=0.0)
     assert learned["tag"] == pytest.approx(1.5, abs=0.2)
     assert math.isfinite(learned["album_bias"])
+
+
+def test_the_artist_s_tracks_off_the_album_are_weaker_evidence_of_their_own():
+    def track(p: float, album: str | None) -> LibraryTrack:
+        return LibraryTrack(rock(p), TrackEvidence(artist="X", album=album), folder="f")
+
+    tracks = [track(0.9, "A"), track(0.7, "A"), track(0.2, "B"), track(0.4, None)]
+    fused = fuse_library(tracks, load_weights(), {})
+    first, loose = fused[0].evidence, fused[3].evidence
+    assert (first.album_tracks, first.artist_tracks) == (1, 2)
+    assert first.album["Rock"] == pytest.approx(0.7)
+    assert first.artist["Rock"] == pytest.approx(0.3)  # tracks 2 and 3, off album A
+    assert loose.album is None and loose.artist_tracks == 3
+    assert loose.artist["Rock"] == pytest.approx((0.9 + 0.7 + 0.2) / 3)

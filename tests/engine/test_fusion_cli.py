@@ -72,3 +72,9 @@ def test_the_folder_s_album_is_pooled(lines):
 def test_a_file_with_no_evidence_keeps_the_audio_verdict(lines):
     line = lines["loose.flac"]
     assert line["evidence"] == [] and line["genres"] == line["audio_genres"]
+
+
+def test_fusion_report_is_a_command_and_refuses_a_bad_seed_count(capsys):
+    assert "fusion-report" in cli.COMMANDS
+    assert cli.main(["fusion-report", "--seeds", "0"]) == 2
+    assert "--seeds must be at least 1" in capsys.readouterr().err
