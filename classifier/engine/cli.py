@@ -1,4 +1,4 @@
-"""The engine's command line: `python -m classifier.engine classify|train-head|train-default`.
+"""The engine's command line: `python -m classifier.engine classify|train-head|train-default|...`.
 
 The same argument definitions and runs serve `manage.py classify` and `manage.py train_head`,
 which only hand in the web app's configuration. Standing alone, the engine reads its
@@ -13,13 +13,17 @@ import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from classifier.engine.analysis import Analysis
 from classifier.engine.config import AUDIO_SUFFIXES, TagChoice
 from classifier.engine.errors import EngineError, unexpected_error
+from classifier.engine.evidence import TrackEvidence, read_evidence
 from classifier.engine.filetags import POLICIES, write_genres
+from classifier.engine.fusion import load_weights
+from classifier.engine.library import LibraryTrack, evidence_json, fuse_library, fused_analysis
 from classifier.engine.registry import (
     DEFAULT_HEAD,
     MULTIGENRE_HEAD,
@@ -99,7 +103,11 @@ def audio_files(paths: Sequence[str | Path]) -> Iterator[Path]:
 
 
 def classify(options: dict[str, Any], config: EngineConfig, out: TextIO, err: TextIO) -> int:
-    """Classify the files named in `options`; the exit status (1 if any file failed)."""
+    """Classify the files named in `options`; the exit status (1 if any file failed).
+
+    Two passes: every file is analysed first, then each verdict is fused with its evidence
+    (its own genre tags, the other tracks of its album and of its artist among the files
+    named), so a folder's albums are pooled whatever order the files come in."""
     if options["top_k"] < 1:
         raise UsageError("--top-k must be at least 1")
     tag_choice(options)  # refused before any file is read
@@ -110,7 +118,15 @@ def classify(options: dict[str, Any], config: EngineConfig, out: TextIO, err: Te
         engine = get_engine(config)
     except EngineError as exc:
         raise UsageError(str(exc)) from None
-    failed = sum(not _classify_one(engine, path, options, out, err) for path in _progress(files))
+    found = [_analyse(engine, path, options) for path in _progress(files)]
+    fused = _fuse([f for f in found if isinstance(f, _Found)])
+    failed = 0
+    for path, result in zip(files, found, strict=True):
+        if isinstance(result, str):
+            _report_error(path, engine.model, result, options["json"], out, err)
+            failed += 1
+        else:
+            failed += not _report_one(path, result, fused[path], options, out, err)
     if failed:
         err.write(f"{failed} of {len(files)} files failed.\n")
         return 1
@@ -126,9 +142,15 @@ def _progress(files: list[Path]) -> Iterator[Path]:
     yield from tqdm(files, unit="file", file=sys.stderr, dynamic_ncols=True)
 
 
-def _classify_one(
-    engine: Engine, path: Path, options: dict[str, Any], out: TextIO, err: TextIO
-) -> bool:
+@dataclass
+class _Found:
+    path: Path
+    analysis: Analysis
+    evidence: TrackEvidence
+
+
+def _analyse(engine: Engine, path: Path, options: dict[str, Any]) -> _Found | str:
+    """The file's audio verdict and tag evidence, or why it failed."""
     try:
         analysis = engine.analyse(
             path,
@@ -137,24 +159,72 @@ def _classify_one(
             min_confidence=options["min_confidence"],
         )
     except EngineError as exc:
-        _report_error(path, engine.model, str(exc), options["json"], out, err)
-        return False
+        return str(exc)
     except Exception as exc:  # one file's unforeseen failure must not end the run
-        _report_error(
-            path, engine.model, unexpected_error(log, path.name, exc), options["json"], out, err
-        )
-        return False
+        return unexpected_error(log, path.name, exc)
+    # The second pass needs only the verdict: the timeline and embedding would pile up.
+    analysis.timeline, analysis.embedding = [], None
+    return _Found(path, analysis, read_evidence(path))
+
+
+def _fuse(found: list[_Found]) -> dict[Path, tuple[Analysis, list[dict[str, Any]]]]:
+    """Each analysed file's fused verdict and its evidence as JSON; the audio's verdict alone
+    where the fusion weights cannot be loaded."""
+    if not found:
+        return {}
+    try:
+        weights = load_weights()
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("fusion weights not loaded (%s): audio verdicts only", exc)
+        return {f.path: (f.analysis, []) for f in found}
+    result = {}
+    by_head: dict[str, list[_Found]] = {}
+    for f in found:  # one run uses one head, but the rule needs tracks of the same genres
+        by_head.setdefault(f.analysis.model, []).append(f)
+    for group in by_head.values():
+        parents = group[0].analysis.parents
+        tracks = [
+            LibraryTrack(f.analysis.probabilities, f.evidence, str(f.path.parent)) for f in group
+        ]
+        for f, fused in zip(group, fuse_library(tracks, weights, parents), strict=True):
+            top_k = len(f.analysis.genres)
+            result[f.path] = (
+                fused_analysis(f.analysis, fused, top_k),
+                evidence_json(f.evidence, fused, parents),
+            )
+    return result
+
+
+def _report_one(
+    path: Path,
+    found: _Found,
+    fused: tuple[Analysis, list[dict[str, Any]]],
+    options: dict[str, Any],
+    out: TextIO,
+    err: TextIO,
+) -> bool:
+    analysis, evidence = fused
     tag_note, tag_error = _tag_outcome(path, analysis, options)
     if options["json"]:
-        found = analysis.to_json()
+        line = analysis.to_json()
+        line["audio_genres"] = found.analysis.to_json()["genres"]
+        line["evidence"] = evidence
         if tag_error is not None:
-            found["tag_error"] = tag_error
-        out.write(json.dumps(found) + "\n")
+            line["tag_error"] = tag_error
+        out.write(json.dumps(line) + "\n")
     else:
-        out.write(describe(analysis) + tag_note + "\n")
+        out.write(describe(analysis) + _evidence_note(found.analysis, analysis) + tag_note + "\n")
     if tag_error is not None:
         err.write(f"{path}: error: the tags were not written: {tag_error}\n")
     return tag_error is None
+
+
+def _evidence_note(audio: Analysis, fused: Analysis) -> str:
+    """A line with the audio's own verdict, where the evidence changed it."""
+    if [g.name for g in audio.genres] == [g.name for g in fused.genres]:
+        return ""
+    genres = ", ".join(f"{g.name} {g.confidence:.0%}" for g in audio.genres)
+    return f"\n    audio alone: {genres}"
 
 
 def _tag_outcome(path: Path, analysis: Analysis, options: dict[str, Any]) -> tuple[str, str | None]:
@@ -216,6 +286,8 @@ def _report_error(
                     "duration": 0.0,
                     "model": model,
                     "warnings": [],
+                    "audio_genres": [],
+                    "evidence": [],
                     "error": message,
                 }
             )
@@ -380,6 +452,49 @@ def train_novelty(options: dict[str, Any], config: EngineConfig, out: TextIO, er
     return 0
 
 
+# ---------------------------------------------------------------- fusion-report
+
+
+def add_fusion_report_arguments(parser: argparse.ArgumentParser) -> None:
+    from classifier.engine.datasets import default_shared_dir
+    from classifier.engine.featurecache import default_cache_dir
+    from classifier.engine.fusion import FUSION_FILE
+
+    parser.add_argument("--shared", type=Path, default=default_shared_dir())
+    parser.add_argument("--cache", type=Path, default=default_cache_dir())
+    parser.add_argument(
+        "--seeds", type=int, default=5, help="simulated libraries per scenario and fold (5)"
+    )
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="also learn the weights on every clip and write them, with the figures",
+    )
+    parser.add_argument("--out", type=Path, default=FUSION_FILE, help="where --write writes")
+
+
+def fusion_report(options: dict[str, Any], config: EngineConfig, out: TextIO, err: TextIO) -> int:
+    """Learn and judge the fusion rule's weights on simulated libraries; print the table."""
+    from classifier.engine.fusionsim import run_report
+    from classifier.engine.runner import Engine
+
+    if options["seeds"] < 1:
+        raise UsageError("--seeds must be at least 1")
+    try:
+        run_report(
+            options["shared"],
+            options["cache"],
+            lambda: Engine.cnn_only(config),
+            out,
+            err,
+            seeds=options["seeds"],
+            write=options["out"] if options["write"] else None,
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    return 0
+
+
 # ---------------------------------------------------------------- the engine's own entry
 
 
@@ -421,6 +536,13 @@ COMMANDS = {
         train_novelty,
         "Fit the novelty model that makes non-music (speech, noise, test tones) come out "
         "uncertain, on the shared sources, and report how much music it wrongly flags.",
+    ),
+    "fusion-report": (
+        add_fusion_report_arguments,
+        fusion_report,
+        "Learn the weights that fuse the audio's verdict with file tags, albums and artists "
+        "on libraries simulated from the shared sources, judge them by nested artist-disjoint "
+        "cross-validation and print the table (--write saves them).",
     ),
 }
 

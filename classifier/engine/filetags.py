@@ -50,6 +50,7 @@ class TagInfo:
     has_cover: bool
     format: str
     provenance: dict[str, str] = field(default_factory=dict)
+    album_artist: str | None = None  # who the album is by (a compilation: "Various Artists")
 
 
 @dataclass
@@ -263,6 +264,7 @@ def _read_id3(audio: mutagen.FileType, separator: str) -> dict[str, Any]:
         "title": _id3_text(tags, "TIT2"),
         "artist": _id3_text(tags, "TPE1"),
         "album": _id3_text(tags, "TALB"),
+        "album_artist": _id3_text(tags, "TPE2"),
         "genres": _unique(genres),
         "has_cover": bool(tags.getall("APIC")),
         "provenance": provenance,
@@ -285,6 +287,7 @@ def _read_vorbis(audio: mutagen.FileType, separator: str) -> dict[str, Any]:
         "title": _vorbis_text(tags, "title"),
         "artist": _vorbis_text(tags, "artist"),
         "album": _vorbis_text(tags, "album"),
+        "album_artist": _vorbis_text(tags, "albumartist") or _vorbis_text(tags, "album artist"),
         "genres": _clean_values(tags.get("genre", [])),
         "has_cover": bool(pictures) or any(key in tags for key in _VORBIS_COVERS),
         "provenance": provenance,
@@ -305,6 +308,7 @@ def _read_mp4(audio: mutagen.FileType, separator: str) -> dict[str, Any]:
         "title": _joined(tags.get("\xa9nam")),
         "artist": _joined(tags.get("\xa9ART")),
         "album": _joined(tags.get("\xa9alb")),
+        "album_artist": _joined(tags.get("aART")),
         "genres": _clean_values(tags.get("\xa9gen", [])),
         "has_cover": bool(tags.get("covr")),
         "provenance": provenance,
@@ -333,6 +337,7 @@ def _empty_fields() -> dict[str, Any]:
         "title": None,
         "artist": None,
         "album": None,
+        "album_artist": None,
         "genres": [],
         "has_cover": False,
         "provenance": {},
