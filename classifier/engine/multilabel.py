@@ -156,6 +156,10 @@ class FitConfig:
     max_iter: int = 200
     seed: int = 0
     hidden: int = 0  # hidden units (0: linear, the default)
+    # Train on each clip's mean chunk (one row per clip) rather than on its chunks. For a
+    # linear head the mean of a clip's chunk logits is the logit of its mean chunk, so this
+    # fits the clip-level evidence; the head still runs per chunk at inference.
+    pooled: bool = False
 
 
 def _rows(
@@ -175,7 +179,8 @@ def fit_multilabel(
     space: LabelSpace,
     config: FitConfig | None = None,
 ) -> GenreHead:
-    """A linear one-vs-rest head on chunk features (a (k, d) array per clip), by L-BFGS.
+    """A linear one-vs-rest head on chunk features (a (k, d) array per clip), by L-BFGS
+    (config.pooled: on each clip's mean chunk).
 
     Each genre's loss weighs its positives and its negatives equally (balanced across genres
     whatever their counts); unknown targets add nothing; each ambiguous set adds
@@ -183,6 +188,8 @@ def fit_multilabel(
     """
     config = config or FitConfig()
     torch.manual_seed(config.seed)
+    if config.pooled:
+        chunks = [np.asarray(c).mean(0, keepdims=True) for c in chunks]
     x_np, owner, w_np = _rows(chunks, target.weight)
     x = torch.from_numpy(x_np)
     y_np = target.y[owner]

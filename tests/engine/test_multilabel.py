@@ -105,6 +105,21 @@ def test_the_head_learns_several_genres_and_cross_validates():
     assert hits > 0.9 and chance_hits < hits - 0.2
 
 
+def test_pooled_training_fits_each_clips_mean_chunk_and_runs_per_chunk():
+    rng = np.random.default_rng(5)
+    clips, features = synthetic(rng)
+    target = targets(clips, SPACE)
+    pooled = fit_multilabel(features, target, SPACE, FitConfig(l2=1e-2, pooled=True))
+    # The same as training on one row per clip, its mean chunk.
+    means = [f.mean(0, keepdims=True) for f in features]
+    by_hand = fit_multilabel(means, target, SPACE, FitConfig(l2=1e-2))
+    chunk = features[0]
+    np.testing.assert_allclose(pooled.probabilities(chunk), by_hand.probabilities(chunk), atol=1e-5)
+    rock = [i for i, c in enumerate(clips) if c.positives == {"Rock"}]
+    probs = np.stack([pooled.probabilities(features[i]).mean(0) for i in rock])
+    assert (probs[:, 2] > 0.5).all() and (probs[:, 0] < 0.5).all()
+
+
 def test_an_ambiguous_label_asks_for_one_of_its_genres_not_both():
     rng = np.random.default_rng(4)
     clips, features = synthetic(rng)
