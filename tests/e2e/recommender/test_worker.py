@@ -126,7 +126,7 @@ def test_build_a_catalog_then_songs_like_an_upload(
     results = data["catalog"]["results"]
     assert {r["title"] for r in results} == {"Anvil", "Forge"}
     assert results[0]["similarity"] >= results[1]["similarity"] > 0
-    assert all(r["reason"].startswith("Same genre: metal · similarity ") for r in results)
+    assert all(r["reason"].startswith("Same genre: Metal · similarity ") for r in results)
     assert all(r["spotify_url"] and r["cover_url"] and r["sample_url"] for r in results)
     sample = client.get(results[0]["sample_url"])
     assert sample.status_code == 200 and sample["Content-Type"] == "audio/mpeg"
@@ -136,4 +136,4 @@ def test_build_a_catalog_then_songs_like_an_upload(
     )
     assert html.count("<audio controls") == 2 and "Nocturne" not in html
     page = client.get(reverse("track-detail", args=[track_id])).content.decode()
-    assert "Anvil" in page and "Same genre: metal" in page
+    assert "Anvil" in page and "Same genre: Metal" in page
