@@ -1,7 +1,8 @@
 """Speed of the genre engine on this machine.
 
 Builds 4-minute tracks from the GTZAN clips in ../shared (real music, FLAC), then times:
-- `analyse()` with the default chunk budget and with `--full` (the model loaded once, warm);
+- `analyse()` with the default chunk budget and with `--full` (the model loaded once, warm),
+  and the default without the novelty check (its cost);
 - the original musicnn extractor's procedure: librosa.load at 16 kHz, librosa's mel spectrogram,
   patches stacked one by one and the CNN run one patch at a time (musicnn's BATCH_SIZE = 1),
   here with the torch port since TensorFlow is not part of the project;
@@ -39,7 +40,7 @@ import soundfile  # noqa: E402
 import torch  # noqa: E402
 
 from classifier.engine.config import AUDIO  # noqa: E402
-from classifier.engine.runner import get_engine  # noqa: E402
+from classifier.engine.runner import Engine, EngineConfig, get_engine  # noqa: E402
 
 GTZAN = Path(os.environ.get("GENREWEB_SHARED_DIR", REPO.parent / "shared")) / "data/gtzan_mini"
 
@@ -172,6 +173,8 @@ def main() -> None:
         sys.exit(f"{GTZAN} is absent: the benchmark needs the shared GTZAN clips")
     started = time.perf_counter()
     engine = get_engine()
+    # The same head without the novelty check (it shares the CNN): what the check costs.
+    plain = Engine(EngineConfig(head_path=engine.head_path, novelty_path=None))
     print(
         f"model load: {time.perf_counter() - started:.2f} s; torch threads: "
         f"{torch.get_num_threads()}; cores: {os.cpu_count()}"
@@ -182,6 +185,7 @@ def main() -> None:
         engine.analyse(tracks[0])  # warm-up: first-call allocations are not the steady state
         measures = {
             "default": lambda: timed(lambda p: engine.analyse(p), tracks),
+            "no_novelty": lambda: timed(lambda p: plain.analyse(p), tracks),
             "full": lambda: timed(lambda p: engine.analyse(p, full=True), tracks),
             "procedure": lambda: timed(lambda p: original_procedure(engine, p), tracks),
         }
@@ -201,6 +205,11 @@ def main() -> None:
     print(f"{len(tracks)} tracks, {seconds:.0f} s of audio")
     print(f"default budget: {default:.2f} s wall, {seconds / default:.1f}x real time")
     print(f"--full:         {full:.2f} s wall, {seconds / full:.1f}x real time")
+    plain_s = best["no_novelty"]
+    print(
+        f"default without the novelty check: {plain_s:.2f} s wall, {seconds / plain_s:.1f}x "
+        f"real time (the check costs {(default - plain_s) / len(tracks) * 1000:+.1f} ms a track)"
+    )
     print(
         f"original musicnn procedure (one patch at a time, full track): {original:.2f} s wall, "
         f"{seconds / original:.1f}x real time"

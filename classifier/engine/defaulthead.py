@@ -20,7 +20,9 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
+from classifier.engine import novelty
 from classifier.engine.datasets import LabelledClip, all_sources
+from classifier.engine.errors import ModelError
 from classifier.engine.featurecache import ClipOutputs, all_outputs
 from classifier.engine.head import HeadInfo, save_head
 from classifier.engine.multilabel import (
@@ -40,6 +42,7 @@ from classifier.engine.multilabel import (
     label_space,
     targets,
 )
+from classifier.engine.registry import NOVELTY_MODEL
 from classifier.engine.runner import Engine, EngineConfig
 from classifier.engine.taxonomy import load_taxonomy
 
@@ -411,6 +414,20 @@ def reliability_png(fig: Figures, uncalibrated: Figures, path: Path) -> Path:
     return path
 
 
+def novelty_figures() -> dict[str, str]:
+    """The bundled novelty model's cross-validated false-flag rates, for the card."""
+    try:
+        found = novelty.about(NOVELTY_MODEL)
+    except ModelError:
+        return {"novelty_rate": "(no novelty model)", "novelty_sources": "not measured"}
+    per_source = found.get("cv_music_flagged_per_source", {})
+    assert isinstance(per_source, dict)
+    return {
+        "novelty_rate": f"{float(str(found.get('cv_music_flagged', 0.0))):.1%}",
+        "novelty_sources": ", ".join(f"{s} {float(v):.1%}" for s, v in per_source.items()),
+    }
+
+
 def write_card(
     folder: Path,
     info: HeadInfo,
@@ -434,7 +451,9 @@ def write_card(
     )
     h, u = fig.headline(), uncalibrated.headline()
     absent = [g.name for g in load_taxonomy().genres if g.name not in info.genres]
+    flagged = novelty_figures()
     card = CARD.format(
+        **flagged,
         absent=", ".join(absent),
         version=version,
         cnn=cnn,
@@ -518,6 +537,14 @@ Per genre, over all clips whose target is known, a genre said where its probabil
 
 ![reliability](reliability.png)
 {comparison}
+**Non-music.** Trained on music only, the head names a genre for anything (white noise came out
+Electronic at 93%). A separate novelty model of the CNN's features
+(`classifier/engine/bundled/novelty.safetensors`, `python -m classifier.engine train-novelty`)
+makes a track whose chunks lie far from the training music uncertain, with a warning. Under
+artist-disjoint cross-validation it wrongly flags {novelty_rate} of the music ({novelty_sources});
+speech, white and pink noise and sine sweeps made in the tests come out uncertain, a steady
+pure tone and brown noise do not.
+
 **Known limits.** Small data: {notes[tracks]} clips, some classes judged on 3-5 clips (mer4q
 Latin, Electronic, R&B, Blues, Country), so one clip moves a recall by 20-33 points, and mer4q's
 balanced accuracy stays far below GTZAN's and emotify's: its reggae (much of it dancehall) is

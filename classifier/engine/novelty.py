@@ -100,6 +100,16 @@ def save(model: NoveltyModel, path: Path, about: dict[str, object]) -> None:
         save_file(tensors, str(temp), metadata)
 
 
+def about(path: Path) -> dict[str, object]:
+    """What the model file says of its fitting (clips, components, the CV false-flag rates)."""
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            found: dict[str, object] = json.loads((handle.metadata() or {}).get("about", "{}"))
+    except (OSError, SafetensorError, ValueError) as exc:
+        raise ModelError(f"cannot read the novelty model {path.name}: {exc}") from None
+    return found
+
+
 def load(path: Path) -> NoveltyModel:
     """The model saved at `path`; ModelError when the file is unreadable or incomplete."""
     try:
