@@ -40,6 +40,13 @@ LIST_PARAMETERS = [
         description="added, title, artist, album, duration, genre "
         "or confidence; a leading '-' reverses",
     ),
+    OpenApiParameter(
+        "review",
+        str,
+        enum=["disagrees", "uncertain"],
+        description="tracks still to review: the audio disagrees with the file's genre tag "
+        "(most strongly first), or the verdict is uncertain (least confident first)",
+    ),
 ]
 
 

@@ -30,9 +30,9 @@ from classifier.curation.services.versions import (
     reanalyse_older_tracks,
     tracks_from_older_versions,
 )
-from classifier.forms import BulkForm, LibraryFilterForm, RetagForm, UploadForm
+from classifier.forms import BulkForm, LibraryFilterForm, RetagForm, ReviewForm, UploadForm
 from classifier.models import Status, TagPolicy, Track
-from classifier.services import actions, downloads, taxonomy
+from classifier.services import actions, downloads, review, taxonomy
 from classifier.services import intake as intake_service
 from classifier.services.library import filter_tracks, genre_distribution
 from classifier.tasks import queue_analyses
@@ -148,6 +148,10 @@ def track_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "track": track,
             "retag_form": RetagForm(initial={"tag_policy": track.tag_policy}),
+            "evidence_svg": charts.evidence_svg(track),
+            "file_tag": track.evidence_of("file_tag"),
+            "album_evidence": track.evidence_of("album"),
+            "artist_evidence": track.evidence_of("artist"),
         },
     )
 
@@ -252,6 +256,30 @@ def track_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+def track_review(request: HttpRequest, pk: int) -> HttpResponse:
+    """The owner's answer where the audio and the file's tag disagree (or it is uncertain)."""
+    track = owned(request, pk)
+    form = ReviewForm(request.POST)
+    if form.is_valid():
+        _report_review(
+            request, review.review(Track.objects.filter(pk=track.pk), form.cleaned_data["choice"])
+        )
+    else:
+        messages.error(request, "Choose Genreweb's genre or the file's.")
+    return redirect("track-detail", pk=track.pk)
+
+
+def _report_review(request: HttpRequest, result: review.ReviewResult) -> None:
+    text = f"{result.reviewed} track(s) reviewed"
+    if result.samples:
+        text += f"; {result.samples} offered to the dataset's curators as labelled samples"
+    messages.success(request, text + ".")
+    for error in result.errors:
+        messages.error(request, error)
+
+
+@login_required
+@require_POST
 def bulk(request: HttpRequest) -> HttpResponse:
     form = BulkForm(request.POST)
     back = request.POST.get("next") or reverse("dashboard")
@@ -272,6 +300,8 @@ def bulk(request: HttpRequest) -> HttpResponse:
         _report_retag(request, actions.retag(tracks, form.cleaned_data["tag_policy"]))
     elif action == "delete":
         messages.success(request, f"{actions.delete_tracks(tracks)} track(s) deleted.")
+    elif action in ("review_accept", "review_keep"):
+        _report_review(request, review.review(tracks, action.removeprefix("review_")))
     return HttpResponseRedirect(back)
 
 
