@@ -324,10 +324,12 @@ def steps(
 # ---------------------------------------------------------------- what the services store
 
 
-def verdict_fields(outcome: Outcome, review: str) -> dict[str, Any]:
+def verdict_fields(
+    outcome: Outcome, review: str, spellings: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """The Track fields of a fused verdict (not the timeline, duration or embedding, which
     only an analysis of the audio changes)."""
-    fields = analysis_fields(outcome.analysis)
+    fields = analysis_fields(outcome.analysis, spellings)
     fields.pop("embedding")
     if review == ReviewChoice.KEEP:
         fields["verdict"]["tag_values"] = []  # the owner keeps the file's own genres

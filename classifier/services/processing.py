@@ -29,6 +29,7 @@ from classifier.models import ReviewChoice, Stage, Status, Track
 from classifier.services import evidence
 from classifier.services.active_model import engine_config
 from classifier.services.stored import track_fields
+from classifier.services.taxonomy import tag_spellings
 
 log = logging.getLogger(__name__)
 
@@ -255,10 +256,12 @@ def refuse_tracks(track_ids: list[int]) -> int:
     for track in tracks:
         by_owner.setdefault(track.owner_id, []).append(track)
     changed = 0
+    spellings = tag_spellings() if tracks else {}
     for owner_id, owned in by_owner.items():
         outcomes = evidence.fuse_targets(owner_id, evidence.stored_targets(owned))
         for track in owned:
-            fields = evidence.verdict_fields(outcomes[track.pk], track.review_choice)
+            outcome = outcomes[track.pk]
+            fields = evidence.verdict_fields(outcome, track.review_choice, spellings)
             changed += _store_refused(track, fields)
     return changed
 
