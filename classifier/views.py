@@ -32,10 +32,10 @@ from classifier.curation.services.versions import (
 )
 from classifier.forms import BulkForm, LibraryFilterForm, RetagForm, ReviewForm, UploadForm
 from classifier.models import Status, TagPolicy, Track
-from classifier.services import actions, downloads, review, taxonomy
+from classifier.services import actions, downloads, evidence, review, taxonomy
 from classifier.services import intake as intake_service
 from classifier.services.library import filter_tracks, genre_distribution
-from classifier.tasks import queue_analyses
+from classifier.tasks import queue_analyses, queue_refusing
 
 
 def owned(request: HttpRequest, pk: int) -> Track:
@@ -249,7 +249,7 @@ def track_retag(request: HttpRequest, pk: int) -> HttpResponse:
 def track_delete(request: HttpRequest, pk: int) -> HttpResponse:
     track = owned(request, pk)
     name = track.display_title
-    actions.delete_tracks(Track.objects.filter(pk=track.pk))
+    _delete(Track.objects.filter(pk=track.pk))
     messages.success(request, f"{name} was deleted.")
     return redirect("dashboard")
 
@@ -299,10 +299,18 @@ def bulk(request: HttpRequest) -> HttpResponse:
     elif action == "write_tags":
         _report_retag(request, actions.retag(tracks, form.cleaned_data["tag_policy"]))
     elif action == "delete":
-        messages.success(request, f"{actions.delete_tracks(tracks)} track(s) deleted.")
+        messages.success(request, f"{_delete(tracks)} track(s) deleted.")
     elif action in ("review_accept", "review_keep"):
         _report_review(request, review.review(tracks, action.removeprefix("review_")))
     return HttpResponseRedirect(back)
+
+
+def _delete(tracks: QuerySet[Track]) -> int:
+    """Delete the tracks; their albums' and artists' other tracks are fused again without them."""
+    mates = evidence.mates_of(tracks)
+    deleted = actions.delete_tracks(tracks)
+    queue_refusing(mates)
+    return deleted
 
 
 def zip_response(tracks: QuerySet[Track]) -> FileResponse:

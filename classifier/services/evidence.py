@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 
 from classifier.engine.analysis import Analysis, GenreScore, StyleScore
 from classifier.engine.evidence import GENREWEB_TAGS_NOTE, GenreValue, TrackEvidence, read_evidence
@@ -354,19 +354,22 @@ def arrival(track: Track, analysis: Analysis) -> tuple[Analysis, dict[str, Any]]
 def mates_to_refuse(track_id: int) -> list[int]:
     """The owner's other analysed tracks of the track's album or artist: the ones whose
     evidence its arrival changed."""
-    track = Track.objects.filter(pk=track_id).first()
-    if track is None:
-        return []
+    return mates_of(Track.objects.filter(pk=track_id))
+
+
+def mates_of(tracks: QuerySet[Track]) -> list[int]:
+    """The owners' other analysed tracks sharing an album or an artist with `tracks`: the
+    ones to fuse again once `tracks` changed (analysed again, or deleted)."""
+    keys = list(tracks.values_list("owner_id", "album_key", "artist_key", "pk"))
     same = Q()
-    if track.album_key:
-        same |= Q(album_key=track.album_key)
-    if track.artist_key:
-        same |= Q(artist_key=track.artist_key)
+    for owner_id, album, artist, _ in keys:
+        if album:
+            same |= Q(owner_id=owner_id, album_key=album)
+        if artist:
+            same |= Q(owner_id=owner_id, artist_key=artist)
     if not same:
         return []
-    mates = Track.objects.filter(same, owner_id=track.owner_id, status=Status.DONE).exclude(
-        pk=track_id
-    )
+    mates = Track.objects.filter(same, status=Status.DONE).exclude(pk__in=[k[3] for k in keys])
     return list(mates.order_by("pk").values_list("pk", flat=True))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.files.base import ContentFile
+from django.urls import reverse
 
 from classifier import tasks
 from classifier.models import Status, Track
@@ -128,3 +129,16 @@ def test_a_big_album_is_fused_again_in_one_pass(user, settings, django_assert_ma
     with django_assert_max_num_queries(3):
         outcome = evidence.fuse_targets(user.pk, [target])[newcomer.pk]
     assert outcome.fields["evidence"][0]["tracks"] == size
+
+
+def test_deleting_a_track_fuses_its_album_again_without_it(
+    alice, user, tmp_path, django_capture_on_commit_callbacks
+):
+    kept = [album_track(user, tmp_path, n, ROCK) for n in range(3)]
+    odd = album_track(user, tmp_path, 3, JAZZ)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = alice.post(reverse("track-delete", args=[odd.pk]))
+    assert response.status_code == 302 and len(callbacks) == 1  # one task for the album
+    processing.refuse_tracks([t.pk for t in kept])  # what that task does
+    for track in kept:
+        assert Track.objects.get(pk=track.pk).evidence_of("album")["tracks"] == 2
