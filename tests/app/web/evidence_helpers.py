@@ -55,7 +55,9 @@ def tagged_file(folder: Path, fmt: str, name: str, seed: int = 0, **tags: list[s
     return path
 
 
-def audio_analysis(probabilities: dict[str, float], rest: float = 0.02) -> Analysis:
+def audio_analysis(
+    probabilities: dict[str, float], rest: float = 0.02, model: str = MODEL
+) -> Analysis:
     """An audio verdict over the active head's genres: `probabilities`, `rest` elsewhere."""
     names = taxonomy.current()
     probs = {g: probabilities.get(g, rest) for g in names.genres}
@@ -69,7 +71,7 @@ def audio_analysis(probabilities: dict[str, float], rest: float = 0.02) -> Analy
         styles=[],
         chunks=1,
         duration=2.0,
-        model=MODEL,
+        model=model,
         uncertain=genres[0].confidence < 0.35,
         parents=parents,
     )

@@ -10,8 +10,8 @@ from django.urls import reverse
 
 from classifier import tasks
 from classifier.models import Status, Track
-from classifier.services import evidence, processing
-from tests.app.web.evidence_helpers import MODEL, arrive, audio_analysis, tagged_file
+from classifier.services import actions, evidence, processing
+from tests.app.web.evidence_helpers import MODEL, arrive, audio_analysis, tagged_file, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -142,3 +142,30 @@ def test_deleting_a_track_fuses_its_album_again_without_it(
     processing.refuse_tracks([t.pk for t in kept])  # what that task does
     for track in kept:
         assert Track.objects.get(pk=track.pk).evidence_of("album")["tracks"] == 2
+
+
+def test_the_analysis_task_queues_one_fusion_of_its_album(
+    user, tmp_path, django_capture_on_commit_callbacks
+):
+    """The real task, in process, with the real engine: an analysis queues its album's other
+    tracks once, and theirs are fused, not analysed, again."""
+    path = tagged_file(tmp_path, "flac", "real", 5, album=["Tones"], artist=["Sine"])
+    track = upload(user, path)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert tasks.analyse_track.apply(args=[track.pk]).get() == "done"
+    assert callbacks == []  # alone on its album: nothing to fuse again
+    model = Track.objects.get(pk=track.pk).model_version
+    mate = arrive(
+        user,
+        tagged_file(tmp_path, "flac", "mate", 6, album=["Tones"], artist=["Sine"]),
+        audio_analysis(ROCK, model=model),
+    )
+    assert actions.reanalyse(Track.objects.filter(pk=track.pk)) == [track.pk]
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert tasks.analyse_track.apply(args=[track.pk]).get() == "done"
+    assert len(callbacks) == 1
+    processing.refuse_tracks([mate.pk])  # what the queued task does
+    again = Track.objects.get(pk=mate.pk)
+    assert again.evidence_of("album")["tracks"] == 1
+    assert again.analysed_at == mate.analysed_at and again.attempts == 1
+    assert Track.objects.get(pk=track.pk).evidence_of("album")["tracks"] == 1
