@@ -43,7 +43,7 @@ class LibraryFilterForm(forms.Form):
     )
     review = forms.ChoiceField(
         required=False,
-        choices=[("", "No review"), *review.FILTERS.items()],
+        choices=[("", "No review filter"), *review.FILTERS.items()],
         widget=forms.Select(attrs={"aria-label": "Review"}),
     )
     sort = forms.ChoiceField(

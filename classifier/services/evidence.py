@@ -214,10 +214,15 @@ def _context(owner_id: int, model: str, targets: list[Target]) -> list[Target]:
         .exclude(audio_verdict=None)
         .values_list("pk", "audio_verdict", "fusion")
     )
-    return [
-        Target(pk, analysis_from_verdict(verdict), evidence_from_json((fusion or {}).get("file")))
-        for pk, verdict, fusion in rows
-    ]
+    found = []
+    for pk, verdict, fusion in rows:
+        try:
+            audio = analysis_from_verdict(verdict)
+        except (KeyError, TypeError, ValueError):  # a damaged row must not cost the others
+            log.warning("track %s has an unreadable audio verdict: not pooled", pk)
+            continue
+        found.append(Target(pk, audio, evidence_from_json((fusion or {}).get("file"))))
+    return found
 
 
 def _reliability(owner_id: int, targets: list[Target]) -> float:

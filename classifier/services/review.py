@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 DISAGREES = "disagrees"
 UNCERTAIN = "uncertain"
-FILTERS = {DISAGREES: "Audio disagrees with the file's tag", UNCERTAIN: "Uncertain"}
+FILTERS = {DISAGREES: "To review: audio disagrees with tag", UNCERTAIN: "To review: uncertain"}
 CHOICES = {ReviewChoice.ACCEPT: "Accept Genreweb's genre", ReviewChoice.KEEP: "Keep the file's"}
 
 

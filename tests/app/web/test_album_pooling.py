@@ -87,10 +87,10 @@ def test_an_arrival_queues_one_task_for_its_album(
 
 
 def test_a_big_album_is_fused_again_in_one_pass(user, settings, django_assert_max_num_queries):
-    """300 tracks of one album: fusing them all again reads them once (plus one update per
+    """500 tracks of one album: fusing them all again reads them once (plus one update per
     track), and a new arrival's own fusion takes a fixed number of queries."""
     settings.GENREWEB_TAG_MIN_CONFIDENCE = 1.0  # nothing to write: no files needed
-    size = 300
+    size = 500
     stored = audio_analysis(ROCK)
     audio = evidence.audio_verdict(stored)
     file = {"values": [], "artist": "Sine", "album": "Big", "album_artist": None, "notes": []}
