@@ -18,7 +18,15 @@ class TrackAdmin(admin.ModelAdmin):
         "model_version",
         "created_at",
     )
-    list_filter = ("status", "primary_genre", "uncertain", "tag_policy", "model_version")
+    list_filter = (
+        "status",
+        "primary_genre",
+        "uncertain",
+        "far_from_album",
+        "review_choice",
+        "tag_policy",
+        "model_version",
+    )
     search_fields = ("title", "artist", "album", "original_name", "sha256", "owner__username")
     readonly_fields = (
         "sha256",
@@ -30,6 +38,16 @@ class TrackAdmin(admin.ModelAdmin):
         "claim_token",
         "task_id",
         "attempts",
+        # What the fusion made of the evidence: changed by analysing, never by hand.
+        "audio_verdict",
+        "evidence",
+        "fusion",
+        "album_key",
+        "artist_key",
+        "far_from_album",
+        "album_distance",
+        "tag_agrees",
+        "disagreement",
     )
     raw_id_fields = ("owner",)
     date_hierarchy = "created_at"

@@ -24,10 +24,10 @@ from classifier.serializers import (
     TrackSerializer,
     UploadSerializer,
 )
-from classifier.services import actions, downloads
+from classifier.services import actions, downloads, evidence
 from classifier.services import intake as intake_service
 from classifier.services.library import filter_tracks
-from classifier.tasks import queue_analyses
+from classifier.tasks import queue_analyses, queue_refusing
 from genreweb.uploads import MultiPartParser
 
 LIST_PARAMETERS = [
@@ -39,6 +39,13 @@ LIST_PARAMETERS = [
         str,
         description="added, title, artist, album, duration, genre "
         "or confidence; a leading '-' reverses",
+    ),
+    OpenApiParameter(
+        "review",
+        str,
+        enum=["disagrees", "uncertain"],
+        description="tracks still to review: the audio disagrees with the file's genre tag "
+        "(most strongly first), or the verdict is uncertain (least confident first)",
     ),
 ]
 
@@ -134,4 +141,7 @@ class TrackViewSet(
         )
 
     def perform_destroy(self, instance: Track) -> None:
-        actions.delete_tracks(Track.objects.filter(pk=instance.pk))
+        doomed = Track.objects.filter(pk=instance.pk)
+        mates = evidence.mates_of(doomed)  # fused again without it
+        actions.delete_tracks(doomed)
+        queue_refusing(mates)

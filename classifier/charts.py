@@ -1,4 +1,5 @@
-"""Server-side pictures of a track: its spectrogram and its genre timeline, as cached PNGs.
+"""Server-side pictures of a track: its spectrogram and its genre timeline, as cached PNGs,
+and how the evidence moved its verdict, as inline SVG.
 
 Drawn with matplotlib's object API on the Agg canvas (no pyplot: no global state, safe in
 threads). Each PNG is cached under MEDIA_ROOT/cache and served only through views that
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
 from classifier.engine.errors import AudioError
 from classifier.engine.files import atomic_write
@@ -208,3 +211,57 @@ def _bar_width(starts: np.ndarray) -> float:
     if len(starts) < 2:
         return AUDIO.patch_seconds
     return float(min(AUDIO.patch_seconds, np.min(np.diff(np.sort(starts)))) * 0.92)
+
+
+# ---------------------------------------------------------------- evidence, inline SVG
+
+# The stages of a fused verdict, in the order the rule adds them (services/evidence.steps).
+EVIDENCE_STAGES = (
+    ("audio", "Audio"),
+    ("file_tag", "+ file tag"),
+    ("album", "+ album"),
+    ("artist", "+ artist"),
+    ("final", "Result"),
+)
+_ROW, _GAP, _LABEL_W, _BAR_W = 14, 10, 170, 320
+
+
+def evidence_svg(track: Track) -> SafeString:
+    """How each kind of evidence moved the top genres' probabilities: for each genre, one
+    bar per stage (the audio alone, then the file's tag, the album and the artist added, the
+    result). Inline SVG, so it needs no request of its own; empty before the analysis."""
+    rows = (track.fusion or {}).get("steps") or []
+    if not rows:
+        return mark_safe("")
+    names = taxonomy.current()
+    parts: list[str] = []
+    y = 0
+    for row in rows:
+        genre = str(row.get("genre", ""))
+        colour = escape(genre_colour(genre))
+        parts.append(
+            f'<text x="0" y="{y + 11}" class="ev-genre" font-weight="600">'
+            f"{escape(names.label(genre))}</text>"
+        )
+        y += _ROW
+        for key, label in EVIDENCE_STAGES:
+            if key not in row:
+                continue
+            p = min(max(float(row[key]), 0.0), 1.0)
+            opacity = "1" if key == "final" else "0.55"
+            parts.append(
+                f'<text x="12" y="{y + 10}" font-size="11">{label}</text>'
+                f'<rect x="{_LABEL_W}" y="{y + 2}" width="{_BAR_W}" height="9" fill="#e2e8f0"/>'
+                f'<rect x="{_LABEL_W}" y="{y + 2}" width="{p * _BAR_W:.1f}" height="9" '
+                f'fill="{colour}" fill-opacity="{opacity}"><title>{label}: {p:.0%}</title></rect>'
+                f'<text x="{_LABEL_W + _BAR_W + 6}" y="{y + 10}" font-size="11">{p:.0%}</text>'
+            )
+            y += _ROW
+        y += _GAP
+    width = _LABEL_W + _BAR_W + 48
+    return mark_safe(  # noqa: S308 - every text in it is escaped above
+        f'<svg class="evidence-chart" xmlns="http://www.w3.org/2000/svg" role="img" '
+        f'viewBox="0 0 {width} {y}" width="100%" style="max-width:{width}px" '
+        f'font-family="sans-serif" fill="{_INK}" aria-label="How the evidence moved the '
+        f"top genres' probabilities\">{''.join(parts)}</svg>"
+    )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
-from classifier.models import Status, TagPolicy
+from classifier.models import ReviewChoice, Status, TagPolicy
+from classifier.services import review
 from classifier.services.library import SORT_LABELS, genre_choices
 
 BULK_ACTIONS = [
@@ -12,6 +13,8 @@ BULK_ACTIONS = [
     ("write_tags", "Write tags"),
     ("download", "Download as zip"),
     ("delete", "Delete"),
+    ("review_accept", "Accept Genreweb's genre"),
+    ("review_keep", "Keep the file's genre"),
 ]
 
 
@@ -38,6 +41,11 @@ class LibraryFilterForm(forms.Form):
         choices=[("", "Any status"), *Status.choices],
         widget=forms.Select(attrs={"aria-label": "Status"}),
     )
+    review = forms.ChoiceField(
+        required=False,
+        choices=[("", "No review filter"), *review.FILTERS.items()],
+        widget=forms.Select(attrs={"aria-label": "Review"}),
+    )
     sort = forms.ChoiceField(
         required=False,
         choices=[
@@ -56,6 +64,7 @@ class LibraryFilterForm(forms.Form):
             "genre": data.get("genre", ""),
             "status": data.get("status", ""),
             "sort": data.get("sort") or "added",
+            "review": data.get("review", ""),
         }
 
 
@@ -80,3 +89,7 @@ class BulkForm(forms.Form):
 
 class RetagForm(forms.Form):
     tag_policy = forms.ChoiceField(choices=TagPolicy.choices)
+
+
+class ReviewForm(forms.Form):
+    choice = forms.ChoiceField(choices=[(c.value, c.label) for c in ReviewChoice if c.value])

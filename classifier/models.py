@@ -35,6 +35,14 @@ class TagPolicy(models.TextChoices):
     MERGE = "merge", "Merge with the file's genres"
 
 
+class ReviewChoice(models.TextChoices):
+    """What the owner decided where the audio and the file's genre tag disagree."""
+
+    NONE = "", "Not reviewed"
+    ACCEPT = "accept", "Accepted Genreweb's genre"
+    KEEP = "keep", "Kept the file's genre"
+
+
 def track_upload_to(track: Track, filename: str) -> str:
     """tracks/<user id>/<first hash digits>/<hash>/<original name>: one folder per user."""
     name = get_valid_filename(PurePosixPath(filename).name) or "track"
@@ -61,6 +69,7 @@ class Track(models.Model):
     title = models.CharField(max_length=500, blank=True)
     artist = models.CharField(max_length=500, blank=True)
     album = models.CharField(max_length=500, blank=True)
+    album_artist = models.CharField(max_length=500, blank=True)
     audio_format = models.CharField(max_length=16, blank=True)
     genres_before = models.JSONField(default=list, blank=True)
     genres_after = models.JSONField(default=list, blank=True)
@@ -80,6 +89,30 @@ class Track(models.Model):
     uncertain = models.BooleanField(default=False)
     tag_policy = models.CharField(max_length=16, choices=TagPolicy.choices, default=TagPolicy.FILL)
 
+    # Evidence beside the audio (classifier.services.evidence): `verdict` above is the fused
+    # one; `audio_verdict` what the audio alone said, in the same shape, kept so the track is
+    # fused again from it when its album or artist changes, without analysing the audio.
+    audio_verdict = models.JSONField(null=True, blank=True)
+    # What each source said, as `classify --json` gives it: [{"source": "file_tag"|"album"|
+    # "artist", "genres": [...], ...}].
+    evidence = models.JSONField(default=list, blank=True)
+    # The file's tag evidence as read ({"file": ...}) and how each source moved the top
+    # genres ({"steps": ...}), for the track page's picture.
+    fusion = models.JSONField(default=dict, blank=True)
+    # Which album (album artist, else artist; album name) and artist the track pools with,
+    # compared loosely; blank where the tags name none.
+    album_key = models.CharField(max_length=500, blank=True, default="")
+    artist_key = models.CharField(max_length=500, blank=True, default="")
+    far_from_album = models.BooleanField(default=False)
+    album_distance = models.FloatField(null=True, blank=True)
+    # Whether the file's tag names the audio's best genre (None: no tag that maps), and how
+    # strongly the audio disagrees with it (0 where it agrees): the review queue's order.
+    tag_agrees = models.BooleanField(null=True, blank=True)
+    disagreement = models.FloatField(null=True, blank=True)
+    review_choice = models.CharField(
+        max_length=8, choices=ReviewChoice.choices, blank=True, default=ReviewChoice.NONE
+    )
+
     # The claim of the task analysing it: which message, which attempt, since when, and when
     # its worker last said it was alive (a claim silent for GENREWEB_HEARTBEAT_TIMEOUT is dead).
     task_id = models.CharField(max_length=255, blank=True)
@@ -97,7 +130,11 @@ class Track(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["owner", "sha256"], name="unique_track_per_owner"),
         ]
-        indexes = [models.Index(fields=["status", "claimed_at"], name="track_status_claimed")]
+        indexes = [
+            models.Index(fields=["status", "claimed_at"], name="track_status_claimed"),
+            models.Index(fields=["owner", "album_key"], name="track_owner_album"),
+            models.Index(fields=["owner", "artist_key"], name="track_owner_artist"),
+        ]
 
     def __str__(self) -> str:
         return self.display_title
@@ -120,6 +157,15 @@ class Track(models.Model):
         """Every genre's probability, most likely first."""
         probs = (self.verdict or {}).get("probabilities", {})
         return sorted(probs.items(), key=lambda item: -item[1])
+
+    @property
+    def audio_genres(self) -> list[dict]:
+        """The audio's own ranked genres, before any evidence (empty until analysed)."""
+        return (self.audio_verdict or {}).get("genres", [])
+
+    def evidence_of(self, source: str) -> dict | None:
+        """What one source ("file_tag", "album", "artist") said, or None."""
+        return next((e for e in self.evidence or [] if e.get("source") == source), None)
 
     @property
     def styles(self) -> list[dict]:

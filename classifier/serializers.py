@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from classifier.models import TagPolicy, Track
@@ -88,12 +89,45 @@ class TrackSerializer(serializers.ModelSerializer):
         return request.build_absolute_uri(path) if request else path
 
 
+class EvidenceSerializer(serializers.Serializer):
+    source = serializers.ChoiceField(
+        choices=["file_tag", "album", "artist", "catalog"], help_text="where the evidence is from"
+    )
+    genres = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="[{name, confidence}]: the genres the source names (a file tag: 1, or 1/n "
+        "for a spelling of n candidates), or the album's or artist's mean audio probabilities",
+    )
+
+
 class TrackDetailSerializer(TrackSerializer):
     timeline = ChunkSerializer(many=True, read_only=True)
+    audio_genres = GenreScoreSerializer(
+        many=True, read_only=True, help_text="what the audio alone said, before any evidence"
+    )
+    evidence = serializers.SerializerMethodField(
+        help_text="what each source said beside the audio, as `classify --json` gives it "
+        "(file_tag entries add values and unknown spellings; album ones tracks, "
+        "far_from_album and distance)"
+    )
 
     class Meta(TrackSerializer.Meta):
-        fields = [*TrackSerializer.Meta.fields, "timeline"]
+        fields = [
+            *TrackSerializer.Meta.fields,
+            "album_artist",
+            "audio_genres",
+            "evidence",
+            "far_from_album",
+            "album_distance",
+            "disagreement",
+            "review_choice",
+            "timeline",
+        ]
         read_only_fields = fields
+
+    @extend_schema_field(EvidenceSerializer(many=True))
+    def get_evidence(self, track: Track) -> list[dict]:
+        return list(track.evidence or [])
 
 
 class UploadSerializer(serializers.Serializer):

@@ -14,13 +14,14 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready
 from django.db import transaction
 
-from classifier.services import cleanup, processing
+from classifier.services import cleanup, evidence, processing
 
 log = logging.getLogger(__name__)
 
 ANALYSE_TRACK = "classifier.analyse_track"
 REQUEUE_STALE_TRACKS = "classifier.requeue_stale_tracks"
 REMOVE_STALE_TEMPORARIES = "classifier.remove_stale_temporaries"
+REFUSE_TRACKS = "classifier.refuse_tracks"
 
 
 @shared_task(
@@ -35,10 +36,26 @@ REMOVE_STALE_TEMPORARIES = "classifier.remove_stale_temporaries"
     max_retries=8,
 )
 def analyse_track(self, track_id: int) -> str:  # type: ignore[no-untyped-def]
-    """Analyse one track, given its id (see processing.process_track)."""
-    return processing.process_track(
+    """Analyse one track, given its id (see processing.process_track); then its album's and
+    artist's other tracks are fused again with it."""
+    outcome = processing.process_track(
         track_id, task_id=self.request.id, time_limits=(SoftTimeLimitExceeded,)
     )
+    if outcome == "done":
+        queue_refusing(evidence.mates_to_refuse(track_id))
+    return outcome
+
+
+@shared_task(
+    name=REFUSE_TRACKS,
+    acks_late=True,
+    autoretry_for=processing.TRANSIENT_ERRORS,
+    retry_backoff=5,
+    max_retries=5,
+)
+def refuse_tracks(track_ids: list[int]) -> int:
+    """Fuse tracks again from their stored audio verdicts (no audio analysed)."""
+    return processing.refuse_tracks(track_ids)
 
 
 @shared_task(
@@ -66,6 +83,13 @@ def queue_analyses(track_ids: Iterable[int]) -> None:
     for track_id in track_ids:
         # A lambda, not functools.partial: Django names the callback when logging its failure.
         transaction.on_commit(lambda pk=track_id: analyse_track.delay(pk), robust=True)
+
+
+def queue_refusing(track_ids: list[int]) -> None:
+    """One task for all the tracks to fuse again, once the transaction commits."""
+    if track_ids:
+        ids = list(track_ids)
+        transaction.on_commit(lambda: refuse_tracks.delay(ids), robust=True)
 
 
 @worker_ready.connect

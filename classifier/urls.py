@@ -25,4 +25,5 @@ urlpatterns = [
     path("tracks/<int:pk>/reanalyse/", views.track_reanalyse, name="track-reanalyse"),
     path("tracks/<int:pk>/tags/", views.track_retag, name="track-retag"),
     path("tracks/<int:pk>/delete/", views.track_delete, name="track-delete"),
+    path("tracks/<int:pk>/review/", views.track_review, name="track-review"),
 ]

@@ -30,12 +30,12 @@ from classifier.curation.services.versions import (
     reanalyse_older_tracks,
     tracks_from_older_versions,
 )
-from classifier.forms import BulkForm, LibraryFilterForm, RetagForm, UploadForm
+from classifier.forms import BulkForm, LibraryFilterForm, RetagForm, ReviewForm, UploadForm
 from classifier.models import Status, TagPolicy, Track
-from classifier.services import actions, downloads, taxonomy
+from classifier.services import actions, downloads, evidence, review, taxonomy
 from classifier.services import intake as intake_service
 from classifier.services.library import filter_tracks, genre_distribution
-from classifier.tasks import queue_analyses
+from classifier.tasks import queue_analyses, queue_refusing
 
 
 def owned(request: HttpRequest, pk: int) -> Track:
@@ -148,6 +148,10 @@ def track_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "track": track,
             "retag_form": RetagForm(initial={"tag_policy": track.tag_policy}),
+            "evidence_svg": charts.evidence_svg(track),
+            "file_tag": track.evidence_of("file_tag"),
+            "album_evidence": track.evidence_of("album"),
+            "artist_evidence": track.evidence_of("artist"),
         },
     )
 
@@ -245,9 +249,33 @@ def track_retag(request: HttpRequest, pk: int) -> HttpResponse:
 def track_delete(request: HttpRequest, pk: int) -> HttpResponse:
     track = owned(request, pk)
     name = track.display_title
-    actions.delete_tracks(Track.objects.filter(pk=track.pk))
+    _delete(Track.objects.filter(pk=track.pk))
     messages.success(request, f"{name} was deleted.")
     return redirect("dashboard")
+
+
+@login_required
+@require_POST
+def track_review(request: HttpRequest, pk: int) -> HttpResponse:
+    """The owner's answer where the audio and the file's tag disagree (or it is uncertain)."""
+    track = owned(request, pk)
+    form = ReviewForm(request.POST)
+    if form.is_valid():
+        _report_review(
+            request, review.review(Track.objects.filter(pk=track.pk), form.cleaned_data["choice"])
+        )
+    else:
+        messages.error(request, "Choose Genreweb's genre or the file's.")
+    return redirect("track-detail", pk=track.pk)
+
+
+def _report_review(request: HttpRequest, result: review.ReviewResult) -> None:
+    text = f"{result.reviewed} track(s) reviewed"
+    if result.samples:
+        text += f"; {result.samples} offered to the dataset's curators as labelled samples"
+    messages.success(request, text + ".")
+    for error in result.errors:
+        messages.error(request, error)
 
 
 @login_required
@@ -271,8 +299,18 @@ def bulk(request: HttpRequest) -> HttpResponse:
     elif action == "write_tags":
         _report_retag(request, actions.retag(tracks, form.cleaned_data["tag_policy"]))
     elif action == "delete":
-        messages.success(request, f"{actions.delete_tracks(tracks)} track(s) deleted.")
+        messages.success(request, f"{_delete(tracks)} track(s) deleted.")
+    elif action in ("review_accept", "review_keep"):
+        _report_review(request, review.review(tracks, action.removeprefix("review_")))
     return HttpResponseRedirect(back)
+
+
+def _delete(tracks: QuerySet[Track]) -> int:
+    """Delete the tracks; their albums' and artists' other tracks are fused again without them."""
+    mates = evidence.mates_of(tracks)
+    deleted = actions.delete_tracks(tracks)
+    queue_refusing(mates)
+    return deleted
 
 
 def zip_response(tracks: QuerySet[Track]) -> FileResponse:

@@ -23,6 +23,8 @@ from classifier.engine.taxonomy import Taxonomy, load_taxonomy, normalise
 MAX_VALUES = 64  # genre values looked at per file; real files hold a handful
 MAX_FIELD_CHARS = 4_096  # characters of one raw value that are split and mapped
 MAX_VALUE_CHARS = 200  # a part longer than this is no genre name: kept, shortened, unknown
+# The note of a file whose genre tags Genreweb wrote (its provenance says so).
+GENREWEB_TAGS_NOTE = "the genre tags were written by Genreweb: not counted as evidence"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Splitting on these is tried only where the whole is not a spelling the taxonomy knows.
 _SOFT_SEPARATORS = (",", "/")
@@ -179,7 +181,7 @@ def evidence_from_tags(info: TagInfo, taxonomy: Taxonomy | None = None) -> Track
     so) are no evidence: they are its own earlier verdict, and would only echo it."""
     if "model" in info.provenance:
         values: list[GenreValue] = []
-        notes = ["the genre tags were written by Genreweb: not counted as evidence"]
+        notes = [GENREWEB_TAGS_NOTE]
     else:
         values, notes = parse_genres_noted(info.genres, taxonomy)
     return TrackEvidence(

@@ -48,15 +48,20 @@ def fuse_library(
     tracks: Sequence[LibraryTrack],
     weights: FusionWeights,
     parents: Mapping[str, str],
+    reliability: float | None = None,
 ) -> list[FusedTrack]:
-    """Every track's fused probabilities, in order (see fusion.py for the rule)."""
+    """Every track's fused probabilities, in order (see fusion.py for the rule).
+
+    `reliability`: r of the whole library where `tracks` are only part of it (the web app
+    fuses an album and an artist at a time); by default r of `tracks` themselves."""
     if not tracks:
         return []
     genres = list(tracks[0].audio)
     sets = [t.evidence.sets_for(genres) for t in tracks]
-    reliability = tag_reliability(
-        [agrees(t.audio, s, parents) for t, s in zip(tracks, sets, strict=True) if s]
-    )
+    if reliability is None:
+        reliability = tag_reliability(
+            [agrees(t.audio, s, parents) for t, s in zip(tracks, sets, strict=True) if s]
+        )
     albums = [t.evidence.album_key(t.folder) for t in tracks]
     pool = AlbumPool()
     for n, (track, album) in enumerate(zip(tracks, albums, strict=True)):

@@ -180,6 +180,7 @@ def read_tags_quietly(path: Path) -> dict[str, Any]:
         "title": (info.title or "")[:500],
         "artist": (info.artist or "")[:500],
         "album": (info.album or "")[:500],
+        "album_artist": (info.album_artist or "")[:500],
         "audio_format": info.format,
         "genres_before": list(info.genres),
         "genres_after": list(info.genres),

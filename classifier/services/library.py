@@ -8,6 +8,7 @@ from django.db.models import Count, F, OrderBy, Q, QuerySet, Value
 from django.db.models.functions import Coalesce, Lower, NullIf
 
 from classifier.models import Status, Track
+from classifier.services import review as review_queue
 from classifier.services import taxonomy
 from classifier.services.taxonomy import UNCERTAIN
 
@@ -38,9 +39,17 @@ def genre_choices() -> list[tuple[str, str]]:
 
 
 def filter_tracks(
-    tracks: QuerySet[Track], *, q: str = "", genre: str = "", status: str = "", sort: str = "added"
+    tracks: QuerySet[Track],
+    *,
+    q: str = "",
+    genre: str = "",
+    status: str = "",
+    sort: str = "added",
+    review: str = "",
 ) -> QuerySet[Track]:
-    """The tracks matching a search, a genre and a status, in the chosen order.
+    """The tracks matching a search, a genre and a status, in the chosen order; with
+    `review` (review.DISAGREES, review.UNCERTAIN), the tracks still to review of that kind,
+    the strongest case first.
 
     Unknown values of genre/status/sort are the caller's to refuse; here they select nothing
     (genre, status) or fall back to the newest first (sort).
@@ -61,6 +70,8 @@ def filter_tracks(
         tracks = tracks.filter(genre_matches(genre))
     if status:
         tracks = tracks.filter(status=status)
+    if review:
+        return review_queue.queue(tracks, review)
     return _sorted(tracks, sort)
 
 

@@ -25,9 +25,11 @@ from classifier.engine.analysis import Analysis
 from classifier.engine.errors import EngineError, TagError
 from classifier.engine.filetags import read_tags, write_genres
 from classifier.engine.runner import analyse
-from classifier.models import Stage, Status, Track
+from classifier.models import ReviewChoice, Stage, Status, Track
+from classifier.services import evidence
 from classifier.services.active_model import engine_config
 from classifier.services.stored import track_fields
+from classifier.services.taxonomy import tag_spellings
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +201,12 @@ def run_engine(track: Track, token: uuid.UUID) -> Analysis:
 
 
 def store_analysis(track: Track, token: uuid.UUID, analysis: Analysis) -> bool:
-    """Store the verdict, write the tags with the track's policy, mark it done."""
-    fields = track_fields(analysis)
+    """Store the verdict fused with the file's tag, album and artist (and the audio's own
+    beside it), write the tags with the track's policy, mark it done."""
+    fused, evidence_fields = evidence.arrival(track, analysis)
+    fields = {**track_fields(fused), **evidence_fields}
+    if track.review_choice == ReviewChoice.KEEP:
+        fields["verdict"]["tag_values"] = []  # the owner keeps the file's own genres
     if not update_claimed(track.pk, token, stage=Stage.TAGGING, progress=0.0, **fields):
         return False
     tag_error = ""
@@ -237,6 +243,42 @@ def write_track_tags(
         return list(read_tags(path).genres), False
     result = write_genres(path, values, policy=policy, provenance={"model": model})
     return list(result.after), result.changed
+
+
+def refuse_tracks(track_ids: list[int]) -> int:
+    """Fuse analysed tracks again from their stored audio verdicts (their album or artist
+    changed): no audio is analysed. A track whose tag values change gets them written with
+    its policy. A row analysed again meanwhile is left to that analysis. How many changed."""
+    tracks = list(
+        Track.objects.filter(pk__in=track_ids, status=Status.DONE).exclude(audio_verdict=None)
+    )
+    by_owner: dict[int, list[Track]] = {}
+    for track in tracks:
+        by_owner.setdefault(track.owner_id, []).append(track)
+    changed = 0
+    spellings = tag_spellings() if tracks else {}
+    for owner_id, owned in by_owner.items():
+        outcomes = evidence.fuse_targets(owner_id, evidence.stored_targets(owned))
+        for track in owned:
+            outcome = outcomes[track.pk]
+            fields = evidence.verdict_fields(outcome, track.review_choice, spellings)
+            changed += _store_refused(track, fields)
+    return changed
+
+
+def _store_refused(track: Track, fields: dict[str, Any]) -> bool:
+    still = Track.objects.filter(pk=track.pk, status=Status.DONE, analysed_at=track.analysed_at)
+    if not still.update(updated_at=timezone.now(), **fields):
+        return False
+    values = fields["verdict"]["tag_values"]
+    if values and values != track.tag_values:
+        try:
+            after, _ = write_track_tags(track, values, track.tag_policy, track.model_version)
+        except TagError as exc:
+            log.warning("tags of track %s not written after fusing again: %s", track.pk, exc)
+        else:
+            still.update(genres_after=after)
+    return True
 
 
 def fail_track(track_id: int, token: uuid.UUID, message: str) -> bool:

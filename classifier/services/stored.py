@@ -21,14 +21,19 @@ def rounded(probabilities: Mapping[str, float]) -> dict[str, float]:
     return {genre: round(float(p), 4) for genre, p in probabilities.items()}
 
 
-def analysis_fields(analysis: Analysis) -> dict[str, Any]:
-    """The fields every stored analysis has (tracks and catalog tracks)."""
+def analysis_fields(
+    analysis: Analysis, spellings: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The fields every stored analysis has (tracks and catalog tracks); `spellings`: the
+    curated tag spellings where the caller already has them (one lookup for many tracks)."""
     verdict = analysis.to_json()
     verdict.pop("path", None)
     verdict.pop("error", None)
     verdict["probabilities"] = rounded(analysis.probabilities)
     # Staff may respell a genre in the genre table: files get the curated spelling.
-    analysis.tag_spelling = {**analysis.tag_spelling, **taxonomy.tag_spellings()}
+    if spellings is None:
+        spellings = taxonomy.tag_spellings()
+    analysis.tag_spelling = {**analysis.tag_spelling, **spellings}
     verdict["tag_values"] = analysis.tag_values(tag_choice())
     verdict["min_confidence"] = analysis.min_confidence
     embedding = analysis.embedding

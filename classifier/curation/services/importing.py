@@ -419,24 +419,33 @@ def _report_unnamed(root: Path, named: set[Path], result: ImportResult) -> None:
 
 
 def sample_from_track(
-    track, genre: Genre | None = None, *, status: str = Sample.Status.PROPOSED
+    track,
+    genre: Genre | None = None,
+    *,
+    status: str = Sample.Status.PROPOSED,
+    genres: list[Genre] | None = None,
+    notes: str = "",
 ) -> Sample | None:
     """A user's analysed upload (classifier.models.Track) as a sample, for staff to review.
 
-    Labelled `genre`, else with the genre the engine found; None when that is unknown or the
-    audio is already a sample.
+    Labelled `genres` (or `genre`), else with the genre the engine found; None when that is
+    unknown or the audio is already a sample. `notes` say why it was proposed.
     """
     genre = genre or (Genre.objects.resolve(track.primary_genre) if track.primary_genre else None)
-    if genre is None:
+    labels = genres or ([genre] if genre is not None else [])
+    if not labels:
         return None
+    said = (
+        f"Uploaded by {track.owner}; engine said {track.primary_genre or '?'} "
+        f"({track.model_version})."
+    )
     return add_sample(
         Path(track.file.path),
-        [genre],
+        labels,
         source=Sample.Source.UPLOAD,
         status=status,
         artist=track.artist or "",
         source_ref=f"track:{track.pk}",
         original_name=track.original_name,
-        notes=f"Uploaded by {track.owner}; engine said {track.primary_genre or '?'} "
-        f"({track.model_version}).",
+        notes=f"{said} {notes}".strip(),
     )
