@@ -16,11 +16,18 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 
 from classifier.engine.analysis import Analysis, GenreScore, StyleScore
-from classifier.engine.evidence import GENREWEB_TAGS_NOTE, GenreValue, TrackEvidence, read_evidence
+from classifier.engine.evidence import (
+    GENREWEB_TAGS_NOTE,
+    GenreValue,
+    TrackEvidence,
+    parse_genres,
+    read_evidence,
+)
 from classifier.engine.fusion import (
     Evidence,
     FusionWeights,
@@ -178,8 +185,10 @@ def fuse_targets(owner_id: int, targets: list[Target]) -> dict[int, Outcome]:
 
 def _fuse_group(owner_id: int, model: str, targets: list[Target]) -> dict[int, Outcome]:
     context = _context(owner_id, model, targets)
-    tracks = [_library_track(t) for t in targets] + [
-        LibraryTrack(c.audio.probabilities, c.evidence) for c in context
+    catalog = catalog_sets({artist_key_of(t.evidence) for t in [*targets, *context]} - {""})
+    tracks = [_library_track(t, catalog) for t in targets] + [
+        LibraryTrack(c.audio.probabilities, c.evidence, catalog=catalog_of(c, catalog))
+        for c in context
     ]
     parents = targets[0].audio.parents
     chosen = weights()
@@ -193,12 +202,38 @@ def _fuse_group(owner_id: int, model: str, targets: list[Target]) -> dict[int, O
     }
 
 
-def _library_track(target: Target) -> LibraryTrack:
+def _library_track(target: Target, catalog: Mapping[str, list[frozenset[str]]]) -> LibraryTrack:
     evidence = target.evidence
     if target.review == ReviewChoice.ACCEPT:
         # The owner said the file's tag is wrong: it no longer pulls the verdict.
         evidence = dataclasses.replace(evidence, values=[])
-    return LibraryTrack(target.audio.probabilities, evidence)
+    return LibraryTrack(target.audio.probabilities, evidence, catalog=catalog_of(target, catalog))
+
+
+def catalog_of(target: Target, catalog: Mapping[str, list[frozenset[str]]]) -> list[frozenset[str]]:
+    return list(catalog.get(artist_key_of(target.evidence), []))
+
+
+# An album of hundreds of artists asks the catalog about this many at most (one query).
+CATALOG_ARTISTS = 200
+
+
+def catalog_sets(artist_keys: set[str]) -> dict[str, list[frozenset[str]]]:
+    """The catalog's word on each artist: Spotify's genres of the catalog artist of that name
+    (artist key -> the taxonomy genres they may mean), where the catalog has them."""
+    if not artist_keys or not apps.is_installed("recommender"):
+        return {}
+    match = Q()
+    for key in sorted(artist_keys)[:CATALOG_ARTISTS]:
+        match |= Q(name__iexact=key)
+    artists = apps.get_model("recommender", "CatalogArtist").objects.filter(match)
+    found: dict[str, list[frozenset[str]]] = {}
+    for name, genres in artists.exclude(genres=[]).values_list("name", "genres"):
+        sets = [v.genres for v in parse_genres([str(g) for g in genres[:64]]) if v.known]
+        key = artist_key_of(TrackEvidence(artist=name))
+        if sets and key in artist_keys:
+            found.setdefault(key, sets)
+    return found
 
 
 def _context(owner_id: int, model: str, targets: list[Target]) -> list[Target]:

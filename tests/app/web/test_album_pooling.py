@@ -113,7 +113,8 @@ def test_a_big_album_is_fused_again_in_one_pass(user, settings, django_assert_ma
     ]
     Track.objects.bulk_create(rows)
     ids = list(Track.objects.filter(owner=user).values_list("pk", flat=True))
-    with django_assert_max_num_queries(size + 5):
+    # One update a track, plus a handful: the context, the tag reliability, the catalog.
+    with django_assert_max_num_queries(size + 6):
         assert processing.refuse_tracks(ids) == size
     track = Track.objects.get(pk=ids[0])
     assert track.evidence_of("album")["tracks"] == size - 1
@@ -126,7 +127,7 @@ def test_a_big_album_is_fused_again_in_one_pass(user, settings, django_assert_ma
         fusion={"file": file},
     )
     target = evidence.Target(newcomer.pk, stored, evidence.evidence_from_json(file))
-    with django_assert_max_num_queries(3):
+    with django_assert_max_num_queries(4):  # context, reliability, catalog
         outcome = evidence.fuse_targets(user.pk, [target])[newcomer.pk]
     assert outcome.fields["evidence"][0]["tracks"] == size
 
