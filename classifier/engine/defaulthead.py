@@ -24,6 +24,7 @@ from classifier.engine import novelty
 from classifier.engine.datasets import LabelledClip, all_sources
 from classifier.engine.errors import ModelError
 from classifier.engine.featurecache import ClipOutputs, all_outputs
+from classifier.engine.fusion import FUSION_FILE
 from classifier.engine.head import HeadInfo, save_head
 from classifier.engine.multilabel import (
     Calibration,
@@ -414,6 +415,26 @@ def reliability_png(fig: Figures, uncalibrated: Figures, path: Path) -> Path:
     return path
 
 
+def fusion_rows() -> str:
+    """The bundled fusion weights' measured effect, as table rows for the card."""
+    try:
+        found = json.loads(FUSION_FILE.read_text(encoding="utf-8"))
+        scenarios = found["about"]["figures"]["scenarios"]
+    except (OSError, ValueError, KeyError):
+        return "| (no fusion weights) | | |"
+    rows = [
+        f"| {name} ({row['tracks']} tracks) | {row['audio_top1']:.3f} | {row['fused_top1']:.3f} |"
+        for name, row in scenarios.items()
+    ]
+    flag = found["about"]["figures"].get("flag")
+    if flag:
+        rows.append(
+            f"| far-from-album flag: planted mislabelled tracks caught | | {flag['caught']:.1%} "
+            f"of {flag['planted']} ({flag['false_flags']:.1%} of {flag['genuine']} false) |"
+        )
+    return "\n".join(rows)
+
+
 def novelty_figures() -> dict[str, str]:
     """The bundled novelty model's cross-validated false-flag rates, for the card."""
     try:
@@ -454,6 +475,7 @@ def write_card(
     flagged = novelty_figures()
     card = CARD.format(
         **flagged,
+        fusion_rows=fusion_rows(),
         absent=", ".join(absent),
         version=version,
         cnn=cnn,
@@ -544,6 +566,21 @@ makes a track whose chunks lie far from the training music uncertain, with a war
 artist-disjoint cross-validation it wrongly flags {novelty_rate} of the music ({novelty_sources});
 speech, white and pink noise and sine sweeps made in the tests come out uncertain, a steady
 pure tone and brown noise do not.
+
+**Metadata as evidence.** The verdict the library and the tags get is this head's refined by
+what the library knows (`classifier/engine/fusion.py`): logit p_final(g) = logit p_audio(g) +
+Σ_k w_k e_k(g), the evidence e_k being the file's genre tag (weighed by how often the library's
+tags agree with the audio), the pooled audio probabilities of the track's album and of the
+artist's other tracks, and the catalog's genres for the artist (half the tag's weight); a style
+raises its parent. The weights (`classifier/engine/bundled/fusion.json`) were learned on
+simulated libraries of the shared sources (mer4q and emotify artists give the albums; file tags
+from the labels, some wrong at random, some files untagged) with out-of-fold audio
+probabilities, nested artist-disjoint 5-fold cross-validation (`python -m classifier.engine
+fusion-report --shared ../shared`). Top-1 on the outer folds, audio alone -> fused:
+
+| library | audio | fused |
+|---|---|---|
+{fusion_rows}
 
 **Known limits.** Small data: {notes[tracks]} clips, some classes judged on 3-5 clips (mer4q
 Latin, Electronic, R&B, Blues, Country), so one clip moves a recall by 20-33 points, and mer4q's
