@@ -18,7 +18,7 @@ from classifier.services import formats
 def download_name(track: Track) -> str:
     """ "Artist - Title.ext" where the tags say so, else the name it was uploaded with; the
     extension is the stored file's, which follows the audio found in it."""
-    suffix = PurePosixPath(track.file.name).suffix
+    suffix = PurePosixPath(track.file_name).suffix
     if track.title and track.artist:
         name = _valid(f"{track.artist} - {track.title}{suffix}")
         if name:
@@ -37,10 +37,10 @@ def file_response(track: Track) -> FileResponse:
     """The stored file as an attachment, under an audio type (never what its upload name
     suggested: an MP3 uploaded as "x.html" goes out as audio/mpeg, "x.mp3")."""
     return FileResponse(
-        track.file.open("rb"),
+        open(track.audio_path, "rb"),  # noqa: SIM115 (FileResponse closes it)
         as_attachment=True,
         filename=download_name(track),
-        content_type=formats.content_type(track.file.name),
+        content_type=formats.content_type(track.file_name),
     )
 
 
@@ -51,7 +51,7 @@ def write_zip(tracks: Iterable[Track], handle: IO[bytes]) -> int:
     # Audio is compressed already: storing is as small and far faster than deflating.
     with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED) as archive:
         for track in tracks:
-            archive.write(track.file.path, _unique_name(download_name(track), used))
+            archive.write(track.audio_path, _unique_name(download_name(track), used))
             count += 1
     return count
 
