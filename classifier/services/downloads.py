@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterable
 from pathlib import PurePosixPath
 from typing import IO
 
 from django.core.exceptions import SuspiciousFileOperation
+from django.db.models import QuerySet
 from django.http import FileResponse
 from django.utils.text import get_valid_filename
 
-from classifier.models import Track
+from classifier.models import OutsideFolder, Track
 from classifier.services import formats
 
 
@@ -44,14 +44,19 @@ def file_response(track: Track) -> FileResponse:
     )
 
 
-def write_zip(tracks: Iterable[Track], handle: IO[bytes]) -> int:
-    """Write the tracks' stored (tagged) files into a zip in `handle`; how many."""
+def write_zip(tracks: QuerySet[Track], handle: IO[bytes]) -> int:
+    """Write the tracks' stored (tagged) files into a zip in `handle`; how many (a library
+    folder's file that is gone is left out)."""
     used: set[str] = set()
     count = 0
     # Audio is compressed already: storing is as small and far faster than deflating.
     with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED) as archive:
-        for track in tracks:
-            archive.write(track.audio_path, _unique_name(download_name(track), used))
+        for track in tracks.select_related("folder"):
+            try:
+                path = track.audio_path
+                archive.write(path, _unique_name(download_name(track), used))
+            except (OSError, OutsideFolder):  # a folder file gone since its last scan
+                continue
             count += 1
     return count
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import stat
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -372,3 +374,23 @@ def test_celery_beat_rescans_every_folder(folder, django_capture_on_commit_callb
     assert len(callbacks) == 1
     folder.refresh_from_db()
     assert folder.scan_status == ScanStatus.QUEUED
+
+
+def test_a_folder_tracks_page_api_and_zip(folder, scan, alice, tree):
+    scan(folder)
+    track = Track.objects.get(folder=folder, relative_path="loose.wav")
+    page = alice.get(f"/tracks/{track.pk}/").content.decode()
+    assert "In library folder" in page and "loose.wav" in page
+    shown = alice.get(f"/api/tracks/{track.pk}/").json()
+    assert (shown["source"], shown["relative_path"], shown["missing"]) == (
+        "folder",
+        "loose.wav",
+        False,
+    )
+    (tree / "loose.wav").unlink()  # gone since the scan: left out of a zip, 404 alone
+    assert alice.get(f"/tracks/{track.pk}/download/").status_code == 404
+    ids = list(Track.objects.filter(folder=folder).values_list("pk", flat=True))
+    response = alice.post("/library/bulk/", {"action": "download", "tracks": ids})
+    assert response.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    assert len(archive.namelist()) == 2
