@@ -17,7 +17,7 @@ from django.core.management import CommandError, call_command
 
 from classifier.engine.files import sha256_of
 from classifier.models import LibraryFolder, OutsideFolder, ScanStatus, Source, Status, Track
-from classifier.services import folders, intake, processing
+from classifier.services import actions, folders, intake, processing
 from classifier.tasks import rescan_libraries, scan_library
 from tests.audiofiles import make_audio_file
 
@@ -394,3 +394,22 @@ def test_a_folder_tracks_page_api_and_zip(folder, scan, alice, tree):
     assert response.status_code == 200
     archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
     assert len(archive.namelist()) == 2
+
+
+def test_writing_tags_and_deleting_leave_folder_files_alone(folder, scan, tree):
+    scan(folder)
+    Track.objects.filter(folder=folder).update(
+        status=Status.DONE, verdict={"genres": [], "tag_values": ["Jazz"]}
+    )
+    before = {p: (tree / p).read_bytes() for p in paths(folder)}
+    result = actions.retag(Track.objects.filter(folder=folder), "replace")
+    assert (result.written, result.skipped) == (0, 3)
+    assert actions.delete_tracks(Track.objects.filter(folder=folder)) == 3
+    assert {p: (tree / p).read_bytes() for p in before} == before
+
+
+def test_a_scan_commits_and_queues_batch_by_batch(folder, scan, monkeypatch):
+    monkeypatch.setattr(folders, "BATCH", 2)
+    batches = [list(ids) for ids in folders.scan(folder.pk)]
+    assert [len(ids) for ids in batches] == [2, 1]  # the last, partial batch at the end
+    assert sorted(sum(batches, [])) == sorted(Track.objects.values_list("pk", flat=True))
