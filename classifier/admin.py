@@ -1,7 +1,41 @@
+import os
+
+from django import forms
 from django.contrib import admin
 
 from classifier.curation.track_actions import add_to_dataset
-from classifier.models import Track
+from classifier.models import LibraryFolder, Track
+
+
+class LibraryFolderForm(forms.ModelForm):
+    class Meta:
+        model = LibraryFolder
+        fields = ("owner", "path")
+
+    def clean_path(self) -> str:
+        """The real path of an existing folder (as `manage.py add_library` registers it)."""
+        real = os.path.realpath(os.path.expanduser(self.cleaned_data["path"]))
+        if not os.path.isdir(real):
+            raise forms.ValidationError("No folder exists at this path on the server.")
+        return real
+
+
+@admin.register(LibraryFolder)
+class LibraryFolderAdmin(admin.ModelAdmin):
+    form = LibraryFolderForm
+    list_display = ("path", "owner", "scan_status", "scan_finished_at", "created_at")
+    list_filter = ("scan_status",)
+    search_fields = ("path", "owner__username")
+    raw_id_fields = ("owner",)
+    readonly_fields = (
+        "scan_status",
+        "scan_started_at",
+        "scan_finished_at",
+        "scan_counts",
+        "scan_error",
+        "scan_problems",
+    )
+    fields = ("owner", "path", *readonly_fields)
 
 
 @admin.register(Track)
@@ -20,6 +54,8 @@ class TrackAdmin(admin.ModelAdmin):
     )
     list_filter = (
         "status",
+        "source",
+        "missing",
         "primary_genre",
         "uncertain",
         "far_from_album",
@@ -49,6 +85,6 @@ class TrackAdmin(admin.ModelAdmin):
         "tag_agrees",
         "disagreement",
     )
-    raw_id_fields = ("owner",)
+    raw_id_fields = ("owner", "folder")
     date_hierarchy = "created_at"
     actions = [add_to_dataset]

@@ -7,7 +7,7 @@ user's track answers 404 like one that does not exist.
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from django.http import FileResponse
+from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from classifier.forms import LibraryFilterForm
-from classifier.models import Track
+from classifier.models import OutsideFolder, Track
 from classifier.serializers import (
     ReanalyseSerializer,
     TrackDetailSerializer,
@@ -117,7 +117,10 @@ class TrackViewSet(
     )
     @action(detail=True, methods=["get"])
     def download(self, request: Request, pk: str | None = None) -> FileResponse:
-        return downloads.file_response(self.get_object())
+        try:
+            return downloads.file_response(self.get_object())
+        except (OSError, OutsideFolder) as exc:  # a folder file gone, or no longer inside
+            raise Http404("The file is not there any more.") from exc
 
     @extend_schema(
         request=None,

@@ -55,7 +55,7 @@ def spectrogram_png(track: Track) -> Path:
         raise PictureUnavailable("The spectrogram is drawn once the analysis is done.")
     path = cache_dir(track) / f"spectrogram-{track.sha256[:16]}.png"
     try:
-        return _cached(path, lambda: _draw_spectrogram(track.file.path))
+        return _cached(path, lambda: _draw_spectrogram(track.audio_path))
     except AudioError as exc:
         raise PictureUnavailable(f"No spectrogram: {exc}") from exc
     except Exception as exc:

@@ -1,12 +1,16 @@
-"""A user's track: the stored file, what its tags said, and what the engine found."""
+"""A user's track: the stored file (or a file of a library folder, analysed in place), what
+its tags said, and what the engine found; and the library folders registered on the server."""
 
 from __future__ import annotations
 
+import os
 from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.db import models
 from django.utils.text import get_valid_filename
+
+from classifier.engine.errors import EngineError
 
 
 class Status(models.TextChoices):
@@ -43,6 +47,58 @@ class ReviewChoice(models.TextChoices):
     KEEP = "keep", "Kept the file's genre"
 
 
+class Source(models.TextChoices):
+    """Where a track's file lives: stored by Genreweb (an upload) or in a library folder."""
+
+    UPLOAD = "upload", "Upload"
+    FOLDER = "folder", "Library folder"
+
+
+class ScanStatus(models.TextChoices):
+    NEVER = "never", "Not scanned yet"
+    QUEUED = "queued", "Scan queued"
+    SCANNING = "scanning", "Scanning"
+    DONE = "done", "Scanned"
+    FAILED = "failed", "Scan failed"
+
+
+class OutsideFolder(EngineError):
+    """A folder track's path no longer leads to a file inside its folder (a link put in its
+    place): it is not read."""
+
+
+class LibraryFolder(models.Model):
+    """A folder on the server whose audio files are analysed where they lie (never copied,
+    never written by the analysis)."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="library_folders"
+    )
+    # The real path (symlinks resolved) when it was registered.
+    path = models.CharField(max_length=1000, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # The last (or running) scan, claimed like a track's analysis: a token and a beat.
+    scan_status = models.CharField(
+        max_length=16, choices=ScanStatus.choices, default=ScanStatus.NEVER
+    )
+    scan_token = models.UUIDField(null=True, blank=True)
+    scan_started_at = models.DateTimeField(null=True, blank=True)
+    scan_beat_at = models.DateTimeField(null=True, blank=True)
+    scan_finished_at = models.DateTimeField(null=True, blank=True)
+    # Counts of the last scan: audio files found, new, changed, moved, vanished, refused.
+    scan_counts = models.JSONField(default=dict, blank=True)
+    scan_error = models.TextField(blank=True)  # why the whole scan failed
+    # What the scan refused or could not read, file by file (the first hundred).
+    scan_problems = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["path"]
+
+    def __str__(self) -> str:
+        return self.path
+
+
 def track_upload_to(track: Track, filename: str) -> str:
     """tracks/<user id>/<first hash digits>/<hash>/<original name>: one folder per user."""
     name = get_valid_filename(PurePosixPath(filename).name) or "track"
@@ -53,7 +109,17 @@ class Track(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tracks"
     )
-    file = models.FileField(upload_to=track_upload_to, max_length=500)
+    file = models.FileField(upload_to=track_upload_to, max_length=500, blank=True)
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.UPLOAD)
+    # A folder track: its folder, its path inside it, and the size and modification time it
+    # had when hashed (a rescan skips a file whose size and mtime are unchanged).
+    folder = models.ForeignKey(
+        LibraryFolder, on_delete=models.CASCADE, null=True, blank=True, related_name="tracks"
+    )
+    relative_path = models.CharField(max_length=1000, blank=True, default="")
+    mtime_ns = models.BigIntegerField(null=True, blank=True)
+    # Gone from its folder at the last scan: kept, verdict and all, in case it comes back.
+    missing = models.BooleanField(default=False)
     original_name = models.CharField(max_length=255)
     sha256 = models.CharField(max_length=64)
     size = models.BigIntegerField()
@@ -128,12 +194,23 @@ class Track(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["owner", "sha256"], name="unique_track_per_owner"),
+            # An upload is stored once per content; a folder may hold the same file twice.
+            models.UniqueConstraint(
+                fields=["owner", "sha256"],
+                condition=models.Q(source="upload"),
+                name="unique_track_per_owner",
+            ),
+            models.UniqueConstraint(
+                fields=["folder", "relative_path"],
+                condition=models.Q(source="folder"),
+                name="unique_track_per_folder_path",
+            ),
         ]
         indexes = [
             models.Index(fields=["status", "claimed_at"], name="track_status_claimed"),
             models.Index(fields=["owner", "album_key"], name="track_owner_album"),
             models.Index(fields=["owner", "artist_key"], name="track_owner_artist"),
+            models.Index(fields=["folder", "sha256"], name="track_folder_hash"),
         ]
 
     def __str__(self) -> str:
@@ -142,6 +219,29 @@ class Track(models.Model):
     @property
     def display_title(self) -> str:
         return self.title or PurePosixPath(self.original_name).stem
+
+    @property
+    def in_folder(self) -> bool:
+        return self.source == Source.FOLDER
+
+    @property
+    def audio_path(self) -> str:
+        """The file to read: the stored upload, or the folder file in place. A folder file
+        whose path now resolves outside its folder raises OutsideFolder: nothing outside a
+        registered folder is ever read."""
+        if not self.in_folder:
+            return self.file.path
+        assert self.folder is not None
+        root = os.path.realpath(self.folder.path)
+        real = os.path.realpath(os.path.join(root, self.relative_path))
+        if os.path.commonpath([root, real]) != root:
+            raise OutsideFolder(f"{self.relative_path} now leads outside its library folder.")
+        return real
+
+    @property
+    def file_name(self) -> str:
+        """The file's name where it lies (its extension says what it is served as)."""
+        return PurePosixPath(self.relative_path).name if self.in_folder else self.file.name
 
     @property
     def is_finished(self) -> bool:

@@ -46,6 +46,9 @@ class TrackSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "original_name",
+            "source",
+            "relative_path",
+            "missing",
             "title",
             "artist",
             "album",

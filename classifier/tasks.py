@@ -14,7 +14,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready
 from django.db import transaction
 
-from classifier.services import cleanup, evidence, processing
+from classifier.services import cleanup, evidence, folders, processing
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,8 @@ ANALYSE_TRACK = "classifier.analyse_track"
 REQUEUE_STALE_TRACKS = "classifier.requeue_stale_tracks"
 REMOVE_STALE_TEMPORARIES = "classifier.remove_stale_temporaries"
 REFUSE_TRACKS = "classifier.refuse_tracks"
+SCAN_LIBRARY = "classifier.scan_library"
+RESCAN_LIBRARIES = "classifier.rescan_libraries"
 
 
 @shared_task(
@@ -76,6 +78,37 @@ def requeue_stale_tracks() -> list[int]:
 def remove_stale_temporaries() -> int:
     """Remove temporary files killed processes left (run by celery beat); how many."""
     return len(cleanup.remove_stale_temporaries())
+
+
+@shared_task(
+    name=SCAN_LIBRARY,
+    acks_late=True,
+    autoretry_for=processing.TRANSIENT_ERRORS,
+    retry_backoff=5,
+    max_retries=3,
+)
+def scan_library(folder_id: int) -> int:
+    """Scan one library folder (see folders.scan); each batch's analyses are queued once the
+    batch is committed. How many analyses it queued."""
+    queued = 0
+    for track_ids in folders.scan(folder_id):
+        queue_analyses(track_ids)
+        queued += len(track_ids)
+    return queued
+
+
+@shared_task(name=RESCAN_LIBRARIES)
+def rescan_libraries() -> list[int]:
+    """Queue a scan of every library folder not being scanned (run by celery beat)."""
+    folder_ids = folders.due_for_rescan()
+    queue_scans(folder_ids)
+    return folder_ids
+
+
+def queue_scans(folder_ids: Iterable[int]) -> None:
+    """Queue each folder's scan once the surrounding transaction commits."""
+    for folder_id in folder_ids:
+        transaction.on_commit(lambda pk=folder_id: scan_library.delay(pk), robust=True)
 
 
 def queue_analyses(track_ids: Iterable[int]) -> None:

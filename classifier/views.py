@@ -31,11 +31,11 @@ from classifier.curation.services.versions import (
     tracks_from_older_versions,
 )
 from classifier.forms import BulkForm, LibraryFilterForm, RetagForm, ReviewForm, UploadForm
-from classifier.models import Status, TagPolicy, Track
-from classifier.services import actions, downloads, evidence, review, taxonomy
+from classifier.models import OutsideFolder, Status, TagPolicy, Track
+from classifier.services import actions, downloads, evidence, folders, review, taxonomy
 from classifier.services import intake as intake_service
 from classifier.services.library import filter_tracks, genre_distribution
-from classifier.tasks import queue_analyses, queue_refusing
+from classifier.tasks import queue_analyses, queue_refusing, queue_scans
 
 
 def owned(request: HttpRequest, pk: int) -> Track:
@@ -188,7 +188,34 @@ def status_payload(track: Track) -> dict[str, Any]:
 @login_required
 @require_GET
 def track_download(request: HttpRequest, pk: int) -> FileResponse:
-    return downloads.file_response(owned(request, pk))
+    try:
+        return downloads.file_response(owned(request, pk))
+    except (OSError, OutsideFolder) as exc:  # a folder file gone, or no longer inside it
+        raise Http404("The file is not there any more.") from exc
+
+
+@login_required
+@require_GET
+def library_folders(request: HttpRequest) -> HttpResponse:
+    """The user's library folders (staff: everyone's) with their scans' live counts."""
+    shown = list(folders.visible_to(request.user))
+    counts = folders.live_counts(shown)
+    rows = [(folder, counts[folder.pk]) for folder in shown]
+    return render(request, "classifier/folders.html", {"rows": rows})
+
+
+@login_required
+@require_POST
+def folder_scan(request: HttpRequest, pk: int) -> HttpResponse:
+    """Scan now: another user's folder answers 404 (staff may scan any)."""
+    folder = get_object_or_404(folders.visible_to(request.user), pk=pk)
+    queued = folders.request_scan(folder.pk)
+    queue_scans(queued)
+    if queued:
+        messages.success(request, f"A scan of {folder.path} is queued.")
+    else:
+        messages.info(request, f"{folder.path} is being scanned right now.")
+    return redirect("library-folders")
 
 
 @login_required

@@ -270,7 +270,13 @@ GENREWEB_HEARTBEAT_TIMEOUT = env_int("GENREWEB_HEARTBEAT_TIMEOUT", 90, minimum=3
 GENREWEB_SWEEP_EVERY = env_int("GENREWEB_SWEEP_EVERY", 60, minimum=1)
 # Temporary files left by killed writers: uploads' (after an hour), tags' (a few minutes).
 GENREWEB_CLEANUP_EVERY = env_int("GENREWEB_CLEANUP_EVERY", 60 * 60, minimum=60)
+# Library folders are scanned again this often (new, changed, moved and vanished files).
+GENREWEB_RESCAN_EVERY = env_int("GENREWEB_RESCAN_EVERY", 60 * 60, minimum=60)
 CELERY_BEAT_SCHEDULE = {
+    "rescan-libraries": {
+        "task": "classifier.rescan_libraries",
+        "schedule": float(GENREWEB_RESCAN_EVERY),
+    },
     "requeue-stale-tracks": {
         "task": "classifier.requeue_stale_tracks",
         "schedule": float(GENREWEB_SWEEP_EVERY),

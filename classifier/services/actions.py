@@ -54,7 +54,7 @@ def retag(tracks: QuerySet[Track], policy: str) -> RetagResult:
         raise ValueError(f"unknown tag policy {policy!r}")
     result = RetagResult(errors=[])
     for track in tracks.filter(status=Status.DONE):
-        if not track.tag_values:
+        if not track.tag_values or track.in_folder:  # folder files are read-only
             result.skipped += 1
             continue
         try:

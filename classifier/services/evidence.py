@@ -80,7 +80,7 @@ def file_evidence(track: Track) -> TrackEvidence:
     """What the stored file's tags say. Once Genreweb has written genres into the file they
     are its own verdict, not evidence: the genres first read from the file (stored at the
     first analysis) stand in for them, so what the user wrote is never lost."""
-    found = read_evidence(track.file.path)
+    found = read_evidence(track.audio_path)
     if GENREWEB_TAGS_NOTE in found.notes:
         first = evidence_from_json((track.fusion or {}).get("file"))
         if first.values:

@@ -22,7 +22,7 @@ from classifier.engine.errors import AudioError, TagError
 from classifier.engine.files import hold, sha256_of
 from classifier.engine.filetags import read_tags
 from classifier.engine.isolation import check_isolated
-from classifier.models import TagPolicy, Track
+from classifier.models import Source, TagPolicy, Track
 from classifier.services import formats
 from genreweb.uploads import MULTIPART_SLACK, UNNAMED
 
@@ -86,7 +86,7 @@ def accept_upload(owner: Any, upload: UploadedFile, tag_policy: str = TagPolicy.
         raise UploadRefused(f"{name} is empty.")
     with local_copy(upload) as path:
         digest = sha256_of(path)
-        existing = Track.objects.filter(owner=owner, sha256=digest).first()
+        existing = Track.objects.filter(owner=owner, sha256=digest, source=Source.UPLOAD).first()
         if existing is not None:
             return Intake(existing, created=False)
         extension, _ = formats.audio_type(check_audio(path, name))
@@ -106,7 +106,9 @@ def accept_upload(owner: Any, upload: UploadedFile, tag_policy: str = TagPolicy.
         except IntegrityError:
             # The same file arrived twice at once; the first one is kept.
             track.file.delete(save=False)
-            return Intake(Track.objects.get(owner=owner, sha256=digest), created=False)
+            return Intake(
+                Track.objects.get(owner=owner, sha256=digest, source=Source.UPLOAD), created=False
+            )
     return Intake(track, created=True)
 
 

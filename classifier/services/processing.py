@@ -193,7 +193,7 @@ def progress_reporter(track_id: int, token: uuid.UUID) -> Callable[[str, float],
 
 def run_engine(track: Track, token: uuid.UUID) -> Analysis:
     return analyse(
-        track.file.path,
+        track.audio_path,
         engine_config(),
         min_confidence=settings.GENREWEB_MIN_CONFIDENCE,
         on_progress=progress_reporter(track.pk, token),
@@ -236,10 +236,11 @@ def write_track_tags(
     whether the file changed.
 
     With nothing to write (an uncertain verdict) the file is left alone, whatever the
-    policy, so "replace" never empties a file's genres.
+    policy, so "replace" never empties a file's genres. A library folder's file is never
+    written here: folders are read-only by default (the folder may be mounted read-only).
     """
-    path = track.file.path
-    if not values:
+    path = track.audio_path
+    if not values or track.in_folder:
         return list(read_tags(path).genres), False
     result = write_genres(path, values, policy=policy, provenance={"model": model})
     return list(result.after), result.changed

@@ -66,13 +66,13 @@ def review(tracks: QuerySet[Track], choice: str) -> ReviewResult:
 
 def _restore_file_genres(track: Track, result: ReviewResult) -> None:
     """Put back the genres the file was uploaded with, where Genreweb replaced them."""
-    if not track.genres_before:
+    if not track.genres_before or track.in_folder:  # a folder file was never written
         return
     try:
-        now = list(read_tags(track.file.path).genres)
+        now = list(read_tags(track.audio_path).genres)
         if now == list(track.genres_before):
             return
-        written = write_genres(track.file.path, list(track.genres_before), policy="replace")
+        written = write_genres(track.audio_path, list(track.genres_before), policy="replace")
     except TagError as exc:
         result.errors.append(f"{track.display_title}: {exc}")
         return

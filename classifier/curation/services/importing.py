@@ -440,7 +440,7 @@ def sample_from_track(
         f"({track.model_version})."
     )
     return add_sample(
-        Path(track.file.path),
+        Path(track.audio_path),
         labels,
         source=Sample.Source.UPLOAD,
         status=status,

@@ -54,7 +54,11 @@ def test_defaults(tmp_path):
     shown = json.loads(result.stdout.splitlines()[-1])
     assert (shown["heartbeat"], shown["sweep"], shown["cleanup"]) == (90, 60, 3600)
     assert shown["upload_dir"] is None
-    assert shown["schedule"] == {"requeue-stale-tracks": 60.0, "remove-stale-temporaries": 3600.0}
+    assert shown["schedule"] == {
+        "rescan-libraries": 3600.0,
+        "requeue-stale-tracks": 60.0,
+        "remove-stale-temporaries": 3600.0,
+    }
 
 
 def test_an_upload_folder_is_made(tmp_path):
