@@ -277,6 +277,7 @@ def extract_chunks(
     """
     path = Path(path)
     warnings: list[str] = []
+    on_progress = _rising(on_progress)  # a fallback starts over: the bar must not go back
     with open_audio(path, warnings) as audio:
         if budget is not None and SEEKING:
             sparse = sparse_chunks(audio, budget, on_progress)
@@ -296,6 +297,20 @@ def extract_chunks(
         return _streamed_chunks(
             audio.blocks(on_progress=on_progress, warnings=warnings), path, budget, warnings
         )
+
+
+def _rising(callback: Callable[[float], None] | None) -> Callable[[float], None] | None:
+    """`callback`, called only with fractions above those it was called with before."""
+    if callback is None:
+        return None
+    reached = [0.0]
+
+    def report(fraction: float) -> None:
+        if fraction > reached[0]:
+            reached[0] = fraction
+            callback(fraction)
+
+    return report
 
 
 # Whether long tracks are sought (the benchmark turns it off to time the streamed pass).
