@@ -309,7 +309,8 @@ class AudioFile:
             return False
         if end is None:
             return False
-        if declared - end / rate > max(SHORTFALL_SECONDS, SHORTFALL_FRACTION * declared):
+        short = declared - end / rate > max(SHORTFALL_SECONDS, SHORTFALL_FRACTION * declared)
+        if short and not _guessed_from_bitrate(self, declared):  # a guess proves nothing
             self.seek_problem = "its audio ends before the duration its header declares"
             return False
         return True
