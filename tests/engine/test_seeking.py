@@ -21,7 +21,9 @@ from classifier.engine import features
 from classifier.engine.audio import check, open_audio
 from classifier.engine.config import AUDIO
 from classifier.engine.errors import TruncatedAudioError
+from classifier.engine.tagbounds import MAX_ENTRIES
 from tests.audiofiles import FORMATS, read_mono, tone, write_audio
+from tests.engine.bombs import flac_with_comments, many_frames_tag, mp3_with_tag
 from tests.engine.hostile import garbage
 
 SR = 22_050
@@ -116,6 +118,23 @@ def test_a_sought_track_cut_short_is_still_refused(tmp_path, caplog):
     ):
         features.extract_chunks(cut)
     assert "cut.mp3 cannot be sought" in caplog.text
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "flac"])
+def test_a_long_track_with_hidden_tags_is_sought_through_the_masked_view(tmp_path, fmt, caplog):
+    # Tags past the bounds are hidden from FFmpeg by a view of the file (a start past an
+    # MP3's ID3 tag, bytes patched over FLAC's comments): seeking reads through it too.
+    clean = long_tone(tmp_path, fmt)
+    bomb = tmp_path / f"bomb.{fmt}"
+    if fmt == "mp3":
+        mp3_with_tag(clean, many_frames_tag(MAX_ENTRIES + 1), bomb)
+    else:
+        flac_with_comments(clean, MAX_ENTRIES + 1, bomb)
+    with caplog.at_level(logging.INFO, logger="classifier.engine.features"):
+        chunks = features.extract_chunks(bomb)
+    assert FELL_BACK not in caplog.text
+    assert any("were not read" in w for w in chunks.warnings)
+    np.testing.assert_allclose(chunks.patches, features.extract_chunks(clean).patches, atol=1e-3)
 
 
 # ---------------------------------------------------------------- one open per file
