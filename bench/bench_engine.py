@@ -1,8 +1,11 @@
 """Speed of the genre engine on this machine.
 
-Builds 4-minute tracks from the GTZAN clips in ../shared (real music, FLAC), then times:
+Builds 4-minute tracks from the GTZAN clips in ../shared (real music; bench/tracks.py), then times:
 - `analyse()` with the default chunk budget and with `--full` (the model loaded once, warm),
-  and the default without the novelty check (its cost);
+  and the default without the novelty check (its cost), on FLAC;
+- the default budget on each of --formats (FLAC, MP3 at 192 kbps, M4A), with the budgeted
+  chunks reached by seeking (the engine's way) and with the whole track streamed
+  (features.SEEKING off: how MP3 and M4A were analysed before they were sought);
 - the original musicnn extractor's procedure: librosa.load at 16 kHz, librosa's mel spectrogram,
   patches stacked one by one and the CNN run one patch at a time (musicnn's BATCH_SIZE = 1),
   here with the torch port since TensorFlow is not part of the project;
@@ -13,7 +16,8 @@ The real-time factor is seconds of audio analysed per second of wall time. Each 
 repeated over --rounds rounds, interleaved (ours, then the original's, then ours again...), and the
 best round of each is reported: on a shared machine the least disturbed round is the truest
 figure, and interleaving gives both sides the same odds of a quiet spell.
-Last line: rtf_default=<x> rtf_full=<x> seconds_per_4min_track=<x>
+Last lines: one per format, `<format>: streamed <s> s (<x>x), sought <s> s (<x>x) per 4-minute
+track`, then rtf_default=<x> rtf_full=<x> seconds_per_4min_track=<x> (FLAC, default budget).
 """
 
 from __future__ import annotations
@@ -39,24 +43,10 @@ import librosa  # noqa: E402
 import soundfile  # noqa: E402
 import torch  # noqa: E402
 
+from bench.tracks import FORMATS, GTZAN, make_tracks  # noqa: E402
+from classifier.engine import features  # noqa: E402
 from classifier.engine.config import AUDIO  # noqa: E402
 from classifier.engine.runner import Engine, EngineConfig, get_engine  # noqa: E402
-
-GTZAN = Path(os.environ.get("GENREWEB_SHARED_DIR", REPO.parent / "shared")) / "data/gtzan_mini"
-
-
-def make_tracks(folder: Path, count: int) -> list[Path]:
-    """`count` 4-minute FLAC tracks, each eight 30-second GTZAN clips end to end."""
-    clips = sorted(GTZAN.glob("*/*.flac"))
-    rng = np.random.default_rng(0)
-    tracks = []
-    for n in range(count):
-        chosen = rng.choice(len(clips), size=8, replace=False)
-        audio = np.concatenate([soundfile.read(clips[i], dtype="float32")[0] for i in chosen])
-        path = folder / f"track{n}.flac"
-        soundfile.write(path, audio, 22_050)
-        tracks.append(path)
-    return tracks
 
 
 def original_procedure(engine, path: Path) -> int:
@@ -147,6 +137,26 @@ def best_rounds(measures: dict[str, Callable[[], float]], rounds: int) -> dict[s
     return {name: min(values) for name, values in seconds.items()}
 
 
+def streamed(engine: Engine, path: Path) -> None:
+    """The default analysis with the whole track streamed, as if it could not be sought."""
+    features.SEEKING = False
+    try:
+        engine.analyse(path)
+    finally:
+        features.SEEKING = True
+
+
+def format_measures(engine: Engine, folder: Path, formats: list[str], count: int) -> dict:
+    """The default budget per format, sought and streamed: name -> a round's measure."""
+    measures = {}
+    for fmt in formats:
+        (folder / fmt).mkdir()
+        tracks = make_tracks(folder / fmt, count, fmt)
+        measures[f"{fmt}_sought"] = lambda t=tracks: timed(lambda p: engine.analyse(p), t)
+        measures[f"{fmt}_streamed"] = lambda t=tracks: timed(lambda p: streamed(engine, p), t)
+    return measures
+
+
 def timed(fn, tracks: list[Path]) -> float:
     start = time.perf_counter()
     for path in tracks:
@@ -168,7 +178,13 @@ def main() -> None:
         metavar="PYTHON",
         help="an interpreter with musicnn==0.1.0 and TensorFlow installed",
     )
+    parser.add_argument(
+        "--formats",
+        default="flac,mp3,m4a",
+        help=f"formats timed sought and streamed, of {', '.join(FORMATS)}",
+    )
     args = parser.parse_args()
+    formats = [f for f in args.formats.split(",") if f]
     if not GTZAN.exists():
         sys.exit(f"{GTZAN} is absent: the benchmark needs the shared GTZAN clips")
     started = time.perf_counter()
@@ -180,7 +196,8 @@ def main() -> None:
         f"{torch.get_num_threads()}; cores: {os.cpu_count()}"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        tracks = make_tracks(Path(tmp), args.tracks)
+        (Path(tmp) / "main").mkdir()
+        tracks = make_tracks(Path(tmp) / "main", args.tracks)
         seconds = sum(soundfile.info(p).duration for p in tracks)
         engine.analyse(tracks[0])  # warm-up: first-call allocations are not the steady state
         measures = {
@@ -188,6 +205,7 @@ def main() -> None:
             "no_novelty": lambda: timed(lambda p: plain.analyse(p), tracks),
             "full": lambda: timed(lambda p: engine.analyse(p, full=True), tracks),
             "procedure": lambda: timed(lambda p: original_procedure(engine, p), tracks),
+            **format_measures(engine, Path(tmp), formats, args.tracks),
         }
         extractor = (
             OriginalExtractor(args.original_python, tracks) if args.original_python else None
@@ -223,6 +241,12 @@ def main() -> None:
             f"original musicnn extractor (TensorFlow): {tensorflow:.2f} s wall, "
             f"{seconds / tensorflow:.1f}x real time; speed-up: default "
             f"{tensorflow / default:.1f}x, full {tensorflow / full:.1f}x"
+        )
+    for fmt in formats:
+        sought, whole = best[f"{fmt}_sought"] / len(tracks), best[f"{fmt}_streamed"] / len(tracks)
+        print(
+            f"{FORMATS[fmt]}: streamed {whole:.3f} s ({seconds / len(tracks) / whole:.0f}x), "
+            f"sought {sought:.3f} s ({seconds / len(tracks) / sought:.0f}x) per 4-minute track"
         )
     print(
         f"rtf_default={seconds / default:.1f} rtf_full={seconds / full:.1f} "

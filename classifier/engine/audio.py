@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import struct
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import av.error
@@ -93,15 +95,8 @@ class AudioInfo:
 
 def probe(path: str | Path) -> AudioInfo:
     """What the file says about its audio, without decoding it."""
-    path = Path(path)
-    with _open_audio(path) as (container, stream):
-        return AudioInfo(
-            duration=_declared_duration(container, stream) or 0.0,
-            codec=stream.codec_context.codec.canonical_name,
-            sample_rate=int(stream.rate),
-            channels=int(stream.channels),
-            container=container.format.name,
-        )
+    with open_audio(Path(path)) as audio:
+        return audio.info
 
 
 def decode(path: str | Path, sample_rate: int = AUDIO.sample_rate) -> np.ndarray:
@@ -116,24 +111,135 @@ def iter_decode(
     on_progress: Callable[[float], None] | None = None,
     warnings: list[str] | None = None,
 ) -> Generator[np.ndarray, None, None]:
-    """Decode `path` to mono float32 at `sample_rate`, block by block.
+    """Decode `path` to mono float32 at `sample_rate`, block by block (see AudioFile.blocks)."""
+    with open_audio(Path(path), warnings) as audio:
+        yield from audio.blocks(sample_rate, on_progress, warnings)
 
-    Only a few blocks are ever in memory, so an hour-long file costs what a song does.
-    Concatenated, the blocks equal librosa.load(path, sr=sample_rate) (mono = channel mean,
-    soxr HQ, zero-padded to ceil(n * sr / native_sr) samples).
-    on_progress(fraction) is called as decoding advances and with 1.0 at the end.
-    Where decoding stops early on data that is not audio but what decoded is the whole
-    track, the blocks end there and a sentence saying so is appended to `warnings`.
-    Raises NotAudioError, EmptyAudioError, TruncatedAudioError, UnsupportedAudioError or
-    AudioError.
-    """
+
+def check(path: str | Path) -> AudioInfo:
+    """What the file holds, or the typed error of a file that does not decode as audio:
+    probe it and decode its first block (what an upload is checked with), in one open."""
     path = Path(path)
-    with _open_audio(path, warnings) as (container, stream):
-        declared = _declared_duration(container, stream)
-        _check_riff_data(path)
-        progress = _Progress(on_progress, declared)
+    with open_audio(path) as audio:
+        blocks = audio.blocks()
+        try:
+            first = next(blocks, None)
+        finally:
+            blocks.close()
+        if first is None or len(first) == 0:
+            raise EmptyAudioError(f"{path.name} holds no audio samples")
+        return audio.info
+
+
+# --- the one open file ---------------------------------------------------------------------
+
+
+@contextmanager
+def open_audio(path: Path, notes: list[str] | None = None) -> Iterator[AudioFile]:
+    """`path` opened once for everything read from it (see AudioFile); closed on leaving."""
+    audio = AudioFile.open(path, notes)
+    try:
+        yield audio
+    finally:
+        audio.close()
+
+
+class AudioFile:
+    """An audio file opened once: its handle, the container FFmpeg reads and its audio stream.
+
+    The tag-bounds check, the RIFF and ID3 size checks, probing, streamed decoding and every
+    seek read this one handle (FFmpeg through it, the checks with pread, which leaves its
+    position alone), so a track is opened once however many of its sections are decoded.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        handle: BinaryIO,
+        source: BinaryIO | io.RawIOBase,
+        container: av.container.InputContainer,
+        stream: av.AudioStream,
+    ) -> None:
+        self.path, self.container, self.stream = path, container, stream
+        self._handle, self._source = handle, source
+        self.declared = _declared_duration(container, stream)
+        self.seek_problem: str | None = None  # why the last section could not be cut
+        self._origin: int | None = None  # see _origin_samples
+        self._fresh = True  # nothing decoded or sought yet: blocks() starts at the start
+
+    @classmethod
+    def open(cls, path: Path, notes: list[str] | None = None) -> AudioFile:
+        """Open `path` and pick its audio stream, turning every failure into an AudioError.
+
+        Tags past tagbounds' limits are hidden from FFmpeg (a note saying so goes to `notes`).
+        """
+        _check_file(path)
+        handle = _open_handle(path)
+        try:
+            source = _source(path, handle, notes)
+            container = _open_container(path, handle, source)
+            try:
+                return cls(path, handle, source, container, _audio_stream(path, container))
+            except BaseException:
+                container.close()
+                raise
+        except BaseException:
+            handle.close()
+            raise
+
+    def close(self) -> None:
+        self.container.close()
+        self._source.close()
+        self._handle.close()
+
+    @property
+    def info(self) -> AudioInfo:
+        return AudioInfo(
+            duration=self.declared or 0.0,
+            codec=self.stream.codec_context.codec.canonical_name,
+            sample_rate=int(self.stream.rate),
+            channels=int(self.stream.channels),
+            container=self.container.format.name,
+        )
+
+    @property
+    def fresh(self) -> bool:
+        """Nothing decoded or sought yet: blocks() may stream it from its start."""
+        return self._fresh
+
+    @property
+    def size(self) -> int:
+        return os.fstat(self._handle.fileno()).st_size
+
+    def read_at(self, offset: int, count: int) -> bytes:
+        """`count` bytes from `offset`, without moving the position FFmpeg reads from."""
+        return os.pread(self._handle.fileno(), count, offset)
+
+    def blocks(
+        self,
+        sample_rate: int = AUDIO.sample_rate,
+        on_progress: Callable[[float], None] | None = None,
+        warnings: list[str] | None = None,
+    ) -> Generator[np.ndarray, None, None]:
+        """Decode the file to mono float32 at `sample_rate`, block by block, from its start.
+
+        Only a few blocks are ever in memory, so an hour-long file costs what a song does.
+        Concatenated, the blocks equal librosa.load(path, sr=sample_rate) (mono = channel
+        mean, soxr HQ, zero-padded to ceil(n * sr / native_sr) samples).
+        on_progress(fraction) is called as decoding advances and with 1.0 at the end.
+        Where decoding stops early on data that is not audio but what decoded is the whole
+        track, the blocks end there and a sentence saying so is appended to `warnings`.
+        Raises NotAudioError, EmptyAudioError, TruncatedAudioError, UnsupportedAudioError
+        or AudioError.
+        """
+        if not self._fresh:
+            raise AudioError(f"internal error: {self.path.name} was decoded before streaming")
+        self._fresh = False
+        path, stream = self.path, self.stream
+        _check_riff_data(self)
+        progress = _Progress(on_progress, self.declared)
         mono = _MonoConverter(sample_rate)
-        reader = _FrameReader(path, container, stream, mono)
+        reader = _FrameReader(self, mono)
         pending: list[np.ndarray] = []
         pending_size = 0
         for frame in reader:
@@ -152,66 +258,216 @@ def iter_decode(
         if mono.samples_out == 0:
             raise EmptyAudioError(f"{path.name} contains no audio samples")
         if reader.stopped is not None:
-            note = _judge_early_end(path, declared, mono.seconds_in, stream, reader)
+            note = _judge_early_end(self, mono.seconds_in, reader)
             if warnings is not None:
                 warnings.append(note)
         else:
-            _check_complete(path, declared, mono.seconds_in, stream)
+            _check_complete(self, mono.seconds_in, stream)
         if pending:
             yield np.concatenate(pending)
         progress.done()
 
+    def section(
+        self, start: float, seconds: float, sample_rate: int = AUDIO.sample_rate
+    ) -> tuple[int, np.ndarray] | None:
+        """See decode_section; None (with seek_problem saying why) where it cannot be cut."""
+        self._fresh = False
+        rate = int(self.stream.rate)
+        grid = math.gcd(rate, sample_rate)
+        first = max(0, math.floor((start - SECTION_MARGIN) * grid)) * (rate // grid)
+        wanted = math.ceil((start + seconds + SECTION_MARGIN) * rate) - first
+        try:
+            native = self._native_section(first, wanted)
+        except (av.error.FFmpegError, OSError) as exc:
+            native, self.seek_problem = None, f"seeking failed ({_reason(exc)})"
+        if native is None:
+            return None
+        out = (
+            soxr.resample(native, rate, sample_rate, quality=SOXR_QUALITY)
+            if rate != sample_rate
+            else native
+        )
+        offset = first * sample_rate // rate
+        lead = round(start * sample_rate) - offset
+        return offset + lead, out[lead : lead + round(seconds * sample_rate)]
 
-def check(path: str | Path) -> AudioInfo:
-    """What the file holds, or the typed error of a file that does not decode as audio:
-    probe it and decode its first block (what an upload is checked with)."""
-    path = Path(path)
-    info = probe(path)
-    blocks = iter_decode(path)
+    def ends_whole(self) -> bool:
+        """Whether the file's audio runs to the end its header declares and nothing follows
+        that fails to decode: what the streamed pass checks at its end (a file cut short, junk
+        after the audio), checked here by decoding only its last second. False (seek_problem
+        says why) sends the track to the streamed pass, which judges and reports it.
+        Raises TruncatedAudioError for a WAV whose data chunk is cut, as blocks() does.
+        """
+        _check_riff_data(self)
+        declared = self.declared or 0.0
+        rate = int(self.stream.rate)
+        first = max(0, math.floor((declared - END_CHECK_SECONDS) * rate))
+        try:
+            end = self._end_from(first)
+        except (av.error.FFmpegError, OSError) as exc:
+            self.seek_problem = f"its end does not decode ({_reason(exc)})"
+            return False
+        if end is None:
+            return False
+        short = declared - end / rate > max(SHORTFALL_SECONDS, SHORTFALL_FRACTION * declared)
+        if short and not _guessed_from_bitrate(self, declared):  # a guess proves nothing
+            self.seek_problem = "its audio ends before the duration its header declares"
+            return False
+        return True
+
+    def _end_from(self, first: int) -> int | None:
+        """Where (samples of the streamed decode) decoding from sample `first` ends."""
+        origin = self._seek(first)
+        if origin is None:
+            return None
+        end: int | None = None
+        for packet in self.container.demux(self.stream):
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError:
+                if end is not None and end >= first:
+                    raise  # past the pre-roll: damage, or junk after the audio
+                continue
+            for frame in frames:
+                if frame.pts is not None:
+                    stamp = round(frame.pts * _time_base(frame) * frame.sample_rate)
+                    end = stamp - origin + frame.samples
+                elif end is not None:
+                    end += frame.samples
+        if end is None:
+            self.seek_problem = "nothing decoded at its end"
+        return end
+
+    def _seek(self, first: int) -> int | None:
+        """Seek to where decoding sample `first` of the streamed decode starts (its pre-roll
+        before it); the origin of the frames' timestamps, None where there is none."""
+        exact = self.seeks_exactly
+        origin = 0 if exact else self._origin_samples()
+        if origin is None:
+            return None
+        rate = int(self.stream.rate)
+        target = max(0, first - (0 if exact else round(PREROLL_SECONDS * rate))) + origin
+        self.container.seek(
+            int(target / rate / _time_base(self.stream)), stream=self.stream, backward=True
+        )
+        return origin
+
+    @property
+    def seeks_exactly(self) -> bool:
+        """Whether FFmpeg seeks this codec to the exact sample (FLAC, PCM, ...)."""
+        return self.stream.codec_context.codec.canonical_name.startswith(EXACT_SEEK_CODECS)
+
+    def _native_section(self, first: int, wanted: int) -> np.ndarray | None:
+        """`wanted` mono samples at the file's rate from sample `first` of the streamed decode.
+
+        A codec that does not seek exactly (MP3, AAC, Vorbis) is sought PREROLL_SECONDS
+        earlier and decoded from there: the frames before `first` settle its state (MP3's
+        bit reservoir, the overlap of the transform) and are dropped; a frame that fails to
+        decode there is part of that settling. Positions count from the first frame the
+        streamed decode yields (`_origin_samples`: encoder delay and priming).
+        """
+        exact = self.seeks_exactly
+        rate = int(self.stream.rate)
+        preroll = 0 if exact else round(PREROLL_SECONDS * rate)
+        if not exact and self._origin is None and first <= preroll:
+            # The track's start, before anything was read: decoded as the streamed pass
+            # decodes it (a seek to the start would not skip the encoder delay again).
+            return self._samples_from(first, wanted, None, tolerant=True)
+        origin = self._seek(first)
+        if origin is None:
+            return None
+        return self._samples_from(first, wanted, origin, tolerant=not exact)
+
+    def _origin_samples(self) -> int | None:
+        """Where, in the stream's timestamps (as samples), the streamed decode's first sample
+        lies: the first decoded frame's timestamp, read before anything is sought."""
+        if self._origin is None:
+            rate = int(self.stream.rate)
+            for frame in self._frames(tolerant=True):
+                if frame.pts is not None:
+                    self._origin = round(frame.pts * _time_base(frame) * rate)
+                    break
+            else:
+                self.seek_problem = "its frames carry no timestamps"
+                return None
+        return self._origin
+
+    def _frames(self, tolerant: bool) -> Iterator[av.AudioFrame]:
+        """The stream's frames from where it stands; `tolerant`: skip packets that fail."""
+        for packet in self.container.demux(self.stream):
+            try:
+                yield from packet.decode()
+            except av.error.InvalidDataError:
+                if not tolerant:
+                    raise
+
+    def _samples_from(
+        self, first: int, wanted: int, origin: int | None, tolerant: bool
+    ) -> np.ndarray | None:
+        """`wanted` mono samples from `first`, the frames' timestamps less `origin` placing
+        them (None: the first frame is the track's first sample, and sets the origin)."""
+        to_float: av.AudioResampler | None = None
+        parts: list[np.ndarray] = []
+        have = 0
+        position: int | None = None
+        for frame in self._frames(tolerant):
+            if position is None:
+                if frame.pts is None:
+                    if tolerant:
+                        continue  # an Ogg page's first packets after a seek: pre-roll
+                    self.seek_problem = "its frames carry no timestamps"
+                    return None
+                stamp = round(frame.pts * _time_base(frame) * frame.sample_rate)
+                if origin is None:
+                    origin = self._origin = stamp
+                position = stamp - origin
+                if position > first:
+                    self.seek_problem = "a seek landed after the chunk it was meant for"
+                    return None
+                to_float = float_converter(frame)
+            assert to_float is not None  # made on the first frame, with `position`
+            for converted in to_float.resample(frame):
+                mono = channel_mean(converted)
+                skip = max(0, first - position)
+                position += mono.size
+                if skip < mono.size:
+                    parts.append(mono[skip:])
+                    have += mono.size - skip
+            if have >= wanted:
+                break
+        if not parts:
+            self.seek_problem = "nothing decoded where a chunk was expected"
+        return np.concatenate(parts)[:wanted] if parts else None
+
+
+def _open_handle(path: Path) -> BinaryIO:
     try:
-        first = next(blocks, None)
-    finally:
-        blocks.close()
-    if first is None or len(first) == 0:
-        raise EmptyAudioError(f"{path.name} holds no audio samples")
-    return info
+        return path.open("rb")
+    except OSError as exc:
+        if isinstance(exc, PermissionError):
+            raise AudioError(f"{path.name} cannot be read (permission denied)") from exc
+        raise AudioError(f"{path.name} cannot be read ({exc.strerror or exc})") from exc
 
 
-# --- opening and error translation -------------------------------------------------------
-
-
-@contextmanager
-def _open_audio(
-    path: Path, notes: list[str] | None = None
-) -> Iterator[tuple[av.container.InputContainer, av.AudioStream]]:
-    """Open `path` and pick its audio stream, turning every failure into an AudioError.
-
-    Tags past tagbounds' limits are hidden from FFmpeg (a note saying so goes to `notes`).
-    """
-    _check_file(path)
-    source = _source(path, notes)
+def _open_container(
+    path: Path, handle: BinaryIO, source: BinaryIO | io.RawIOBase
+) -> av.container.InputContainer:
     try:
         # Tags are read elsewhere (filetags); text FFmpeg finds in a damaged header must
         # not stop decoding because it is not UTF-8.
-        container = av.open(source, mode="r", metadata_errors="replace")
+        return av.open(source, mode="r", metadata_errors="replace")
     except (av.error.FFmpegError, OSError) as exc:
-        if not isinstance(source, str):
-            source.close()
-        raise _open_error(path, exc) from exc
-    try:
-        stream = _audio_stream(path, container)
-        yield container, stream
-    finally:
-        container.close()
-        if not isinstance(source, str):
-            source.close()
+        error = _open_error(path, handle, exc)
+        source.close()
+        raise error from exc
 
 
-def _source(path: Path, notes: list[str] | None) -> str | io.RawIOBase:
-    """What FFmpeg opens: the file's path, or a view of it without tags it must not parse."""
-    tags = check_tags(path)
+def _source(path: Path, handle: BinaryIO, notes: list[str] | None) -> BinaryIO | io.RawIOBase:
+    """What FFmpeg reads: the file's handle, or a view of it without tags it must not parse."""
+    tags = check_tags(path, handle)
+    handle.seek(0)
     if tags.ok:
-        return str(path)
+        return handle
     if not tags.masked:  # nothing can hide them (an Ogg comment header, under checksums)
         raise UnsupportedAudioError(
             f"{path.name} cannot be analysed safely: {tags.problem}, and they cannot be "
@@ -219,7 +475,7 @@ def _source(path: Path, notes: list[str] | None) -> str | io.RawIOBase:
         )
     if notes is not None:
         notes.append(tags.note(path.name) + " Its audio was analysed.")
-    return open_masked(path, tags)
+    return open_masked(path, tags, handle)
 
 
 def _check_file(path: Path) -> None:
@@ -234,10 +490,10 @@ def _check_file(path: Path) -> None:
         raise AudioError(f"{path.name} cannot be read ({exc.strerror or exc})") from exc
 
 
-def _open_error(path: Path, exc: BaseException) -> AudioError:
+def _open_error(path: Path, handle: BinaryIO, exc: BaseException) -> AudioError:
     if isinstance(exc, PermissionError):
         return AudioError(f"{path.name} cannot be read (permission denied)")
-    kind = _looks_like(path)
+    kind = _looks_like(handle)
     if kind is not None:
         return TruncatedAudioError(
             f"{path.name} is damaged: it looks like {kind} audio but cannot be read "
@@ -275,10 +531,13 @@ def _reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
-def _looks_like(path: Path) -> str | None:
+def _looks_like(source: Path | BinaryIO) -> str | None:
     try:
-        with path.open("rb") as handle:
-            head = handle.read(16)
+        if isinstance(source, Path):
+            with source.open("rb") as handle:
+                head = handle.read(16)
+        else:
+            head = os.pread(source.fileno(), 16, 0)
     except OSError:
         return None
     for offset, magic, kind in _SIGNATURES:
@@ -296,14 +555,9 @@ class _FrameReader:
     judge (see _judge_early_end).
     """
 
-    def __init__(
-        self,
-        path: Path,
-        container: av.container.InputContainer,
-        stream: av.AudioStream,
-        mono: _MonoConverter,
-    ) -> None:
-        self.path, self.container, self.stream, self.mono = path, container, stream, mono
+    def __init__(self, audio: AudioFile, mono: _MonoConverter) -> None:
+        self.audio, self.mono = audio, mono
+        self.path, self.container, self.stream = audio.path, audio.container, audio.stream
         self.stopped: BaseException | None = None
         self.tail: int | None = None
         self._position: int | None = None  # where the next packet starts, where known
@@ -333,7 +587,7 @@ class _FrameReader:
             raise _decode_error(self.path, self.mono, exc) from exc
         self.stopped = exc
         try:
-            self.tail = None if position is None else self.path.stat().st_size - position
+            self.tail = None if position is None else self.audio.size - position
         except OSError:
             self.tail = None
 
@@ -348,13 +602,12 @@ def _decode_error(path: Path, mono: _MonoConverter, exc: BaseException) -> Audio
     )
 
 
-def _judge_early_end(
-    path: Path, declared: float | None, decoded: float, stream: av.AudioStream, reader: _FrameReader
-) -> str:
+def _judge_early_end(audio: AudioFile, decoded: float, reader: _FrameReader) -> str:
     """The warning for decoding that stopped at data which is not audio, where what decoded
     is all there is to judge; TruncatedAudioError where it is not (damage part way)."""
+    path, declared = audio.path, audio.declared
     reason = _reason(reader.stopped) if reader.stopped is not None else "unknown error"
-    if declared and not _guessed_from_bitrate(path, declared, stream):  # a reliable length
+    if declared and not _guessed_from_bitrate(audio, declared):  # a reliable length
         if declared - decoded > max(SHORTFALL_SECONDS, SHORTFALL_FRACTION * declared):
             raise TruncatedAudioError(
                 f"{path.name} is damaged: decoding failed after {decoded:.1f} s of the "
@@ -500,10 +753,9 @@ def _declared_duration(
     return None
 
 
-def _check_complete(
-    path: Path, declared: float | None, decoded: float, stream: av.AudioStream
-) -> None:
-    if not declared or _guessed_from_bitrate(path, declared, stream):
+def _check_complete(audio: AudioFile, decoded: float, stream: av.AudioStream) -> None:
+    path, declared = audio.path, audio.declared
+    if not declared or _guessed_from_bitrate(audio, declared):
         return
     if declared - decoded > max(SHORTFALL_SECONDS, SHORTFALL_FRACTION * declared):
         raise TruncatedAudioError(
@@ -512,12 +764,13 @@ def _check_complete(
         )
 
 
-def _guessed_from_bitrate(path: Path, declared: float, stream: av.AudioStream) -> bool:
+def _guessed_from_bitrate(audio: AudioFile, declared: float) -> bool:
+    stream = audio.stream
     bit_rate = stream.codec_context.bit_rate or stream.bit_rate
     if not bit_rate:
         return False
     try:
-        payload = path.stat().st_size - _id3v2_size(path)
+        payload = audio.size - _id3v2_size(audio)
     except OSError:
         return False
     guess = payload * 8 / bit_rate
@@ -525,9 +778,8 @@ def _guessed_from_bitrate(path: Path, declared: float, stream: av.AudioStream) -
     return abs(guess - declared) <= slack
 
 
-def _id3v2_size(path: Path) -> int:
-    with path.open("rb") as handle:
-        head = handle.read(10)
+def _id3v2_size(audio: AudioFile) -> int:
+    head = audio.read_at(0, 10)
     if len(head) < 10 or head[:3] != b"ID3":
         return 0
     size = 0
@@ -537,10 +789,11 @@ def _id3v2_size(path: Path) -> int:
     return 10 + size + footer
 
 
-def _check_riff_data(path: Path) -> None:
+def _check_riff_data(audio: AudioFile) -> None:
     """A WAV whose data chunk is cut: FFmpeg silently shortens its duration to the file."""
+    path = audio.path
     try:
-        declared, present, byte_rate = _riff_data_sizes(path)
+        declared, present, byte_rate = _riff_data_sizes(audio)
     except (OSError, struct.error, ValueError):
         return
     if not byte_rate or declared in (0, 0xFFFFFFFF) or present >= declared:
@@ -553,27 +806,26 @@ def _check_riff_data(path: Path) -> None:
         )
 
 
-def _riff_data_sizes(path: Path) -> tuple[int, int, int]:
+def _riff_data_sizes(audio: AudioFile) -> tuple[int, int, int]:
     """(declared data bytes, data bytes present, byte rate) of a RIFF/WAVE file."""
-    size = path.stat().st_size
-    with path.open("rb") as handle:
-        head = handle.read(12)
-        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            raise ValueError("not RIFF/WAVE")
-        byte_rate = 0
-        while True:
-            chunk = handle.read(8)
-            if len(chunk) < 8:
-                raise ValueError("no data chunk")
-            kind, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-            if kind == b"data":
-                return length, size - handle.tell(), byte_rate
-            if kind == b"fmt ":
-                if length < 16:
-                    raise ValueError("malformed fmt chunk")
-                byte_rate = struct.unpack("<I", handle.read(16)[8:12])[0]
-                length -= 16
-            handle.seek(length + (length & 1), 1)  # chunks are padded to even sizes
+    size = audio.size
+    head = audio.read_at(0, 12)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        raise ValueError("not RIFF/WAVE")
+    byte_rate, at = 0, 12
+    while True:
+        chunk = audio.read_at(at, 8)
+        if len(chunk) < 8:
+            raise ValueError("no data chunk")
+        kind, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+        at += 8
+        if kind == b"data":
+            return length, size - at, byte_rate
+        if kind == b"fmt ":
+            if length < 16:
+                raise ValueError("malformed fmt chunk")
+            byte_rate = struct.unpack("<I", audio.read_at(at, 16)[8:12])[0]
+        at += length + (length & 1)  # chunks are padded to even sizes
 
 
 class _Progress:
@@ -602,6 +854,15 @@ class _Progress:
 # Resampling starts this long before a section and runs this long past it, so the filter's
 # start-up and end fall outside the samples returned.
 SECTION_MARGIN = 0.1
+# Codecs FFmpeg seeks in to the exact sample (checked against the streamed pass in the tests).
+EXACT_SEEK_CODECS = ("flac", "alac", "wavpack", "opus", "pcm_")
+# Other codecs (MP3, AAC, Vorbis) are sought this long before a section and decoded from
+# there: MP3's bit reservoir reaches back about 0.1 s and an MDCT's overlap one frame (23-46
+# ms), so their first frames after a seek are dropped. Their timestamps put a chunk within
+# a few samples of the streamed decode's (measured in the tests), which a genre cannot tell.
+PREROLL_SECONDS = 0.3
+# A sought track's end is checked by decoding its last this many seconds (see ends_whole).
+END_CHECK_SECONDS = 1.0
 
 
 def decode_section(
@@ -610,31 +871,13 @@ def decode_section(
     """Mono float32 samples of [start, start + seconds) at `sample_rate`, found by seeking.
 
     Returns (index of the first sample in the whole decoded track, samples), equal to that
-    slice of iter_decode's output up to float rounding: resampling starts on an instant that
-    lies on both the file's and the output's sample grid. None where the file cannot be cut
-    exactly (no timestamps, or the seek landed after the section): decode it all instead.
+    slice of iter_decode's output up to float rounding (exact codecs: resampling starts on an
+    instant that lies on both the file's and the output's sample grid; others within a few
+    samples). None where the file cannot be cut (no timestamps, or the seek landed after the
+    section): decode it all instead. Each call opens the file: AudioFile.section does not.
     """
-    path = Path(path)
-    with _open_audio(path) as (container, stream):
-        rate = int(stream.rate)
-        grid = math.gcd(rate, sample_rate)
-        first = max(0, math.floor((start - SECTION_MARGIN) * grid)) * (rate // grid)
-        wanted = math.ceil((start + seconds + SECTION_MARGIN) * rate) - first
-        try:
-            container.seek(int(first / rate / _time_base(stream)), stream=stream, backward=True)
-            native = _native_from(container, stream, first, wanted)
-        except (av.error.FFmpegError, OSError):
-            return None
-    if native is None:
-        return None
-    out = (
-        soxr.resample(native, rate, sample_rate, quality=SOXR_QUALITY)
-        if rate != sample_rate
-        else native
-    )
-    offset = first * sample_rate // rate
-    lead = round(start * sample_rate) - offset
-    return offset + lead, out[lead : lead + round(seconds * sample_rate)]
+    with open_audio(Path(path)) as audio:
+        return audio.section(start, seconds, sample_rate)
 
 
 def _time_base(item: av.AudioStream | av.AudioFrame) -> Fraction:
@@ -642,32 +885,3 @@ def _time_base(item: av.AudioStream | av.AudioFrame) -> Fraction:
     if item.time_base is None:
         raise TypeError(f"{type(item).__name__} has no time_base")
     return item.time_base
-
-
-def _native_from(
-    container: av.container.InputContainer, stream: av.AudioStream, first: int, wanted: int
-) -> np.ndarray | None:
-    """`wanted` mono samples at the file's rate from sample index `first` (fewer at the end)."""
-    to_float: av.AudioResampler | None = None
-    parts: list[np.ndarray] = []
-    have = 0
-    position: int | None = None
-    for frame in container.decode(stream):
-        if position is None:
-            if frame.pts is None:
-                return None
-            position = round(frame.pts * _time_base(frame) * frame.sample_rate)
-            if position > first:
-                return None
-            to_float = float_converter(frame)
-        assert to_float is not None  # made on the first frame, with `position`
-        for converted in to_float.resample(frame):
-            mono = channel_mean(converted)
-            skip = max(0, first - position)
-            position += mono.size
-            if skip < mono.size:
-                parts.append(mono[skip:])
-                have += mono.size - skip
-        if have >= wanted:
-            break
-    return np.concatenate(parts)[:wanted] if parts else None

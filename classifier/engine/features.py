@@ -14,18 +14,18 @@ its samples, only (at most) its patches as float16 mel power (~43 MB per hour).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import librosa
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from threadpoolctl import ThreadpoolController
 
-from .audio import decode_section, iter_decode, probe
+from .audio import AudioFile, open_audio
 from .config import AUDIO, DEFAULT_CHUNK_BUDGET
 from .errors import EmptyAudioError
 
@@ -43,13 +43,55 @@ _MIN_ROWS = 64
 
 @lru_cache(maxsize=1)
 def mel_basis() -> np.ndarray:
-    """librosa.filters.mel defaults (Slaney scale and norm), float32, (n_mels, 1 + n_fft/2)."""
-    return librosa.filters.mel(sr=AUDIO.sample_rate, n_fft=N_FFT, n_mels=AUDIO.n_mels)
+    """librosa.filters.mel defaults (Slaney scale and norm), float32, (n_mels, 1 + n_fft/2).
+
+    librosa's own steps, in numpy (the tests hold them to librosa bit for bit): importing
+    librosa's filters pulls in scipy.signal and numba, over a second of a run's start-up.
+    """
+    rate, n_mels = AUDIO.sample_rate, AUDIO.n_mels
+    fft_freqs = np.fft.rfftfreq(n=N_FFT, d=1.0 / rate)
+    mels = np.linspace(_hz_to_mel(0.0), _hz_to_mel(rate / 2), n_mels + 2)
+    mel_f = _mel_to_hz(mels)
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fft_freqs)
+    weights = np.zeros((n_mels, 1 + N_FFT // 2), dtype=np.float32)
+    for i in range(n_mels):
+        lower = -ramps[i] / fdiff[i]
+        upper = ramps[i + 2] / fdiff[i + 1]
+        weights[i] = np.maximum(0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels]))[:, np.newaxis]
+    return weights
+
+
+# The Slaney mel scale: linear below 1 kHz, logarithmic above (librosa's constants).
+_MEL_STEP_HZ = 200.0 / 3
+_LOG_FROM_HZ = 1000.0
+_LOG_FROM_MEL = _LOG_FROM_HZ / _MEL_STEP_HZ
+_LOG_STEP = np.log(6.4) / 27.0
+
+
+def _hz_to_mel(hz: float) -> float:
+    if hz >= _LOG_FROM_HZ:
+        return float(_LOG_FROM_MEL + np.log(hz / _LOG_FROM_HZ) / _LOG_STEP)
+    return hz / _MEL_STEP_HZ
+
+
+def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    freqs = _MEL_STEP_HZ * mels
+    log = mels >= _LOG_FROM_MEL
+    freqs[log] = _LOG_FROM_HZ * np.exp(_LOG_STEP * (mels[log] - _LOG_FROM_MEL))
+    return freqs
 
 
 @lru_cache(maxsize=1)
 def _window() -> np.ndarray:
-    return librosa.filters.get_window("hann", N_FFT, fftbins=True)
+    """scipy's periodic Hann window (librosa's get_window("hann", fftbins=True)), its way:
+    the symmetric window of n_fft + 1 points as a sum of cosines, the last point dropped."""
+    fac = np.linspace(-np.pi, np.pi, N_FFT + 1)
+    window = np.zeros(N_FFT + 1)
+    for k, a in enumerate((0.5, 0.5)):
+        window += a * np.cos(k * fac)
+    return window[:-1]
 
 
 def mel_power(frames: np.ndarray) -> np.ndarray:
@@ -230,23 +272,58 @@ def extract_chunks(
     iter_decode, and EmptyAudioError when every chunk is silent; what decoding put up with
     (junk after the audio) is in the Chunks' warnings.
     A track with many more chunks than the budget is not decoded whole: each chosen chunk is
-    decoded by seeking (see sparse_chunks), so a long track costs what a short one does.
+    decoded by seeking (see sparse_chunks), so a long track costs what a short one does. The
+    file is opened once for all of it, but for a track that cannot be sought after all.
     """
     path = Path(path)
-    if budget is not None:
-        sparse = sparse_chunks(path, budget, on_progress)
-        if sparse is not None:
-            return sparse
-    return _streamed_chunks(path, budget, on_progress)
+    warnings: list[str] = []
+    on_progress = _rising(on_progress)  # a fallback starts over: the bar must not go back
+    with open_audio(path, warnings) as audio:
+        if budget is not None and SEEKING:
+            sparse = sparse_chunks(audio, budget, on_progress)
+            if sparse is not None:
+                sparse.warnings[:0] = warnings
+                return sparse
+            if audio.seek_problem is not None:
+                _log.warning(
+                    "%s cannot be sought: %s; decoding it whole", path.name, audio.seek_problem
+                )
+        if audio.fresh:
+            return _streamed_chunks(
+                audio.blocks(on_progress=on_progress, warnings=warnings), path, budget, warnings
+            )
+    # Sought part way and then refused: the streamed pass needs the file from its start.
+    with open_audio(path) as audio:
+        return _streamed_chunks(
+            audio.blocks(on_progress=on_progress, warnings=warnings), path, budget, warnings
+        )
+
+
+def _rising(callback: Callable[[float], None] | None) -> Callable[[float], None] | None:
+    """`callback`, called only with fractions above those it was called with before."""
+    if callback is None:
+        return None
+    reached = [0.0]
+
+    def report(fraction: float) -> None:
+        if fraction > reached[0]:
+            reached[0] = fraction
+            callback(fraction)
+
+    return report
+
+
+# Whether long tracks are sought (the benchmark turns it off to time the streamed pass).
+SEEKING = True
+_log = logging.getLogger(__name__)
 
 
 def _streamed_chunks(
-    path: Path, budget: int | None, on_progress: Callable[[float], None] | None
+    blocks: Iterable[np.ndarray], path: Path, budget: int | None, warnings: list[str]
 ) -> Chunks:
     stream, patcher, picker = MelStream(), Patcher(), _Collector()
     samples = 0
-    warnings: list[str] = []
-    for block in iter_decode(path, on_progress=on_progress, warnings=warnings):
+    for block in blocks:
         samples += block.size
         picker.take(patcher.push(stream.push(block)))
     picker.take(patcher.push(stream.finish()))
@@ -268,31 +345,37 @@ def _streamed_chunks(
     )
 
 
+def streamed_chunks(
+    path: Path, budget: int | None = None, on_progress: Callable[[float], None] | None = None
+) -> Chunks:
+    """The chunks of the streamed pass, whatever the track's length (what seeking is held to)."""
+    warnings: list[str] = []
+    with open_audio(path, warnings) as audio:
+        blocks = audio.blocks(on_progress=on_progress, warnings=warnings)
+        return _streamed_chunks(blocks, path, budget, warnings)
+
+
 # Seeking pays once a track holds this many times the budget's chunks.
 SPARSE_FROM = 2
-# Codecs FFmpeg seeks in to the exact sample (checked against the streamed pass in the
-# tests). MP3, AAC and Vorbis carry encoder delay and coarse seek points: they are streamed.
-EXACT_SEEK_CODECS = ("flac", "alac", "wavpack", "opus", "pcm_")
 
 
 def sparse_chunks(
-    path: Path, budget: int, on_progress: Callable[[float], None] | None = None
+    audio: AudioFile, budget: int, on_progress: Callable[[float], None] | None = None
 ) -> Chunks | None:
     """`budget` chunks spread over a long track, each decoded on its own by seeking.
 
-    None where the track is short, cannot be cut exactly, or every chosen chunk is silent:
-    the streamed pass then decides. A silent chunk found here is dropped, not replaced.
-    `total` is then the track's patch count as its declared duration gives it.
+    None where the track is short, cannot be cut (audio.seek_problem then says why), or every
+    chosen chunk is silent: the streamed pass then decides. A silent chunk found here is
+    dropped, not replaced. `total` is then the track's patch count as its declared duration
+    gives it.
     """
-    info = probe(path)
-    if not info.codec.startswith(EXACT_SEEK_CODECS):
-        return None
-    total = (1 + int(info.duration * AUDIO.sample_rate) // HOP) // PATCH
+    duration = audio.declared or 0.0
+    total = (1 + int(duration * AUDIO.sample_rate) // HOP) // PATCH
     if total <= SPARSE_FROM * budget:
         return None
     patches, starts, silent = [], [], 0
     for done, index in enumerate(spread(total, budget), 1):
-        patch = patch_at(path, index)
+        patch = patch_at(audio, index)
         if patch is None:
             return None
         if is_silent(patch):
@@ -302,30 +385,33 @@ def sparse_chunks(
             starts.append(index * AUDIO.patch_seconds)
         if on_progress:
             on_progress(done / budget)
-    if not patches:
+    if not patches or not audio.ends_whole():
         return None
     return Chunks(
         patches=np.stack(patches),
         starts=np.array(starts),
-        duration=info.duration,
+        duration=duration,
         total=total - silent,
         silent=silent,
     )
 
 
-def patch_at(path: Path, index: int) -> np.ndarray | None:
+def patch_at(audio: AudioFile, index: int) -> np.ndarray | None:
     """The log-mel patch `index` of the track (as the streamed pass computes it), by seeking."""
     first = index * PATCH * HOP - N_FFT // 2  # the first frame is centred on the patch start
     length = (PATCH - 1) * HOP + N_FFT
     start = max(first, 0)
-    section = decode_section(
-        path, start / AUDIO.sample_rate, (first + length - start) / AUDIO.sample_rate
-    )
-    if section is None or section[0] != start:
+    section = audio.section(start / AUDIO.sample_rate, (first + length - start) / AUDIO.sample_rate)
+    if section is None:
+        return None
+    if section[0] != start:
+        audio.seek_problem = "a chunk was cut at the wrong place"
         return None
     samples = section[1]
     if first + length - start - samples.size > N_FFT // 2:
-        return None  # the track ends before its declared duration: stream it instead
+        # The track ends before its declared duration: the streamed pass judges it.
+        audio.seek_problem = "it ends before the duration its header declares"
+        return None
     # Zeros before the track's start and after its end: librosa's centre padding.
     samples = np.concatenate(
         [

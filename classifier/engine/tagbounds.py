@@ -13,11 +13,11 @@ they are hidden (TagCheck.start and TagCheck.patches), so the audio is still ana
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
@@ -61,36 +61,55 @@ class TagCheck:
         return f"The tags of {name} were not read: {self.problem}."
 
 
-def check_tags(path: Path) -> TagCheck:
+def check_tags(path: Path, handle: BinaryIO | None = None) -> TagCheck:
     """Whether the tags of the file at `path` are small enough to parse (see the module).
 
-    Remembered per file, size and modification time: the decoder opens a file once per
-    section it seeks to, and the tag reader once more.
+    `handle`: the file already open (the decoder's), read from wherever it stands. Remembered
+    per file, size and modification time: the tag reader checks a file the decoder checked.
     """
     try:
-        stat = path.stat()
+        stat = os.fstat(handle.fileno()) if handle is not None else path.stat()
     except OSError:
         return TagCheck()  # the decoder and the tag reader report unreadable files themselves
-    return _check_file(str(path), stat.st_size, stat.st_mtime_ns)
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    found = _checked.get(key)
+    if found is None:
+        found = _check_handle(handle) if handle is not None else _check_path(path)
+        _checked[key] = found
+        while len(_checked) > _REMEMBERED:
+            _checked.pop(next(iter(_checked)))
+    return found
 
 
-@lru_cache(maxsize=64)
-def _check_file(name: str, size: int, mtime_ns: int) -> TagCheck:
-    path = Path(name)
+# (path, size, mtime_ns) -> its check, the oldest first.
+_checked: dict[tuple[str, int, int], TagCheck] = {}
+_REMEMBERED = 64
+
+
+def _check_path(path: Path) -> TagCheck:
     try:
         with path.open("rb") as handle:
-            head = handle.read(12)
-            walker = _walker(head)
-            return walker(handle) if walker is not None else TagCheck()
+            return _check_handle(handle)
+    except OSError:
+        return TagCheck()
+
+
+def _check_handle(handle: BinaryIO) -> TagCheck:
+    try:
+        handle.seek(0)
+        head = handle.read(12)
+        walker = _walker(head)
+        return walker(handle) if walker is not None else TagCheck()
     except (OSError, struct.error, ValueError, IndexError):
         # An unreadable or cut structure holds nothing past the cut: the decoder and the tag
         # reader report such files themselves.
         return TagCheck()
 
 
-def open_masked(path: Path, check: TagCheck) -> io.RawIOBase:
-    """A read-only view of `path` from check.start, with check.patches applied."""
-    return _MaskedFile(path, check)
+def open_masked(path: Path, check: TagCheck, handle: BinaryIO | None = None) -> io.RawIOBase:
+    """A read-only view of `path` (or of `handle`, the file open) from check.start, with
+    check.patches applied. Closing the view closes the handle."""
+    return _MaskedFile(handle if handle is not None else path.open("rb"), check)
 
 
 def _walker(head: bytes) -> Callable[[BinaryIO], TagCheck] | None:
@@ -462,9 +481,9 @@ def _too_big(what: str, size: int) -> str:
 class _MaskedFile(io.RawIOBase):
     """The file from `start`, with `patches` (offsets in the file) overlaid on its bytes."""
 
-    def __init__(self, path: Path, check: TagCheck) -> None:
+    def __init__(self, handle: BinaryIO, check: TagCheck) -> None:
         super().__init__()
-        self._file = path.open("rb")
+        self._file = handle
         self._start = check.start
         self._patches = check.patches
         self._file.seek(self._start)
