@@ -343,6 +343,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Two choice sets are called "source": where a track comes from, where evidence comes from.
+    "ENUM_NAME_OVERRIDES": {
+        "TrackSourceEnum": "classifier.models.Source",
+        "EvidenceSourceEnum": ["file_tag", "album", "artist", "catalog"],
+    },
 }
 
 # --- production -------------------------------------------------------------------------
