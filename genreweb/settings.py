@@ -6,6 +6,7 @@ With nothing set the app runs on SQLite and a filesystem Celery broker, so `migr
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -214,7 +215,17 @@ if not 0.0 <= GENREWEB_TAG_MIN_CONFIDENCE <= 1.0:
     raise ImproperlyConfigured(
         f"GENREWEB_TAG_MIN_CONFIDENCE must be between 0 and 1, not {GENREWEB_TAG_MIN_CONFIDENCE}"
     )
-GENREWEB_TORCH_THREADS = env_int("GENREWEB_TORCH_THREADS", 0, minimum=0)
+# Analyses a worker runs at once (its pool processes), and torch's CPU threads in each (0:
+# torch decides): by default one single-threaded process per core, the fastest of the
+# settings measured with bench/pipeline.py (README, "Speed"). rundev and docker-compose take
+# both from here; `celery worker --concurrency N` overrides the first.
+GENREWEB_WORKER_CONCURRENCY = env_int("GENREWEB_WORKER_CONCURRENCY", os.cpu_count() or 1, minimum=1)
+CELERY_WORKER_CONCURRENCY = GENREWEB_WORKER_CONCURRENCY
+GENREWEB_TORCH_THREADS = env_int(
+    "GENREWEB_TORCH_THREADS",
+    max(1, (os.cpu_count() or 1) // GENREWEB_WORKER_CONCURRENCY),
+    minimum=0,
+)
 # Audio far from any music the model learned from (speech, noise, test tones) comes out
 # uncertain; off: every track gets the head's genres, however unlike music it sounds.
 GENREWEB_NOVELTY_CHECK = env_bool("GENREWEB_NOVELTY_CHECK", True)

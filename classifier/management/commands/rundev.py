@@ -52,16 +52,19 @@ class Command(BaseCommand):
         parser.add_argument(
             "--concurrency",
             type=int,
-            default=1,
-            help="analyses run at once by the worker (default 1)",
+            default=None,
+            help="analyses run at once by the worker (default GENREWEB_WORKER_CONCURRENCY: "
+            "one per core)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         ensure_broker_folders()
+        if options["concurrency"] is not None:  # the worker's settings read it, threads too
+            os.environ["GENREWEB_WORKER_CONCURRENCY"] = str(options["concurrency"])
         # SIGTERM (a process manager, `kill`) stops them all, as Ctrl-C does.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         children = Supervisor(
-            {"worker": worker_command(options["concurrency"]), "beat": beat_command()},
+            {"worker": worker_command(), "beat": beat_command()},
             report=lambda line: self.stderr.write(self.style.WARNING(line)),
         )
         children.start()
@@ -79,7 +82,7 @@ class Command(BaseCommand):
             children.stop()
 
 
-def worker_command(concurrency: int) -> list[str]:
+def worker_command() -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -91,8 +94,6 @@ def worker_command(concurrency: int) -> list[str]:
         "INFO",
         "--pool",
         "prefork",
-        "--concurrency",
-        str(concurrency),
     ]
 
 
