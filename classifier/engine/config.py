@@ -54,7 +54,8 @@ class TagChoice:
             )
 
 
-# File name endings walked into by `classify DIR` and dataset imports.
+# File name endings walked into by `classify DIR`, dataset imports and library folder scans
+# (what FFmpeg decodes that music comes in).
 AUDIO_SUFFIXES = frozenset(
     {
         ".mp3",
@@ -68,5 +69,16 @@ AUDIO_SUFFIXES = frozenset(
         ".wav",
         ".aif",
         ".aiff",
+        ".aifc",
+        ".wma",
+        ".ape",
+        ".wv",
+        ".mka",
+        ".webm",
+        ".mp2",
+        ".ac3",
+        ".amr",
+        ".caf",
+        ".au",
     }
 )

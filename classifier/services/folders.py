@@ -29,6 +29,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from classifier.engine.config import AUDIO_SUFFIXES
 from classifier.engine.files import sha256_of
 from classifier.models import LibraryFolder, ScanStatus, Source, Stage, Status, Track
 from classifier.services.intake import read_tags_quietly
@@ -39,32 +40,6 @@ log = logging.getLogger(__name__)
 BATCH = 500
 # Problems kept on the folder for its page; the counts say how many there were in all.
 MAX_PROBLEMS = 100
-AUDIO_EXTENSIONS = frozenset(
-    [
-        ".mp3",
-        ".flac",
-        ".ogg",
-        ".oga",
-        ".opus",
-        ".m4a",
-        ".mp4",
-        ".aac",
-        ".wav",
-        ".aif",
-        ".aiff",
-        ".aifc",
-        ".wma",
-        ".ape",
-        ".wv",
-        ".mka",
-        ".webm",
-        ".mp2",
-        ".ac3",
-        ".amr",
-        ".caf",
-        ".au",
-    ]
-)
 
 
 class FolderRefused(Exception):
@@ -235,7 +210,7 @@ def _examine(
         return None
     if not stat.S_ISREG(info.st_mode):
         return None  # sockets, devices, pipes: never opened
-    if PurePosixPath(entry.name).suffix.lower() not in AUDIO_EXTENSIONS:
+    if PurePosixPath(entry.name).suffix.lower() not in AUDIO_SUFFIXES:
         return None
     return Found(relative, info.st_size, info.st_mtime_ns)
 
