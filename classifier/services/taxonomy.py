@@ -11,12 +11,15 @@ from __future__ import annotations
 import colorsys
 import hashlib
 import logging
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 from django.apps import apps
 from django.db import DatabaseError
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 
 from classifier.engine import taxonomy as engine_taxonomy
 from classifier.engine.errors import ModelError
@@ -90,9 +93,30 @@ def current() -> Taxonomy:
     return Taxonomy(base.genres, {**base.spelling, **spellings}, {**base.parents, **parents})
 
 
+# current() is asked for every genre label of a page: the genre table is read once, then again
+# when a row of it is saved or deleted here, and at least every few seconds (edits made in
+# another process).
+CURATED_TTL = 5.0
+_curated: tuple[float, tuple[dict[str, str], dict[str, str]]] | None = None
+
+
 def curated() -> tuple[dict[str, str], dict[str, str]]:
     """(style -> genre, genre -> tag spelling) as staff curated them; empty where curation is
     not installed or its table not migrated yet (the head's own taxonomy then holds)."""
+    global _curated
+    now = time.monotonic()
+    if _curated is None or now - _curated[0] > CURATED_TTL:
+        _curated = (now, _read_curated())
+    return _curated[1]
+
+
+@receiver([post_save, post_delete], sender="curation.Genre")
+def forget_curated(**_: object) -> None:
+    global _curated
+    _curated = None
+
+
+def _read_curated() -> tuple[dict[str, str], dict[str, str]]:
     if not apps.is_installed("classifier.curation"):
         return {}, {}
     genre_model = apps.get_model("curation", "Genre")

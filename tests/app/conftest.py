@@ -10,3 +10,13 @@ def novelty_check_off(settings):
     """Tones made in the test are rightly unlike music to the novelty check: off here, as for
     the workers (tests/conftest.py), except in the tests about it, which turn it on."""
     settings.GENREWEB_NOVELTY_CHECK = False
+
+
+@pytest.fixture(autouse=True)
+def fresh_genre_table():
+    """Each test's database is rolled back without a signal: forget the genre table read."""
+    from classifier.services.taxonomy import forget_curated
+
+    forget_curated()
+    yield
+    forget_curated()

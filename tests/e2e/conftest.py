@@ -107,3 +107,13 @@ def novelty_check_off(settings):
     """As in the app tests (tests/app/conftest.py): the app run in process checks no novelty,
     like the workers these tests start (tests/conftest.py sets their environment)."""
     settings.GENREWEB_NOVELTY_CHECK = False
+
+
+@pytest.fixture(autouse=True)
+def fresh_genre_table():
+    """A flushed database sends no signal: forget the genre table read (tests/app/conftest.py)."""
+    from classifier.services.taxonomy import forget_curated
+
+    forget_curated()
+    yield
+    forget_curated()
