@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django import forms
 
-from classifier.models import ReviewChoice, Status, TagPolicy
+from classifier.models import ReviewChoice, Source, Status, TagPolicy
 from classifier.services import review
-from classifier.services.library import SORT_LABELS, genre_choices
+from classifier.services.library import SHOW_MISSING, SORT_LABELS, genre_choices
 
 BULK_ACTIONS = [
     ("reanalyse", "Re-analyse"),
@@ -46,6 +46,16 @@ class LibraryFilterForm(forms.Form):
         choices=[("", "No review filter"), *review.FILTERS.items()],
         widget=forms.Select(attrs={"aria-label": "Review"}),
     )
+    source = forms.ChoiceField(
+        required=False,
+        choices=[("", "Uploads and folders"), *Source.choices],
+        widget=forms.Select(attrs={"aria-label": "Source"}),
+    )
+    missing = forms.ChoiceField(
+        required=False,
+        choices=[("", "Hide missing files"), (SHOW_MISSING, "Show missing files")],
+        widget=forms.Select(attrs={"aria-label": "Missing files"}),
+    )
     sort = forms.ChoiceField(
         required=False,
         choices=[
@@ -65,6 +75,8 @@ class LibraryFilterForm(forms.Form):
             "status": data.get("status", ""),
             "sort": data.get("sort") or "added",
             "review": data.get("review", ""),
+            "source": data.get("source", ""),
+            "missing": data.get("missing", ""),
         }
 
 

@@ -22,6 +22,9 @@ SORTS: dict[str, tuple[str, ...]] = {
     "genre": ("primary_genre", "-confidence", "id"),
     "confidence": ("-confidence", "id"),
 }
+# The `missing` filter value that lists vanished folder files too.
+SHOW_MISSING = "show"
+
 SORT_LABELS = {
     "added": "Newest",
     "title": "Title",
@@ -46,10 +49,16 @@ def filter_tracks(
     status: str = "",
     sort: str = "added",
     review: str = "",
+    source: str = "",
+    missing: str = "",
 ) -> QuerySet[Track]:
     """The tracks matching a search, a genre and a status, in the chosen order; with
     `review` (review.DISAGREES, review.UNCERTAIN), the tracks still to review of that kind,
     the strongest case first.
+
+    A folder file that vanished is left out unless `missing` is SHOW_MISSING (its row is
+    kept so that it comes back with its verdict if it reappears); `source` keeps only
+    uploads or only folder files.
 
     Unknown values of genre/status/sort are the caller's to refuse; here they select nothing
     (genre, status) or fall back to the newest first (sort).
@@ -70,6 +79,10 @@ def filter_tracks(
         tracks = tracks.filter(genre_matches(genre))
     if status:
         tracks = tracks.filter(status=status)
+    if source:
+        tracks = tracks.filter(source=source)
+    if missing != SHOW_MISSING:
+        tracks = tracks.filter(missing=False)
     if review:
         return review_queue.queue(tracks, review)
     return _sorted(tracks, sort)

@@ -345,6 +345,32 @@ def test_another_user_cannot_see_scan_or_open_my_folder(folder, scan, mallory):
     assert mallory.get(f"/tracks/{track.pk}/download/").status_code == 404
 
 
+def test_the_library_shows_each_tracks_source_and_hides_missing_files(
+    folder, tree, scan, alice, user
+):
+    scan(folder)
+    data = (tree / "loose.wav").read_bytes()
+    intake.accept_upload(user, SimpleUploadedFile("uploaded.wav", data + b"\0"))
+    (tree / "Artist" / "Album A" / "one.mp3").unlink()
+    scan(folder)
+
+    def listed(query: str = "") -> list[str]:
+        page = alice.get(f"/{query}")
+        assert page.status_code == 200
+        return sorted(t.original_name for t in page.context["tracks"])
+
+    assert listed() == ["loose.wav", "two.flac", "uploaded.wav"]
+    body = alice.get("/").content.decode()
+    assert "Artist/Album B/two.flac" in body and ">upload<" in body
+    assert listed("?source=upload") == ["uploaded.wav"]
+    assert listed("?source=folder") == ["loose.wav", "two.flac"]
+    assert listed("?source=folder&missing=show") == ["loose.wav", "one.mp3", "two.flac"]
+    assert ">missing</span>" in alice.get("/?missing=show").content.decode()
+    api = alice.get("/api/tracks/?source=folder").json()
+    results = api["results"] if isinstance(api, dict) else api
+    assert sorted(t["original_name"] for t in results) == ["loose.wav", "two.flac"]
+
+
 def test_the_owner_scans_now_and_downloads_a_folder_track(
     folder, scan, alice, tree, django_capture_on_commit_callbacks
 ):
