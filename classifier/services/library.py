@@ -126,8 +126,9 @@ class GenreCount:
 
 
 def genre_distribution(tracks: QuerySet[Track]) -> list[GenreCount]:
-    """How many analysed tracks have each primary genre, most common first."""
-    done = tracks.filter(status=Status.DONE)
+    """How many analysed tracks have each primary genre, most common first (vanished folder
+    files left out, as the library list leaves them out)."""
+    done = tracks.filter(status=Status.DONE, missing=False)
     rows = dict(
         done.exclude(primary_genre="")
         .values_list("primary_genre")

@@ -78,7 +78,9 @@ def paths(folder: LibraryFolder, **filters: object) -> set[str]:
 def analysed(folder: LibraryFolder) -> None:
     """Mark the folder's tracks analysed, as a worker would leave them."""
     Track.objects.filter(folder=folder).update(
-        status=Status.DONE, verdict={"genres": [{"genre": "Jazz", "confidence": 0.9}]}
+        status=Status.DONE,
+        primary_genre="Jazz",
+        verdict={"genres": [{"name": "Jazz", "parent": None, "confidence": 0.9}]},
     )
 
 
@@ -351,6 +353,7 @@ def test_the_library_shows_each_tracks_source_and_hides_missing_files(
     scan(folder)
     data = (tree / "loose.wav").read_bytes()
     intake.accept_upload(user, SimpleUploadedFile("uploaded.wav", data + b"\0"))
+    analysed(folder)
     (tree / "Artist" / "Album A" / "one.mp3").unlink()
     scan(folder)
 
@@ -366,6 +369,8 @@ def test_the_library_shows_each_tracks_source_and_hides_missing_files(
     assert listed("?source=folder") == ["loose.wav", "two.flac"]
     assert listed("?source=folder&missing=show") == ["loose.wav", "one.mp3", "two.flac"]
     assert ">missing</span>" in alice.get("/?missing=show").content.decode()
+    chart = alice.get("/").context["distribution"]
+    assert sum(row.count for row in chart) == 2  # the vanished file is not counted either
     api = alice.get("/api/tracks/?source=folder").json()
     results = api["results"] if isinstance(api, dict) else api
     assert sorted(t["original_name"] for t in results) == ["loose.wav", "two.flac"]
