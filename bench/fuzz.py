@@ -130,6 +130,7 @@ def make_seeds(folder: Path) -> list[bytes]:
         ),
         *hostile.impossible_wavs(folder),
         hostile.with_tail(files[list(FORMATS).index("mp3")], b"\0" * 8, "zeros"),
+        hostile.rate_change_mp3(folder, (0.4, 0.4), (8000, 16_000)),
     ]
     return [bytes([SUFFIXES.index(path.suffix)]) + path.read_bytes() for path in files]
 

@@ -410,8 +410,17 @@ class AudioFile:
         parts: list[np.ndarray] = []
         have = 0
         position: int | None = None
+        rate = int(self.stream.rate)
+        expected: tuple[str, str, int] | None = None
         for frame in self._frames(tolerant):
+            key = frame_key(frame)
+            if key[2] != rate or expected not in (None, key):
+                # One section is resampled at one rate (and a converter takes one layout);
+                # the streamed pass starts a new segment at such a change instead.
+                self.seek_problem = "its sample rate or channels change within the stream"
+                return None
             if position is None:
+                expected = key
                 if frame.pts is None:
                     if tolerant:
                         continue  # an Ogg page's first packets after a seek: pre-roll
@@ -643,6 +652,11 @@ def float_converter(frame: av.AudioFrame) -> av.AudioResampler:
     return av.AudioResampler(format=PACKED_FLOAT, layout=frame.layout, rate=int(frame.sample_rate))
 
 
+def frame_key(frame: av.AudioFrame) -> tuple[str, str, int]:
+    """What a converter is made for: a frame's sample format, channel layout and rate."""
+    return (frame.format.name, frame.layout.name, int(frame.sample_rate))
+
+
 def channel_mean(frame: av.AudioFrame) -> np.ndarray:
     """The mean of a packed float32 frame's channels, float32 (librosa's to_mono).
 
@@ -688,7 +702,7 @@ class _MonoConverter:
 
     def push(self, frame: av.AudioFrame) -> list[np.ndarray]:
         out: list[np.ndarray] = []
-        key = (frame.format.name, frame.layout.name, int(frame.sample_rate))
+        key = frame_key(frame)
         if key != self._key:
             out.extend(self._end_segment())
             self._start_segment(frame, key)

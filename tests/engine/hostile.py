@@ -16,7 +16,7 @@ import pytest
 import soundfile
 import soxr
 
-from tests.audiofiles import tone
+from tests.audiofiles import tone, write_audio
 
 REPO = Path(__file__).resolve().parents[2]
 WAVE_FORMAT_PCM = 1
@@ -102,6 +102,18 @@ def with_tail(path: Path, tail: bytes, name: str) -> Path:
     target = path.with_name(name + path.suffix)
     target.write_bytes(path.read_bytes() + tail)
     return target
+
+
+def rate_change_mp3(folder: Path, seconds: tuple[float, float], rates: tuple[int, int]) -> Path:
+    """Two MP3s of different sample rates, one after the other in one file (what joining
+    MP3s by their bytes makes)."""
+    parts = [
+        write_audio(folder / f"part{i}.mp3", tone(s, rate, seed=i), rate, "mp3").read_bytes()
+        for i, (s, rate) in enumerate(zip(seconds, rates, strict=True))
+    ]
+    joined = folder / "rate_change.mp3"
+    joined.write_bytes(b"".join(parts))
+    return joined
 
 
 def garbage(size: int, seed: int = 0) -> bytes:

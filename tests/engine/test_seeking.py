@@ -24,7 +24,7 @@ from classifier.engine.errors import TruncatedAudioError
 from classifier.engine.tagbounds import MAX_ENTRIES
 from tests.audiofiles import FORMATS, read_mono, tone, write_audio
 from tests.engine.bombs import flac_with_comments, many_frames_tag, mp3_with_tag
-from tests.engine.hostile import garbage
+from tests.engine.hostile import garbage, rate_change_mp3
 
 SR = 22_050
 ALL_FORMATS = ["flac", "wav", "aiff", "opus", "mp3", "m4a", "ogg"]
@@ -104,6 +104,18 @@ def test_junk_after_the_audio_falls_back_and_says_so(tmp_path, caplog):
     assert "junk.mp3" in record.getMessage() and "its end does not decode" in record.getMessage()
     assert len(chunks.patches) == 16  # the streamed pass analysed it...
     assert any("could not be decoded as audio" in w for w in chunks.warnings)  # ...and said so
+
+
+def test_a_rate_change_within_the_stream_falls_back_and_says_so(tmp_path, caplog):
+    # Joined MP3s: 40 s at 22,050 Hz, then 60 s at 44,100 Hz; a chunk straddles the join.
+    path = rate_change_mp3(tmp_path, (40.0, 60.0), (SR, 44_100))
+    with open_audio(path) as audio:
+        assert audio.section(38.5, 3.0) is None
+        assert audio.seek_problem == "its sample rate or channels change within the stream"
+    with caplog.at_level(logging.INFO, logger="classifier.engine.features"):
+        chunks = features.extract_chunks(path)
+    assert "rate_change.mp3 cannot be sought: its sample rate" in caplog.text
+    assert len(chunks.patches) == 13  # the streamed pass analysed the first part's 40 s
 
 
 def test_a_sought_track_cut_short_is_still_refused(tmp_path, caplog):
