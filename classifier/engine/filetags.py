@@ -88,7 +88,7 @@ def read_tags(path: str | os.PathLike[str], *, id3_separator: str = "; ") -> Tag
     value per frame and write_genres joins several with it there.
     """
     target = Path(path)
-    audio = _open(target, target, "read")
+    audio = open_file(target, target, "read")
     kind = _KINDS[type(audio)]
     fields = _READERS[kind.family](audio, id3_separator)
     if kind.format == "wav":
@@ -101,7 +101,7 @@ def write_genres(
     genres: list[str],
     policy: str = "fill",
     *,
-    id3_version: int = 4,
+    id3_version: int | None = 4,
     id3_separator: str = "; ",
     provenance: dict[str, str] | None = None,
 ) -> WriteResult:
@@ -111,19 +111,20 @@ def write_genres(
     file's genres first, then the new ones it lacks (compared case-insensitively).
     Provenance is recorded only when the genres are written, since it describes them.
     Nothing is written (bytes and mtime untouched) when the genres would not change.
+    id3_version None keeps the ID3 version the file has (2.4 where it has no ID3 tag).
     """
     _check_options(policy, id3_version, id3_separator, provenance)
     wanted = _clean_genres(genres, id3_separator)
     target = Path(path).resolve()  # through symlinks, so the link itself stays a link
-    audio = _open(target, target, "write")
+    audio = open_file(target, target, "write")
     before = _READERS[_KINDS[type(audio)].family](audio, id3_separator)["genres"]
     if _KINDS[type(audio)].format == "wav":
         before = _with_riff_genres(before, target, id3_separator)
-    after = _plan(before, wanted, policy)
+    after = plan_genres(before, wanted, policy)
     if after == before:
         return WriteResult(changed=False, before=before, after=list(before))
     edit = _Edit(after, provenance or {}, id3_version, id3_separator)
-    _rewrite_atomically(target, edit.apply, edit.verify)
+    rewrite_atomically(target, edit.apply, edit.verify)
     return WriteResult(changed=True, before=before, after=after)
 
 
@@ -131,11 +132,11 @@ def write_genres(
 
 
 def _check_options(
-    policy: str, id3_version: int, id3_separator: str, provenance: dict[str, str] | None
+    policy: str, id3_version: int | None, id3_separator: str, provenance: dict[str, str] | None
 ) -> None:
     if policy not in POLICIES:
         raise ValueError(f"unknown genre policy {policy!r}; valid policies: {', '.join(POLICIES)}")
-    if id3_version not in ID3_VERSIONS:
+    if id3_version is not None and id3_version not in ID3_VERSIONS:
         raise ValueError(f"id3_version must be 3 or 4, not {id3_version!r}")
     if not id3_separator.strip():
         raise ValueError("id3_separator must hold a visible character, such as '; '")
@@ -171,7 +172,8 @@ def _unique(names: Any) -> list[str]:
     return kept
 
 
-def _plan(before: list[str], wanted: list[str], policy: str) -> list[str]:
+def plan_genres(before: list[str], wanted: list[str], policy: str) -> list[str]:
+    """The genres a file holding `before` holds once `wanted` is written with `policy`."""
     if policy == "fill":
         return list(before) if before else wanted
     if policy == "replace":
@@ -183,7 +185,7 @@ def _plan(before: list[str], wanted: list[str], policy: str) -> list[str]:
 # ---------------------------------------------------------------- opening
 
 
-def _open(source: Path | IO[bytes], target: Path, verb: str) -> mutagen.FileType:
+def open_file(source: Path | IO[bytes], target: Path, verb: str) -> mutagen.FileType:
     """`source` parsed by mutagen as one of the supported types, or a TagError about `target`.
 
     A file's tags are measured against tagbounds' limits before mutagen parses them (a copy
@@ -200,6 +202,12 @@ def _open(source: Path | IO[bytes], target: Path, verb: str) -> mutagen.FileType
             f"{target.name} is not a file whose tags Genreweb can {verb} (supported: {SUPPORTED})"
         )
     return audio
+
+
+def kind_of(audio: mutagen.FileType) -> tuple[str, str]:
+    """The format ("mp3", ...) and tag family ("id3", "vorbis", "mp4") of an opened file."""
+    kind = _KINDS[type(audio)]
+    return kind.format, kind.family
 
 
 def _check_bounds(source: Path, target: Path, verb: str) -> None:
@@ -425,23 +433,24 @@ _WRITERS: dict[str, Callable[[mutagen.FileType, list[str], dict[str, str]], None
 class _Edit:
     genres: list[str]
     provenance: dict[str, str]
-    id3_version: int
+    id3_version: int | None
     id3_separator: str
 
     def apply(self, handle: IO[bytes], target: Path) -> None:
         """Write the tags into the open copy `handle` of `target`."""
-        audio = _open(handle, target, "write")
+        audio = open_file(handle, target, "write")
         family = _KINDS[type(audio)].family
+        options = id3_save_options(audio, self.id3_version, self.id3_separator)
         _WRITERS[family](audio, self.genres, self.provenance)
         handle.seek(0)
-        audio.save(handle, **self._save_options(family))
+        audio.save(handle, **options)
         if _KINDS[type(audio)].format == "wav":  # FFmpeg and Windows read IGNR, not ID3
             set_genre(handle, self.id3_separator.join(self.genres))
 
     def verify(self, handle: IO[bytes], target: Path) -> None:
         """Refuse to replace the original unless the copy parses and holds the new genres."""
         handle.seek(0)
-        audio = _open(handle, target, "write")
+        audio = open_file(handle, target, "write")
         found = _READERS[_KINDS[type(audio)].family](audio, self.id3_separator)["genres"]
         if _KINDS[type(audio)].format == "wav":
             handle.seek(0)
@@ -453,16 +462,24 @@ class _Edit:
                 f"instead of {self.genres}; the original was left unchanged"
             )
 
-    def _save_options(self, family: str) -> dict[str, Any]:
-        if family != "id3":
-            return {}
-        return {"v2_version": self.id3_version, "v23_sep": self.id3_separator}
+
+def id3_save_options(
+    audio: mutagen.FileType, version: int | None, separator: str
+) -> dict[str, Any]:
+    """mutagen's save() options for `audio`: ID3 `version` (None: the one the file has, 2.4
+    where it has none), several values joined with `separator` in 2.3; none for other tags."""
+    if _KINDS[type(audio)].family != "id3":
+        return {}
+    if version is None:
+        held = audio.tags.version[1] if audio.tags is not None else None
+        version = held if held in ID3_VERSIONS else 4
+    return {"v2_version": version, "v23_sep": separator}
 
 
 # ---------------------------------------------------------------- the atomic rewrite
 
 
-def _rewrite_atomically(target: Path, *steps: Callable[[IO[bytes], Path], None]) -> None:
+def rewrite_atomically(target: Path, *steps: Callable[[IO[bytes], Path], None]) -> None:
     """Run `steps` on a synced copy of `target` in its folder, then rename it over `target`."""
     try:
         original = target.stat()

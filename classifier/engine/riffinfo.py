@@ -21,16 +21,26 @@ def read_info(handle: IO[bytes]) -> dict[bytes, str]:
     return {key: _text(value) for key, value in _all_fields(handle)}
 
 
-def set_genre(handle: IO[bytes], value: str) -> None:
-    """Make the file's INFO list hold IGNR = `value`, its other fields kept.
+def raw_genre(handle: IO[bytes]) -> bytes | None:
+    """IGNR's bytes as the file holds them (None where it has none)."""
+    return dict(_all_fields(handle)).get(GENRE_FIELD)
 
-    The one list left goes at the end of the file; old lists elsewhere are renamed JUNK (a
-    chunk every reader skips), so no byte of any other chunk moves.
+
+def set_genre(handle: IO[bytes], value: str | bytes | None) -> None:
+    """Make the file's INFO list hold IGNR = `value` (text, or the field's raw bytes; None:
+    no IGNR), its other fields kept.
+
+    The one list left goes at the end of the file (none where no field is left); old lists
+    elsewhere are renamed JUNK (a chunk every reader skips), so no byte of any other chunk
+    moves.
     """
     chunks = _info_chunks(handle)
     fields = [(k, v) for k, v in _all_fields(handle) if k != GENRE_FIELD]
-    fields.append((GENRE_FIELD, value.encode("utf-8") + b"\x00"))
-    chunk = _list_chunk(fields)
+    if isinstance(value, str):
+        value = value.encode("utf-8") + b"\x00"
+    if value is not None:
+        fields.append((GENRE_FIELD, value))
+    chunk = _list_chunk(fields) if fields else b""
     end = handle.seek(0, io.SEEK_END)
     for offset, length in chunks:
         if offset + 8 + length + (length & 1) >= end:  # the last chunk: overwritten

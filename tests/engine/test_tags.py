@@ -15,45 +15,26 @@ import struct
 import subprocess
 import sys
 import textwrap
-import zlib
 from pathlib import Path
 
 import av
 import mutagen
 import pytest
 from mutagen.flac import Picture
-from mutagen.id3 import APIC, COMM, ID3, TALB, TIT2, TPE1, TRCK, PictureType
-from mutagen.mp4 import MP4Cover
+from mutagen.id3 import ID3
 
 from classifier.engine.errors import TagError
 from classifier.engine.filetags import read_tags, write_genres
 from tests.audiofiles import FORMATS, make_audio_file
 from tests.conftest import REPO
+from tests.tagfiles import COVER, ID3_FORMATS, VORBIS_FORMATS
+from tests.tagfiles import decorate as _decorate
+from tests.tagfiles import family as _family
+from tests.tagfiles import packet_digest as _packet_digest
+from tests.tagfiles import set_genres as _set_genres
 
 ALL_FORMATS = list(FORMATS)
-ID3_FORMATS = ["mp3", "wav", "aiff"]
-VORBIS_FORMATS = ["flac", "ogg", "opus"]
 PROVENANCE = {"model": "musicnn-msd+gtzan-abc123", "confidence": "0.87"}
-
-
-def _png() -> bytes:
-    """A real 1x1 PNG, so the cover is an image any player could show."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\x00\xff\x80\x00"))
-        + chunk(b"IEND", b"")
-    )
-
-
-COVER = _png()
 
 
 @pytest.fixture(params=ALL_FORMATS)
@@ -69,10 +50,6 @@ def song(tmp_path: Path, fmt: str) -> Path:
 # ---------------------------------------------------------------- helpers reading raw tags
 
 
-def _family(fmt: str) -> str:
-    return "id3" if fmt in ID3_FORMATS else "vorbis" if fmt in VORBIS_FORMATS else "mp4"
-
-
 def _tags(path: Path):
     return mutagen.File(path).tags
 
@@ -84,77 +61,6 @@ def _raw_genres(path: Path, fmt: str) -> list[str]:
     if _family(fmt) == "vorbis":
         return [value for key, value in tags if key.lower() == "genre"]
     return list(tags["\xa9gen"])
-
-
-def _set_genres(path: Path, fmt: str, genres: list[str]) -> None:
-    """Give the file existing genres the way another tagger would, with mutagen directly."""
-    audio = mutagen.File(path)
-    if audio.tags is None:
-        audio.add_tags()
-    if _family(fmt) == "id3":
-        from mutagen.id3 import TCON
-
-        audio.tags.setall("TCON", [TCON(encoding=3, text=genres)])
-    elif _family(fmt) == "vorbis":
-        audio.tags["genre"] = genres
-    else:
-        audio.tags["\xa9gen"] = genres
-    audio.save()
-
-
-def _decorate(path: Path, fmt: str) -> None:
-    """Title, artist, album, track number, comment and a front cover, as a library has them."""
-    audio = mutagen.File(path)
-    if audio.tags is None:
-        audio.add_tags()
-    tags = audio.tags
-    if _family(fmt) == "id3":
-        for frame in (
-            TIT2(encoding=3, text="Night Train"),
-            TPE1(encoding=3, text="The Testers"),
-            TALB(encoding=3, text="Signals"),
-            TRCK(encoding=3, text="3/10"),
-            COMM(encoding=3, lang="eng", desc="", text="kept as it is"),
-            APIC(
-                encoding=3, mime="image/png", type=PictureType.COVER_FRONT, desc="front", data=COVER
-            ),
-        ):
-            tags.add(frame)
-    elif _family(fmt) == "vorbis":
-        tags.update(
-            {
-                "TITLE": "Night Train",
-                "ARTIST": "The Testers",
-                "ALBUM": "Signals",
-                "TRACKNUMBER": "3",
-                "TRACKTOTAL": "10",
-                "COMMENT": "kept as it is",
-            }
-        )
-        picture = _flac_picture()
-        if fmt == "flac":
-            audio.add_picture(picture)
-        else:
-            tags["METADATA_BLOCK_PICTURE"] = base64.b64encode(picture.write()).decode("ascii")
-    else:
-        tags.update(
-            {
-                "\xa9nam": "Night Train",
-                "\xa9ART": "The Testers",
-                "\xa9alb": "Signals",
-                "trkn": [(3, 10)],
-                "\xa9cmt": "kept as it is",
-                "covr": [MP4Cover(COVER, imageformat=MP4Cover.FORMAT_PNG)],
-            }
-        )
-    audio.save()
-
-
-def _flac_picture() -> Picture:
-    picture = Picture()
-    picture.type, picture.mime, picture.desc, picture.data = 3, "image/png", "front", COVER
-    picture.width, picture.height, picture.depth = 1, 1, 24
-    return picture
 
 
 def _cover(path: Path, fmt: str) -> bytes:
@@ -207,17 +113,6 @@ def _decoded_digest(path: Path) -> tuple[str, int]:
             digest.update(frame.to_ndarray().tobytes())
             samples += frame.samples
     return digest.hexdigest(), samples
-
-
-def _packet_digest(path: Path) -> tuple[str, int]:
-    digest, packets = hashlib.sha256(), 0
-    with av.open(str(path)) as container:
-        for packet in container.demux(container.streams.audio[0]):
-            if packet.size:
-                digest.update(f"{packet.pts}/{packet.dts}/{packet.size}".encode())
-                digest.update(bytes(packet))
-                packets += 1
-    return digest.hexdigest(), packets
 
 
 def _snapshot(path: Path) -> tuple[bytes, int]:
@@ -606,3 +501,16 @@ def test_new_provenance_replaces_the_old_values(song: Path, fmt: str) -> None:
     write_genres(song, ["Jazz"], "replace", provenance={"model": "second", "confidence": "0.5"})
 
     assert read_tags(song).provenance == {"model": "second", "confidence": "0.5"}
+
+
+@pytest.mark.parametrize("fmt", ID3_FORMATS)
+def test_id3_version_none_keeps_the_version_the_file_has(tmp_path: Path, fmt: str) -> None:
+    older = make_audio_file(tmp_path, fmt, seconds=0.5, name="older")
+    _set_genres(older, fmt, ["Rock"])
+    audio = mutagen.File(older)
+    audio.save(v2_version=3)
+    untagged = make_audio_file(tmp_path, fmt, seconds=0.5, name="untagged")
+    for path, version in ((older, 3), (untagged, 4)):
+        write_genres(path, ["Jazz"], "replace", id3_version=None)
+        assert mutagen.File(path).tags.version[:2] == (2, version)
+        assert read_tags(path).genres == ["Jazz"]
