@@ -56,6 +56,7 @@ class LibraryFilterForm(forms.Form):
         choices=[("", "Hide missing files"), (SHOW_MISSING, "Show missing files")],
         widget=forms.Select(attrs={"aria-label": "Missing files"}),
     )
+    folder = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
     sort = forms.ChoiceField(
         required=False,
         choices=[
@@ -77,6 +78,7 @@ class LibraryFilterForm(forms.Form):
             "review": data.get("review", ""),
             "source": data.get("source", ""),
             "missing": data.get("missing", ""),
+            "folder": str(data.get("folder") or ""),
         }
 
 
@@ -97,6 +99,26 @@ class BulkForm(forms.Form):
         if data.get("action") == "write_tags" and not data.get("tag_policy"):
             self.add_error("tag_policy", "Choose how to write the tags.")
         return data
+
+
+class TagPreviewForm(forms.Form):
+    policy = forms.ChoiceField(choices=TagPolicy.choices, initial=TagPolicy.FILL, required=False)
+    # A selection from the library's checkboxes; without one, the filters choose.
+    tracks = forms.TypedMultipleChoiceField(coerce=int, choices=(), required=False)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["tracks"].valid_value = lambda value: str(value).isdigit()
+
+    def clean_policy(self) -> str:
+        return self.cleaned_data.get("policy") or TagPolicy.FILL
+
+
+class UndoSinceForm(forms.Form):
+    since = forms.DateTimeField(
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        error_messages={"required": "Give the date and time to undo from."},
+    )
 
 
 class RetagForm(forms.Form):

@@ -286,3 +286,87 @@ class Track(models.Model):
         """Found genres the file's tags do not hold (the fill policy keeps existing genres)."""
         present = {g.casefold() for g in self.genres_after}
         return [g for g in self.tag_values if g.casefold() not in present]
+
+
+class TagBatchKind(models.TextChoices):
+    APPLY = "apply", "Write genres"
+    UNDO = "undo", "Undo"
+
+
+class TagBatchState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class TagBatch(models.Model):
+    """One request to write previewed genre changes into files, or to undo earlier writes:
+    worked through in the background, one file at a time, each recorded in a TagWrite."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tag_batches"
+    )
+    kind = models.CharField(max_length=8, choices=TagBatchKind.choices)
+    state = models.CharField(
+        max_length=8, choices=TagBatchState.choices, default=TagBatchState.QUEUED
+    )
+    # What the user chose, in words ("genre Rock, fill", "changes since 1 Dec 2026").
+    description = models.CharField(max_length=500, blank=True)
+    policy = models.CharField(max_length=16, choices=TagPolicy.choices, blank=True)
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    claim_token = models.UUIDField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk}: {self.description}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in (TagBatchState.DONE, TagBatchState.FAILED)
+
+
+class WriteStatus(models.TextChoices):
+    PLANNED = "planned", "Planned"
+    WRITTEN = "written", "Written"
+    SKIPPED = "skipped", "Not written: changed since the preview"
+    FAILED = "failed", "Failed"
+    UNDONE = "undone", "Undone"
+
+
+class TagWrite(models.Model):
+    """One file's genre change: what it held (the values replaced, exactly, for undo), what
+    was written, and the file's hash after the write (an undo refuses a file changed since)."""
+
+    batch = models.ForeignKey(TagBatch, on_delete=models.CASCADE, related_name="writes")
+    track = models.ForeignKey(Track, on_delete=models.CASCADE, related_name="tag_writes")
+    status = models.CharField(
+        max_length=8, choices=WriteStatus.choices, default=WriteStatus.PLANNED
+    )
+    genres_before = models.JSONField(default=list)
+    genres_after = models.JSONField(default=list)
+    # classifier.engine.tagrestore's snapshot of the genre fields, taken just before writing.
+    replaced = models.JSONField(null=True, blank=True)
+    sha256_after = models.CharField(max_length=64, blank=True)
+    written_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    error = models.TextField(blank=True)
+    undo_batch = models.ForeignKey(
+        TagBatch, on_delete=models.SET_NULL, null=True, blank=True, related_name="undoes"
+    )
+    sha256_undone = models.CharField(max_length=64, blank=True)
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undo_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["track", "status"], name="tagwrite_track_status")]
+
+    def __str__(self) -> str:
+        return f"{self.track}: {self.genres_before} -> {self.genres_after} ({self.status})"

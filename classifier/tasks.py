@@ -14,7 +14,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready
 from django.db import transaction
 
-from classifier.services import cleanup, evidence, folders, processing
+from classifier.services import cleanup, evidence, folders, processing, tagchanges
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,7 @@ REMOVE_STALE_TEMPORARIES = "classifier.remove_stale_temporaries"
 REFUSE_TRACKS = "classifier.refuse_tracks"
 SCAN_LIBRARY = "classifier.scan_library"
 RESCAN_LIBRARIES = "classifier.rescan_libraries"
+RUN_TAG_BATCH = "classifier.run_tag_batch"
 
 
 @shared_task(
@@ -103,6 +104,25 @@ def rescan_libraries() -> list[int]:
     folder_ids = folders.due_for_rescan()
     queue_scans(folder_ids)
     return folder_ids
+
+
+@shared_task(
+    name=RUN_TAG_BATCH,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=processing.TRANSIENT_ERRORS,
+    retry_backoff=5,
+    max_retries=3,
+)
+def run_tag_batch(batch_id: int) -> int:
+    """Write a batch of previewed genre changes, or undo earlier ones (tagchanges.run_batch)."""
+    return tagchanges.run_batch(batch_id)
+
+
+def queue_tag_batches(batch_ids: Iterable[int]) -> None:
+    """Queue each tag batch once the surrounding transaction commits."""
+    for batch_id in batch_ids:
+        transaction.on_commit(lambda pk=batch_id: run_tag_batch.delay(pk), robust=True)
 
 
 def queue_scans(folder_ids: Iterable[int]) -> None:

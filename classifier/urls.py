@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from classifier import api, views
+from classifier import api, tag_views, views
 
 router = DefaultRouter()
 router.register("tracks", api.TrackViewSet, basename="track")
@@ -28,4 +28,12 @@ urlpatterns = [
     path("tracks/<int:pk>/tags/", views.track_retag, name="track-retag"),
     path("tracks/<int:pk>/delete/", views.track_delete, name="track-delete"),
     path("tracks/<int:pk>/review/", views.track_review, name="track-review"),
+    path("tags/", tag_views.changes, name="tag-changes"),
+    path("tags/preview/", tag_views.preview, name="tag-preview"),
+    path("tags/apply/", tag_views.apply, name="tag-apply"),
+    path("tags/undo-since/", tag_views.undo_since, name="tag-undo-since"),
+    path("tags/batches/<int:pk>/", tag_views.batch_detail, name="tag-batch"),
+    path("tags/batches/<int:pk>/progress/", tag_views.batch_progress, name="tag-batch-progress"),
+    path("tags/batches/<int:pk>/undo/", tag_views.undo_batch, name="tag-undo-batch"),
+    path("tags/writes/<int:pk>/undo/", tag_views.undo_write, name="tag-undo-write"),
 ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import tempfile
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -323,8 +324,10 @@ def bulk(request: HttpRequest) -> HttpResponse:
         queued = actions.reanalyse(tracks)
         queue_analyses(queued)
         messages.success(request, f"{len(queued)} track(s) queued for a new analysis.")
-    elif action == "write_tags":
-        _report_retag(request, actions.retag(tracks, form.cleaned_data["tag_policy"]))
+    elif action == "write_tags":  # previewed first, written from there (and undoable)
+        chosen = [("tracks", pk) for pk in sorted(tracks.values_list("pk", flat=True))]
+        query = urlencode([*chosen, ("policy", form.cleaned_data["tag_policy"])])
+        return HttpResponseRedirect(f"{reverse('tag-preview')}?{query}")
     elif action == "delete":
         messages.success(request, f"{_delete(tracks)} track(s) deleted.")
     elif action in ("review_accept", "review_keep"):

@@ -8,12 +8,15 @@ import hashlib
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 import av
 import mutagen
 from mutagen.flac import Picture
-from mutagen.id3 import APIC, COMM, TALB, TIT2, TPE1, TRCK, PictureType
+from mutagen.id3 import APIC, COMM, ID3, TALB, TIT2, TPE1, TRCK, PictureType
 from mutagen.mp4 import MP4Cover
+
+from classifier.engine.riffinfo import read_info
 
 ID3_FORMATS = ["mp3", "wav", "aiff"]
 VORBIS_FORMATS = ["flac", "ogg", "opus"]
@@ -123,3 +126,35 @@ def packet_digest(path: Path) -> tuple[str, int]:
                 digest.update(bytes(packet))
                 packets += 1
     return digest.hexdigest(), packets
+
+
+def whole_tags(path: Path) -> Any:
+    """Every tag value of the file as mutagen reads it (ID3 version, frame encodings, Vorbis
+    comment order and vendor, MP4 atom data types, FLAC pictures, a WAV's RIFF INFO)."""
+    audio = mutagen.File(path)
+    tags = audio.tags
+    if tags is None:
+        dump: Any = None
+    elif isinstance(tags, ID3):
+        dump = (tags.version, sorted((key, repr(vars(frame))) for key, frame in tags.items()))
+    elif isinstance(tags, list):  # a Vorbis comment: an ordered list of (key, value)
+        dump = (tags.vendor, list(tags))
+    else:
+        dump = sorted((key, _mp4_values(values)) for key, values in tags.items())
+    pictures = [repr(vars(picture)) for picture in getattr(audio, "pictures", [])]
+    riff = None
+    if path.suffix == ".wav":
+        with path.open("rb") as handle:
+            riff = read_info(handle)
+    return dump, pictures, riff
+
+
+def _mp4_values(values: list[Any]) -> str:
+    return repr(
+        [
+            (bytes(v), getattr(v, "dataformat", None), getattr(v, "imageformat", None))
+            if isinstance(v, bytes)
+            else v
+            for v in values
+        ]
+    )

@@ -51,6 +51,7 @@ def filter_tracks(
     review: str = "",
     source: str = "",
     missing: str = "",
+    folder: str = "",
 ) -> QuerySet[Track]:
     """The tracks matching a search, a genre and a status, in the chosen order; with
     `review` (review.DISAGREES, review.UNCERTAIN), the tracks still to review of that kind,
@@ -58,7 +59,7 @@ def filter_tracks(
 
     A folder file that vanished is left out unless `missing` is SHOW_MISSING (its row is
     kept so that it comes back with its verdict if it reappears); `source` keeps only
-    uploads or only folder files.
+    uploads or only folder files, `folder` (an id) only that library folder's files.
 
     Unknown values of genre/status/sort are the caller's to refuse; here they select nothing
     (genre, status) or fall back to the newest first (sort).
@@ -81,6 +82,8 @@ def filter_tracks(
         tracks = tracks.filter(status=status)
     if source:
         tracks = tracks.filter(source=source)
+    if folder:
+        tracks = tracks.filter(folder_id=int(folder))
     if missing != SHOW_MISSING:
         tracks = tracks.filter(missing=False)
     if review:

@@ -8,54 +8,21 @@ before the write and after the undo and compared value for value, with the audio
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import mutagen
 import pytest
-from mutagen.id3 import ID3, TCON, TXXX
+from mutagen.id3 import TCON, TXXX
 from mutagen.mp4 import MP4FreeForm
 
 from classifier.engine import tagrestore
 from classifier.engine.errors import TagError
 from classifier.engine.filetags import read_tags, write_genres
-from classifier.engine.riffinfo import read_info, set_genre
+from classifier.engine.riffinfo import set_genre
 from tests.audiofiles import FORMATS, make_audio_file
-from tests.tagfiles import ID3_FORMATS, decorate, packet_digest, set_genres
+from tests.tagfiles import ID3_FORMATS, decorate, packet_digest, set_genres, whole_tags
 
 ALL_FORMATS = list(FORMATS)
 PROVENANCE = {"model": "musicnn-msd+genres-abc123"}
-
-
-def whole_tags(path: Path) -> Any:
-    """Every tag value of the file as mutagen reads it (ID3 version, frame encodings, Vorbis
-    comment order and vendor, MP4 atom data types, FLAC pictures, a WAV's RIFF INFO)."""
-    audio = mutagen.File(path)
-    tags = audio.tags
-    if tags is None:
-        dump: Any = None
-    elif isinstance(tags, ID3):
-        dump = (tags.version, sorted((key, repr(vars(frame))) for key, frame in tags.items()))
-    elif isinstance(tags, list):  # a Vorbis comment: an ordered list of (key, value)
-        dump = (tags.vendor, list(tags))
-    else:
-        dump = sorted((key, _mp4_values(values)) for key, values in tags.items())
-    pictures = [repr(vars(picture)) for picture in getattr(audio, "pictures", [])]
-    riff = None
-    if path.suffix == ".wav":
-        with path.open("rb") as handle:
-            riff = read_info(handle)
-    return dump, pictures, riff
-
-
-def _mp4_values(values: list[Any]) -> str:
-    return repr(
-        [
-            (bytes(v), getattr(v, "dataformat", None), getattr(v, "imageformat", None))
-            if isinstance(v, bytes)
-            else v
-            for v in values
-        ]
-    )
 
 
 def assert_undo_is_exact(path: Path) -> None:

@@ -13,8 +13,9 @@ from django.test import Client
 from django.urls import reverse
 
 from classifier.engine.filetags import read_tags, write_genres
-from classifier.models import Status, Track
+from classifier.models import Status, TagBatch, Track
 from classifier.services import intake, processing
+from classifier.tasks import run_tag_batch
 from tests.app.web.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -237,12 +238,22 @@ def test_bulk_zip_download(alice, analysed_track, pending_track):
 
 def test_bulk_write_tags_and_reanalyse(alice, analysed_track, django_capture_on_commit_callbacks):
     write_genres(analysed_track.file.path, ["Soundtrack"], policy="replace")
+    # As the analysis would have read it (a preview shows the files as last analysed).
+    Track.objects.filter(pk=analysed_track.pk).update(genres_after=["Soundtrack"])
     response = alice.post(
         reverse("bulk"),
         {"action": "write_tags", "tag_policy": "merge", "tracks": [analysed_track.pk]},
         follow=True,
     )
-    assert "1 file(s) tagged" in response.content.decode()
+    plan = response.context["plan"]  # the selection's changes, previewed first
+    assert [(row.before, row.after) for row in plan.rows] == [
+        (["Soundtrack"], ["Soundtrack", "Classical"])
+    ]
+    assert read_tags(analysed_track.file.path).genres == ["Soundtrack"]
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        alice.post(reverse("tag-apply"), {"tracks": [analysed_track.pk], "policy": plan.policy})
+    assert len(callbacks) == 1
+    run_tag_batch(TagBatch.objects.get().pk)
     assert read_tags(analysed_track.file.path).genres == ["Soundtrack", "Classical"]
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         alice.post(reverse("bulk"), {"action": "reanalyse", "tracks": [analysed_track.pk]})
