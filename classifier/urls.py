@@ -17,6 +17,7 @@ urlpatterns = [
     path("upload/", views.upload, name="upload"),
     path("folders/", views.library_folders, name="library-folders"),
     path("folders/<int:pk>/scan/", views.folder_scan, name="folder-scan"),
+    path("folders/<int:pk>/status/", views.folder_status, name="folder-status"),
     path("library/bulk/", views.bulk, name="bulk"),
     path("library/reanalyse-outdated/", views.reanalyse_outdated, name="reanalyse-outdated"),
     path("tracks/<int:pk>/", views.track_detail, name="track-detail"),

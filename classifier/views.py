@@ -206,6 +206,23 @@ def library_folders(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_GET
+def folder_status(request: HttpRequest, pk: int) -> JsonResponse:
+    """What the folders page polls while a scan or its analyses run."""
+    folder = get_object_or_404(folders.visible_to(request.user), pk=pk)
+    live = folders.live_counts([folder])[folder.pk]
+    return JsonResponse(
+        {
+            "scan_status": folder.scan_status,
+            "scan_label": folder.get_scan_status_display(),
+            "found": folder.scan_counts.get("found", 0),
+            "busy": folder.scan_status in ("queued", "scanning") or live["queued"] > 0,
+            **live,
+        }
+    )
+
+
+@login_required
 @require_POST
 def folder_scan(request: HttpRequest, pk: int) -> HttpResponse:
     """Scan now: another user's folder answers 404 (staff may scan any)."""

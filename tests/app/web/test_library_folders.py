@@ -336,12 +336,17 @@ def test_the_owner_sees_their_folder_with_live_counts(folder, scan, alice):
     assert page.context["rows"] == [
         (folder, {"indexed": 3, "queued": 0, "analysed": 3, "failed": 0, "missing": 0})
     ]
+    Track.objects.filter(folder=folder, relative_path="loose.wav").update(status=Status.PENDING)
+    live = alice.get(f"/folders/{folder.pk}/status/").json()  # what the page polls
+    assert (live["scan_status"], live["found"], live["analysed"]) == ("done", 3, 2)
+    assert live["queued"] == 1 and live["busy"] is True
 
 
 def test_another_user_cannot_see_scan_or_open_my_folder(folder, scan, mallory):
     scan(folder)
     assert folder.path not in mallory.get("/folders/").content.decode()
     assert mallory.post(f"/folders/{folder.pk}/scan/").status_code == 404
+    assert mallory.get(f"/folders/{folder.pk}/status/").status_code == 404
     track = Track.objects.filter(folder=folder).first()
     assert mallory.get(f"/tracks/{track.pk}/").status_code == 404
     assert mallory.get(f"/tracks/{track.pk}/download/").status_code == 404
