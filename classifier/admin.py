@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin
 
 from classifier.curation.track_actions import add_to_dataset
-from classifier.models import LibraryFolder, Track
+from classifier.models import LibraryFolder, TagBatch, TagWrite, Track
 
 
 class LibraryFolderForm(forms.ModelForm):
@@ -88,3 +88,38 @@ class TrackAdmin(admin.ModelAdmin):
     raw_id_fields = ("owner", "folder")
     date_hierarchy = "created_at"
     actions = [add_to_dataset]
+
+
+class TagWriteInline(admin.TabularInline):
+    model = TagWrite
+    fk_name = "batch"
+    fields = ("track", "status", "genres_before", "genres_after", "error", "undo_error")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+
+@admin.register(TagBatch)
+class TagBatchAdmin(admin.ModelAdmin):
+    """Tag changes users applied or undid: looked at, not edited (the record undo relies on)."""
+
+    list_display = (
+        "pk",
+        "kind",
+        "owner",
+        "description",
+        "state",
+        "processed",
+        "total",
+        "created_at",
+    )
+    list_filter = ("kind", "state")
+    search_fields = ("owner__username", "description")
+    inlines = [TagWriteInline]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False
+
+    def has_change_permission(self, request: object, obj: object = None) -> bool:
+        return False

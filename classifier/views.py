@@ -153,6 +153,7 @@ def track_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "file_tag": track.evidence_of("file_tag"),
             "album_evidence": track.evidence_of("album"),
             "artist_evidence": track.evidence_of("artist"),
+            "tag_writes": track.tag_writes.select_related("batch").order_by("-pk")[:10],
         },
     )
 

@@ -128,6 +128,8 @@ def test_apply_writes_in_the_background_and_undo_brings_every_tag_back(
         assert scan_library(folder.pk) == 0
     page = alice.get(reverse("tag-batch", args=[batch.pk]))
     assert page.context["counts"]["written"] == 7
+    detail = alice.get(reverse("track-detail", args=[write.track_id])).content.decode()
+    assert write.track.relative_path in detail and f"batch #{batch.pk}" in detail
     assert alice.get(reverse("tag-batch-progress", args=[batch.pk])).json()["finished"]
 
     run_batches(lambda: alice.post(reverse("tag-undo-batch", args=[batch.pk])))
@@ -209,3 +211,12 @@ def test_the_librarys_selection_goes_to_the_preview(alice, folder):
     assert response.status_code == 302 and response.url.startswith(reverse("tag-preview"))
     plan = alice.get(response.url).context["plan"]
     assert plan.total_changes + plan.unchanged == 2
+
+
+def test_staff_see_the_batches_in_the_admin(alice, admin_client, folder, run_batches):
+    run_batches(lambda: alice.post(reverse("tag-apply"), {"folder": folder.pk, "policy": "fill"}))
+    batch = TagBatch.objects.get()
+    listing = admin_client.get("/admin/classifier/tagbatch/")
+    assert listing.status_code == 200 and batch.description in listing.content.decode()
+    assert admin_client.get(f"/admin/classifier/tagbatch/{batch.pk}/change/").status_code == 200
+
