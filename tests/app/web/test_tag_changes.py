@@ -219,4 +219,3 @@ def test_staff_see_the_batches_in_the_admin(alice, admin_client, folder, run_bat
     listing = admin_client.get("/admin/classifier/tagbatch/")
     assert listing.status_code == 200 and batch.description in listing.content.decode()
     assert admin_client.get(f"/admin/classifier/tagbatch/{batch.pk}/change/").status_code == 200
-
