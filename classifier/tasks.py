@@ -69,9 +69,11 @@ def refuse_tracks(track_ids: list[int]) -> int:
     max_retries=3,
 )
 def requeue_stale_tracks() -> list[int]:
-    """Queue again tracks stuck in processing or pending (run by celery beat)."""
+    """Queue again tracks stuck in processing or pending, and tag batches whose worker died
+    (run by celery beat)."""
     track_ids = processing.requeue_stale()
     queue_analyses(track_ids)
+    queue_tag_batches(tagchanges.stale_batches())
     return track_ids
 
 
@@ -114,9 +116,13 @@ def rescan_libraries() -> list[int]:
     retry_backoff=5,
     max_retries=3,
 )
-def run_tag_batch(batch_id: int) -> int:
-    """Write a batch of previewed genre changes, or undo earlier ones (tagchanges.run_batch)."""
-    return tagchanges.run_batch(batch_id)
+def run_tag_batch(batch_id: int) -> bool:
+    """Write a batch of previewed genre changes, or undo earlier ones (tagchanges.run_batch),
+    a slice at a time: the rest is queued again. Whether any was left."""
+    more = tagchanges.run_batch(batch_id)
+    if more:
+        queue_tag_batches([batch_id])
+    return more
 
 
 def queue_tag_batches(batch_ids: Iterable[int]) -> None:

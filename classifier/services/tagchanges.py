@@ -11,6 +11,7 @@ write first, and refuses a file whose hash is no longer the one Genreweb left.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ from classifier.models import (
 )
 
 PREVIEW_ROWS = 500
+# How long one task works on a batch before queueing the rest (well inside the time limit).
+SLICE_SECONDS = 120.0
 
 
 # ---------------------------------------------------------------- preview
@@ -176,24 +179,48 @@ def claim(batch_id: int) -> uuid.UUID | None:
     return token if claimed else None
 
 
-def run_batch(batch_id: int) -> int:
-    """Work through a claimed batch's files: how many were written (or undone). A file that
-    fails is recorded with its reason and the batch goes on."""
+def stale_batches() -> list[int]:
+    """Batches to queue again: running with a silent worker, or queued so long ago that
+    their message must be lost (the periodic sweep queues them; a claim takes each once)."""
+    now = timezone.now()
+    silent = Q(state=TagBatchState.RUNNING, heartbeat_at__lt=now - stale_after())
+    forgotten = Q(state=TagBatchState.QUEUED) & (
+        Q(heartbeat_at__lt=now - timedelta(seconds=settings.GENREWEB_STALE_AFTER))
+        | Q(
+            heartbeat_at=None, created_at__lt=now - timedelta(seconds=settings.GENREWEB_STALE_AFTER)
+        )
+    )
+    return list(TagBatch.objects.filter(silent | forgotten).values_list("pk", flat=True))
+
+
+def run_batch(batch_id: int, slice_seconds: float | None = None) -> bool:
+    """Work through a claimed batch's files for about `slice_seconds` (SLICE_SECONDS), each file that fails
+    recorded with its reason as the batch goes on: whether files are left (the batch is then
+    queued again: a library's batch outlasts any one task's time limit)."""
     token = claim(batch_id)
     if token is None:
-        return 0
+        return False
     batch = TagBatch.objects.get(pk=batch_id)
     step, pending = _work(batch)
-    done = 0
+    ends = time.monotonic() + (SLICE_SECONDS if slice_seconds is None else slice_seconds)
     try:
-        for write in pending:
-            done += step(write)
+        for write in pending.iterator(chunk_size=200):
+            step(write)
             _beat(batch, token)
+            if time.monotonic() > ends:
+                return _release(batch, token)
     except Exception as exc:
         _finish(batch, token, TagBatchState.FAILED, f"stopped: {exc}")
         raise
     _finish(batch, token, TagBatchState.DONE, "")
-    return done
+    return False
+
+
+def _release(batch: TagBatch, token: uuid.UUID) -> bool:
+    released = TagBatch.objects.filter(pk=batch.pk, claim_token=token).update(
+        state=TagBatchState.QUEUED, claim_token=None
+    )
+    return bool(released)
 
 
 def _work(batch: TagBatch) -> tuple[Callable[[TagWrite], bool], QuerySet[TagWrite]]:

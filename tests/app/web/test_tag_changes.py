@@ -28,7 +28,7 @@ from classifier.models import (
     Track,
     WriteStatus,
 )
-from classifier.services import folders
+from classifier.services import folders, tagchanges
 from classifier.tasks import run_tag_batch, scan_library
 from tests.audiofiles import FORMATS, make_audio_file
 from tests.tagfiles import decorate, set_genres, whole_tags
@@ -219,3 +219,34 @@ def test_staff_see_the_batches_in_the_admin(alice, admin_client, folder, run_bat
     listing = admin_client.get("/admin/classifier/tagbatch/")
     assert listing.status_code == 200 and batch.description in listing.content.decode()
     assert admin_client.get(f"/admin/classifier/tagbatch/{batch.pk}/change/").status_code == 200
+
+
+def test_a_long_batch_is_worked_through_in_slices(
+    user, folder, monkeypatch, django_capture_on_commit_callbacks
+):
+    [pk] = tagchanges.start_apply(user, Track.objects.filter(folder=folder), "fill", "all")
+    rounds = 0
+    while tagchanges.run_batch(pk, slice_seconds=0):  # one file a slice
+        rounds += 1
+        assert TagBatch.objects.get(pk=pk).state == TagBatchState.QUEUED
+    batch = TagBatch.objects.get(pk=pk)
+    assert (rounds, batch.state, batch.processed) == (4, TagBatchState.DONE, 4)
+    assert TagWrite.objects.filter(batch=batch, status=WriteStatus.WRITTEN).count() == 4
+
+    [again] = tagchanges.start_undo(user, batch.writes.all(), "all")
+    monkeypatch.setattr(tagchanges, "SLICE_SECONDS", 0.0)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert run_tag_batch(again) is True  # the task queues the rest of its batch
+    assert len(callbacks) == 1
+
+
+def test_a_batch_whose_worker_died_is_queued_again_and_resumed(user, folder):
+    [pk] = tagchanges.start_apply(user, Track.objects.filter(folder=folder), "fill", "all")
+    assert tagchanges.run_batch(pk, slice_seconds=0)  # one file written, then...
+    silent = timezone.now() - timedelta(minutes=10)
+    TagBatch.objects.filter(pk=pk).update(state=TagBatchState.RUNNING, heartbeat_at=silent)
+    assert tagchanges.stale_batches() == [pk]  # ...its worker died mid-batch
+    assert not tagchanges.run_batch(pk)
+    batch = TagBatch.objects.get(pk=pk)
+    assert (batch.state, batch.processed) == (TagBatchState.DONE, 4)
+    assert tagchanges.stale_batches() == []
