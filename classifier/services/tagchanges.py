@@ -183,20 +183,18 @@ def stale_batches() -> list[int]:
     """Batches to queue again: running with a silent worker, or queued so long ago that
     their message must be lost (the periodic sweep queues them; a claim takes each once)."""
     now = timezone.now()
+    long_ago = now - timedelta(seconds=settings.GENREWEB_STALE_AFTER)
     silent = Q(state=TagBatchState.RUNNING, heartbeat_at__lt=now - stale_after())
     forgotten = Q(state=TagBatchState.QUEUED) & (
-        Q(heartbeat_at__lt=now - timedelta(seconds=settings.GENREWEB_STALE_AFTER))
-        | Q(
-            heartbeat_at=None, created_at__lt=now - timedelta(seconds=settings.GENREWEB_STALE_AFTER)
-        )
+        Q(heartbeat_at__lt=long_ago) | Q(heartbeat_at=None, created_at__lt=long_ago)
     )
     return list(TagBatch.objects.filter(silent | forgotten).values_list("pk", flat=True))
 
 
 def run_batch(batch_id: int, slice_seconds: float | None = None) -> bool:
-    """Work through a claimed batch's files for about `slice_seconds` (SLICE_SECONDS), each file that fails
-    recorded with its reason as the batch goes on: whether files are left (the batch is then
-    queued again: a library's batch outlasts any one task's time limit)."""
+    """Work through a claimed batch's files for about `slice_seconds` (SLICE_SECONDS), each
+    file that fails recorded with its reason as the batch goes on: whether files are left
+    (the batch is then queued again: a library's batch outlasts a task's time limit)."""
     token = claim(batch_id)
     if token is None:
         return False
