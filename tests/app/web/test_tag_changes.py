@@ -8,7 +8,11 @@ runs in the test's process (its message is captured, not sent).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import shutil
+import stat
+import subprocess
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -250,3 +254,43 @@ def test_a_batch_whose_worker_died_is_queued_again_and_resumed(user, folder):
     batch = TagBatch.objects.get(pk=pk)
     assert (batch.state, batch.processed) == (TagBatchState.DONE, 4)
     assert tagchanges.stale_batches() == []
+
+
+@pytest.fixture
+def read_only(tree: Path) -> Iterator[Callable[[], None]]:
+    """Make the tree unwritable, as a read-only mount is: chmod for a user; for root (whom
+    modes do not stop) the immutable attribute, which stops root too. Undone afterwards."""
+    items = [tree, *tree.rglob("*")]
+    as_root = os.geteuid() == 0
+    if as_root and shutil.which("chattr") is None:
+        pytest.skip("root ignores file modes and chattr is not installed to make files immutable")
+
+    def lock() -> None:
+        if as_root:
+            made = subprocess.run(["chattr", "+i", *map(str, items)], capture_output=True)
+            if made.returncode:
+                pytest.skip(f"this file system cannot make files immutable: {made.stderr!r}")
+        else:
+            for item in items:
+                item.chmod(stat.S_IMODE(item.stat().st_mode) & ~0o222)
+
+    yield lock
+    if as_root:
+        subprocess.run(["chattr", "-i", *map(str, items)], capture_output=True)
+    else:
+        for item in items:
+            item.chmod(stat.S_IMODE(item.stat().st_mode) | 0o200)
+
+
+def test_a_read_only_folder_fails_each_write_with_the_reason_and_changes_nothing(
+    alice, folder, tree, read_only, run_batches
+):
+    before = {path: path.read_bytes() for path in files(tree).values()}
+    read_only()
+    run_batches(lambda: alice.post(reverse("tag-apply"), {"folder": folder.pk, "policy": "fill"}))
+    batch = TagBatch.objects.get()
+    assert batch.state == TagBatchState.DONE
+    failed = list(batch.writes.all())
+    assert len(failed) == 4 and {w.status for w in failed} == {WriteStatus.FAILED}
+    assert all("may not write" in w.error and "permission denied" in w.error for w in failed)
+    assert {path: path.read_bytes() for path in files(tree).values()} == before
