@@ -211,6 +211,20 @@ class Track(models.Model):
             models.Index(fields=["owner", "album_key"], name="track_owner_album"),
             models.Index(fields=["owner", "artist_key"], name="track_owner_artist"),
             models.Index(fields=["folder", "sha256"], name="track_folder_hash"),
+            # The library page at scale: its newest-first page, its counts and chart (one
+            # grouped pass over the index, not the rows), the genre filter's count (the
+            # genres read from the index), and whether a user's "songs like this" index is
+            # up to date.
+            models.Index(fields=["owner", "-created_at", "-id"], name="track_owner_added"),
+            models.Index(
+                fields=["owner", "status", "missing", "source", "primary_genre", "model_version"],
+                name="track_owner_summary",
+            ),
+            models.Index(
+                fields=["owner", "missing", "primary_genre", "genre_index"],
+                name="track_owner_genres",
+            ),
+            models.Index(fields=["owner", "status", "analysed_at"], name="track_owner_analysed"),
         ]
 
     def __str__(self) -> str:

@@ -27,15 +27,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from classifier import charts
-from classifier.curation.services.versions import (
-    reanalyse_older_tracks,
-    tracks_from_older_versions,
-)
+from classifier.curation.services.versions import active_model_string, reanalyse_older_tracks
 from classifier.forms import BulkForm, LibraryFilterForm, RetagForm, ReviewForm, UploadForm
-from classifier.models import OutsideFolder, Status, TagPolicy, Track
+from classifier.models import OutsideFolder, TagPolicy, Track
 from classifier.services import actions, downloads, evidence, folders, review, taxonomy
 from classifier.services import intake as intake_service
-from classifier.services.library import filter_tracks, genre_distribution
+from classifier.services.library import filter_tracks, summarise
 from classifier.tasks import queue_analyses, queue_refusing, queue_scans
 
 
@@ -65,10 +62,13 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     mine = Track.objects.filter(owner=request.user)
     form = LibraryFilterForm(request.GET or None)
     filters = form.filters() if request.GET else {"sort": "added"}
-    page = Paginator(filter_tracks(mine, **filters), settings.GENREWEB_PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
-    distribution = genre_distribution(mine)
+    # One grouped query counts the library for the header, the chart and (unless a search
+    # or a genre narrows it) the pages; the page itself is one more.
+    summary = summarise(mine)
+    page = CountedPaginator(
+        filter_tracks(mine, **filters), settings.GENREWEB_PAGE_SIZE, summary.matching(filters)
+    ).get_page(request.GET.get("page"))
+    distribution = summary.distribution
     return render(
         request,
         "classifier/dashboard.html",
@@ -79,12 +79,21 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "tracks": page.object_list,
             "distribution": distribution,
             "chart_max": max((c.count for c in distribution), default=1),
-            "total": mine.count(),
+            "total": summary.total,
             "policies": TagPolicy.choices,
-            "busy": mine.filter(status__in=[Status.PENDING, Status.PROCESSING]).count(),
-            "outdated": tracks_from_older_versions(request.user).count(),
+            "busy": summary.busy,
+            "outdated": summary.outdated(active_model_string()),
         },
     )
+
+
+class CountedPaginator(Paginator):
+    """A paginator told how many objects there are, where that is known (no COUNT query)."""
+
+    def __init__(self, object_list: Any, per_page: int, count: int | None = None) -> None:
+        super().__init__(object_list, per_page)
+        if count is not None:
+            self.__dict__["count"] = count  # what the cached property would have stored
 
 
 @login_required

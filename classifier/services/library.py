@@ -131,17 +131,79 @@ class GenreCount:
 def genre_distribution(tracks: QuerySet[Track]) -> list[GenreCount]:
     """How many analysed tracks have each primary genre, most common first (vanished folder
     files left out, as the library list leaves them out)."""
-    done = tracks.filter(status=Status.DONE, missing=False)
-    rows = dict(
-        done.exclude(primary_genre="")
-        .values_list("primary_genre")
-        .annotate(n=Count("id"))
-        .values_list("primary_genre", "n")
-    )
-    uncertain = done.filter(primary_genre="").count()
-    if uncertain:
-        rows[UNCERTAIN] = uncertain
-    total = sum(rows.values())
-    names = taxonomy.current()
-    counts = [GenreCount(g, names.label(g), n, n / total) for g, n in rows.items()]
-    return sorted(counts, key=lambda c: (-c.count, c.genre))
+    return summarise(tracks).distribution
+
+
+@dataclass(frozen=True)
+class Group:
+    """Tracks alike in what the library page counts: how many there are."""
+
+    status: str
+    missing: bool
+    source: str
+    primary_genre: str
+    model_version: str
+    count: int
+
+
+@dataclass(frozen=True)
+class LibrarySummary:
+    """What the library page says of all of a user's tracks, read in one grouped query."""
+
+    groups: list[Group]
+
+    @property
+    def total(self) -> int:
+        return sum(g.count for g in self.groups)
+
+    @property
+    def busy(self) -> int:
+        """Tracks waiting for their analysis or being analysed (missing ones too)."""
+        return sum(g.count for g in self.groups if g.status in (Status.PENDING, Status.PROCESSING))
+
+    def outdated(self, current_model: str | None) -> int:
+        """Analysed tracks whose verdict another model than `current_model` made (as
+        curation's tracks_from_older_versions counts them)."""
+        return sum(
+            g.count
+            for g in self.groups
+            if g.status == Status.DONE
+            and g.model_version
+            and (current_model is None or g.model_version != current_model)
+        )
+
+    @property
+    def distribution(self) -> list[GenreCount]:
+        rows: dict[str, int] = {}
+        for g in self.groups:
+            if g.status == Status.DONE and not g.missing:
+                genre = g.primary_genre or UNCERTAIN
+                rows[genre] = rows.get(genre, 0) + g.count
+        total = sum(rows.values())
+        names = taxonomy.current()
+        counts = [GenreCount(g, names.label(g), n, n / total) for g, n in rows.items()]
+        return sorted(counts, key=lambda c: (-c.count, c.genre))
+
+    def matching(self, filters: dict[str, str]) -> int | None:
+        """How many tracks filter_tracks(**filters) lists, where the groups tell (filters by
+        status, source and missing files only); None where it takes a query (a search, a
+        genre, a review queue)."""
+        if filters.get("q") or filters.get("genre") or filters.get("review"):
+            return None
+        status, source = filters.get("status", ""), filters.get("source", "")
+        show_missing = filters.get("missing") == SHOW_MISSING
+        return sum(
+            g.count
+            for g in self.groups
+            if (not status or g.status == status)
+            and (not source or g.source == source)
+            and (show_missing or not g.missing)
+        )
+
+
+def summarise(tracks: QuerySet[Track]) -> LibrarySummary:
+    """The tracks counted by status, missing, source, primary genre and model version (a
+    few dozen groups, however large the library: one pass over an index)."""
+    fields = ("status", "missing", "source", "primary_genre", "model_version")
+    rows = tracks.order_by().values_list(*fields).annotate(n=Count("id"))
+    return LibrarySummary([Group(*row) for row in rows])
