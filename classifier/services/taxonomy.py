@@ -83,7 +83,7 @@ class Taxonomy:
 def current() -> Taxonomy:
     """The active model's taxonomy (re-read only when the active head file changes), with
     the curated genre table's parents and tag spellings."""
-    path = head_path()
+    path = _active_head()
     try:
         stamp = path.stat().st_mtime_ns
     except OSError:
@@ -93,9 +93,9 @@ def current() -> Taxonomy:
     return Taxonomy(base.genres, {**base.spelling, **spellings}, {**base.parents, **parents})
 
 
-# current() is asked for every genre label of a page: the genre table is read once, then again
-# when a row of it is saved or deleted here, and at least every few seconds (edits made in
-# another process).
+# current() is asked for every genre label of a page: the genre table (and which head is
+# active) is read once, then again when a row of it is saved or deleted here, and at least
+# every few seconds (edits made in another process).
 CURATED_TTL = 5.0
 _curated: tuple[float, tuple[dict[str, str], dict[str, str]]] | None = None
 
@@ -110,10 +110,31 @@ def curated() -> tuple[dict[str, str], dict[str, str]]:
     return _curated[1]
 
 
+_head: tuple[float, Path] | None = None
+
+
+def _active_head() -> Path:
+    """The active head's path, asked of the database once every few seconds (and again when
+    a head is promoted here), not for every genre label of a page."""
+    global _head
+    now = time.monotonic()
+    if _head is None or now - _head[0] > CURATED_TTL:
+        _head = (now, head_path())
+    return _head[1]
+
+
 @receiver([post_save, post_delete], sender="curation.Genre")
 def forget_curated(**_: object) -> None:
-    global _curated
+    global _curated, _head
     _curated = None
+    _head = None
+
+
+@receiver([post_save, post_delete], sender="curation.ModelVersion")
+@receiver([post_save, post_delete], sender="curation.Promotion")
+def forget_head(**_: object) -> None:
+    global _head
+    _head = None
 
 
 def _read_curated() -> tuple[dict[str, str], dict[str, str]]:
