@@ -128,6 +128,17 @@ def index_dir() -> Path:
     )
 
 
+def library_index_dir() -> Path:
+    """Where each user's own library is indexed for "songs like this" (one folder a user)."""
+    default = Path(settings.DATA_DIR) / "library-index"
+    return Path(
+        _setting(
+            "RECOMMENDER_LIBRARY_INDEX_DIR",
+            lambda: env_str("RECOMMENDER_LIBRARY_INDEX_DIR") or default,
+        )
+    )
+
+
 def exact_below() -> int:
     """A genre with fewer catalog tracks than this is searched exactly, without HNSW."""
     return _setting(

@@ -26,8 +26,9 @@ import os
 import re
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,18 @@ def normalised(vectors: np.ndarray) -> np.ndarray:
         vectors = vectors[None, :]
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return np.ascontiguousarray(vectors / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive flock on `path` for the block: writers of every process take turns."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class GenreIndex:
@@ -113,15 +126,8 @@ class GenreIndex:
         # A writer appends the vector, then its id: only rows with both are complete.
         return min(vector_bytes // (4 * self.dim), id_bytes // 8)
 
-    @contextmanager
-    def _writing(self) -> Iterator[None]:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.directory / "lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    def _writing(self) -> AbstractContextManager[None]:
+        return file_lock(self.directory / "lock")
 
     # --- reading --------------------------------------------------------------------------
 
@@ -390,3 +396,25 @@ def catalog_index() -> CatalogIndex:
         if key not in _indexes:
             _indexes[key] = CatalogIndex(key[0], exact_below=key[1])
         return _indexes[key]
+
+
+# Each user's own library is one partition of its own (a library's "songs like this" looks
+# at every genre), under RECOMMENDER_LIBRARY_INDEX_DIR/<user id>/; a process keeps the most
+# recently asked few open (a large one's IVF snapshot is held in memory).
+LIBRARIES_OPEN = 8
+_libraries: OrderedDict[tuple[Path, int, int], GenreIndex] = OrderedDict()
+
+
+def library_index(owner_id: int) -> GenreIndex:
+    """The process-wide partition of one user's analysed tracks."""
+    from recommender import conf
+
+    key = (conf.library_index_dir(), conf.exact_below(), owner_id)
+    with _indexes_lock:
+        if key in _libraries:
+            _libraries.move_to_end(key)
+        else:
+            _libraries[key] = GenreIndex(key[0] / str(owner_id), exact_below=key[1])
+            while len(_libraries) > LIBRARIES_OPEN:
+                _libraries.popitem(last=False)
+        return _libraries[key]

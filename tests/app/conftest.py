@@ -20,3 +20,10 @@ def fresh_genre_table():
     forget_curated()
     yield
     forget_curated()
+
+
+@pytest.fixture(autouse=True)
+def own_library_index(settings, tmp_path_factory):
+    """Each test's users' "songs like this" indexes in a folder of its own: a rolled-back
+    database hands out the same ids again, which an index left by another test would mix up."""
+    settings.RECOMMENDER_LIBRARY_INDEX_DIR = str(tmp_path_factory.mktemp("library-index"))

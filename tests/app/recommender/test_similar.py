@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.template import Context, Template
+from django.utils import timezone
 
 from classifier.models import Track
 from recommender import tasks
+from recommender.index import library_index
 from recommender.models import CatalogTrack, Status
 from recommender.services import curation, indexing
 from recommender.services.similar import similar_catalog, similar_in_library
@@ -136,6 +140,32 @@ def test_library_suggestions_come_from_the_owner_only(alice):
     assert result.items[1].reason == "Same genre: jazz · similarity 0.90"
     alone = similar_in_library(user_track(bob, "Bob's", "jazz", BASE.tolist()))
     assert [s.item.title for s in alone.items] == ["Bob's twin"]
+
+
+def test_library_suggestions_follow_the_library_through_its_index(alice):
+    mine = user_track(alice, "Mine", "jazz", BASE.tolist())
+    user_track(alice, "Fair", "jazz", near(0.5, seed=10))
+    assert [s.item.title for s in similar_in_library(mine, k=1).items] == ["Fair"]
+    index = library_index(alice.pk)
+    assert sorted(index.ids().tolist()) == sorted(Track.objects.values_list("pk", flat=True))
+
+    # Analysed since the index last looked: added to it.
+    close = user_track(alice, "Close", "jazz", near(0.9, seed=11))
+    Track.objects.filter(pk=close.pk).update(analysed_at=timezone.now())
+    assert [s.item.title for s in similar_in_library(mine, k=1).items] == ["Close"]
+    assert close.pk in index.ids().tolist()
+
+    # Analysed again, far from it now: its new row wins.
+    Track.objects.filter(pk=close.pk).update(
+        embedding=near(-0.5, seed=12), analysed_at=timezone.now() + timedelta(seconds=1)
+    )
+    assert [s.item.title for s in similar_in_library(mine, k=2).items] == ["Fair", "Close"]
+
+    # Deleted, or queued for a new analysis: never suggested, though the index still has it.
+    Track.objects.filter(title="Fair").update(status="pending")
+    close.delete()
+    result = similar_in_library(mine, k=2)
+    assert result.items == [] and result.message == "No other analysed tracks in your library yet."
 
 
 def test_api_lists_catalog_and_library_suggestions(jazz_catalog, alice, client):
