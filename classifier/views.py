@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import (
     FileResponse,
@@ -65,9 +65,16 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     # One grouped query counts the library for the header, the chart and (unless a search
     # or a genre narrows it) the pages; the page itself is one more.
     summary = summarise(mine)
-    page = CountedPaginator(
-        filter_tracks(mine, **filters), settings.GENREWEB_PAGE_SIZE, summary.matching(filters)
-    ).get_page(request.GET.get("page"))
+    listed = filter_tracks(mine, **filters)
+    size = settings.GENREWEB_PAGE_SIZE
+    # A search is matched against every row's words (no index holds them): its pages are
+    # read without counting every match as well.
+    paginator = (
+        SearchPaginator(listed, size)
+        if filters.get("q")
+        else CountedPaginator(listed, size, summary.matching(filters))
+    )
+    page = paginator.get_page(request.GET.get("page"))
     distribution = summary.distribution
     return render(
         request,
@@ -90,10 +97,48 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 class CountedPaginator(Paginator):
     """A paginator told how many objects there are, where that is known (no COUNT query)."""
 
+    counted = True
+
     def __init__(self, object_list: Any, per_page: int, count: int | None = None) -> None:
         super().__init__(object_list, per_page)
         if count is not None:
             self.__dict__["count"] = count  # what the cached property would have stored
+
+
+class SearchPaginator(Paginator):
+    """Pages that never count the matches: each reads one row more than it shows, to know
+    whether another page follows."""
+
+    counted = False
+
+    def get_page(self, number: Any) -> Page:
+        try:
+            wanted = max(1, int(number))
+        except (TypeError, ValueError):
+            wanted = 1
+        start = (wanted - 1) * self.per_page
+        rows = list(self.object_list[start : start + self.per_page + 1])
+        if not rows and wanted > 1:  # past the end: the first page, as Paginator does
+            return self.get_page(1)
+        return SearchPage(rows[: self.per_page], wanted, self, more=len(rows) > self.per_page)
+
+
+class SearchPage(Page):
+    def __init__(self, rows: list[Track], number: int, paginator: Paginator, more: bool) -> None:
+        super().__init__(rows, number, paginator)
+        self.more = more
+
+    def has_next(self) -> bool:
+        return self.more
+
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+    def previous_page_number(self) -> int:
+        return self.number - 1
 
 
 @login_required

@@ -203,6 +203,14 @@ def test_dashboard_filters_searches_sorts_and_paginates(alice, library, settings
     assert titles(first) == ["Adagio", "Blue Train", "Mystery"]
     assert titles(second) == ["Paranoid"]
     assert "Page 1 of 2" in first.content.decode()
+    # A search's pages are read without counting its matches: no "of", one row looked ahead.
+    settings.GENREWEB_PAGE_SIZE = 2
+    searched = alice.get(url, {"sort": "title", "q": "a"})
+    assert titles(searched) == ["Adagio", "Blue Train"]
+    assert "Page 1</span>" in searched.content.decode() and "Next" in searched.content.decode()
+    last = alice.get(url, {"sort": "title", "q": "a", "page": 2})
+    assert titles(last) == ["Paranoid"] and "Next" not in last.content.decode()
+    assert "Previous" in last.content.decode()
 
 
 def test_dashboard_reanalyses_tracks_made_by_an_older_model(alice, library, mallory):
