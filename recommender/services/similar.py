@@ -184,7 +184,8 @@ def rebuild_library_index(analysed: Any, index: GenreIndex) -> None:
 
 
 def _fingerprint(analysed: Any) -> dict[str, Any]:
-    summary = analysed.aggregate(count=Count("pk"), latest=Max("analysed_at"))
+    # COUNT(*): one pass over the (owner, status, analysed_at) index, not over the rows.
+    summary = analysed.aggregate(count=Count("*"), latest=Max("analysed_at"))
     latest = summary["latest"]
     return {"count": summary["count"], "latest": None if latest is None else _stamp(latest)}
 
