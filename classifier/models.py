@@ -8,7 +8,6 @@ from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F
 from django.utils.text import get_valid_filename
 
 from classifier.engine.errors import EngineError
@@ -216,12 +215,7 @@ class Track(models.Model):
             # grouped pass over the index, not the rows), the genre filter's count (the
             # genres read from the index), and whether a user's "songs like this" index is
             # up to date.
-            models.Index(  # as the library sorts it: nulls last (none here, as elsewhere)
-                F("owner"),
-                F("created_at").desc(nulls_last=True),
-                F("id").desc(nulls_last=True),
-                name="track_owner_added",
-            ),
+            models.Index(fields=["owner", "-created_at", "-id"], name="track_owner_added"),
             models.Index(
                 fields=["owner", "status", "missing", "source", "primary_genre", "model_version"],
                 name="track_owner_summary",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.core.exceptions import FieldDoesNotExist
 from django.db.models import Count, F, OrderBy, Q, QuerySet, Value
 from django.db.models.functions import Coalesce, Lower, NullIf
 
@@ -114,10 +115,23 @@ def _sorted(tracks: QuerySet[Track], sort: str) -> QuerySet[Track]:
 
 
 def _order(field: str, flip: bool) -> OrderBy:
-    """Ascending or descending by `field` ("-" prefix: descending), unanalysed rows last."""
+    """Ascending or descending by `field` ("-" prefix: descending), unanalysed rows last.
+
+    Only a column that can be empty says where its nulls go: ordered plainly, the others
+    are read in the order of an index (newest first: owner, created_at, id)."""
     desc = field.startswith("-") != flip
-    expression = F(field.lstrip("-"))
+    name = field.lstrip("-")
+    expression = F(name)
+    if not _nullable(name):
+        return expression.desc() if desc else expression.asc()
     return expression.desc(nulls_last=True) if desc else expression.asc(nulls_last=True)
+
+
+def _nullable(name: str) -> bool:
+    try:
+        return bool(Track._meta.get_field(name).null)
+    except FieldDoesNotExist:  # an annotation (sort_title...): made of columns never null
+        return False
 
 
 @dataclass(frozen=True)
