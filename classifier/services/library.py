@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.core.exceptions import FieldDoesNotExist
-from django.db.models import Count, F, OrderBy, Q, QuerySet, Value
-from django.db.models.functions import Coalesce, Lower, NullIf
+from django.db.models import Count, F, OrderBy, Q, QuerySet
+from django.db.models.functions import Lower
 
-from classifier.models import Status, Track
+from classifier.models import Status, Track, sort_title
 from classifier.services import review as review_queue
 from classifier.services import taxonomy
 from classifier.services.taxonomy import UNCERTAIN
@@ -105,9 +105,8 @@ def genre_matches(genre: str) -> Q:
 def _sorted(tracks: QuerySet[Track], sort: str) -> QuerySet[Track]:
     descending = sort.startswith("-")
     fields = SORTS.get(sort.lstrip("-"), SORTS["added"])
-    # Untagged tracks sort by their file name, not first because their title is blank.
     tracks = tracks.annotate(
-        sort_title=Lower(Coalesce(NullIf("title", Value("")), "original_name")),
+        sort_title=sort_title(),
         sort_artist=Lower("artist"),
         sort_album=Lower("album"),
     )
