@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('classifier', '0005_library_folders'),
+        ('classifier', '0006_tag_changes'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
