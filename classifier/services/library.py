@@ -200,8 +200,8 @@ class LibrarySummary:
     def matching(self, filters: dict[str, str]) -> int | None:
         """How many tracks filter_tracks(**filters) lists, where the groups tell (filters by
         status, source and missing files only); None where it takes a query (a search, a
-        genre, a review queue)."""
-        if filters.get("q") or filters.get("genre") or filters.get("review"):
+        genre, a review queue, one folder)."""
+        if any(filters.get(key) for key in ("q", "genre", "review", "folder")):
             return None
         status, source = filters.get("status", ""), filters.get("source", "")
         show_missing = filters.get("missing") == SHOW_MISSING

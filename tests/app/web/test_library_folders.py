@@ -373,6 +373,8 @@ def test_the_library_shows_each_tracks_source_and_hides_missing_files(
     assert listed("?source=upload") == ["uploaded.wav"]
     assert listed("?source=folder") == ["loose.wav", "two.flac"]
     assert listed("?source=folder&missing=show") == ["loose.wav", "one.mp3", "two.flac"]
+    assert listed(f"?folder={folder.pk}") == ["loose.wav", "two.flac"]
+    assert alice.get(f"/?folder={folder.pk}").context["page"].paginator.count == 2
     assert ">missing</span>" in alice.get("/?missing=show").content.decode()
     chart = alice.get("/").context["distribution"]
     assert sum(row.count for row in chart) == 2  # the vanished file is not counted either
