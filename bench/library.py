@@ -365,7 +365,7 @@ def fill_library(user: Any, library_folder: Any, rows: int) -> int:
     Track.objects.bulk_update(
         existing,
         ["status", "stage", "primary_genre", "genre_index", "uncertain", "confidence",
-         "verdict", "embedding", "duration", "model_version"],
+         "verdict", "embedding", "duration", "model_version", "genres_after"],
         batch_size=1000,
     )  # fmt: skip
     extra = max(0, rows - len(existing))
@@ -435,7 +435,10 @@ def _analysed(track: Any, n: int, genres: list[str], centres: Any, rng: Any) -> 
     track.verdict = {
         "genres": [] if uncertain else [{"name": genres[g], "confidence": confidence}],
         "probabilities": {genres[g]: confidence, second: 1 - confidence},
+        "tag_values": [] if uncertain else [genres[g]],
     }
+    # What the files hold: no genre, the found one, or another (a preview's three kinds).
+    track.genres_after = [[], [genres[g]], [second]][n % 3]
     track.embedding = [round(float(x), 4) for x in vector]
     track.duration = 60.0 + n % 300
     track.model_version = "bench-model"
@@ -467,6 +470,8 @@ def time_pages(user: Any, requests: int) -> dict[str, tuple[float, float]]:
         f"search q={word}": lambda: _get(client, f"/?q={word}"),
         "sort=title": lambda: _get(client, "/?sort=title"),
         "page=100": lambda: _get(client, "/?page=100"),
+        "tag preview, all": lambda: _get(client, "/tags/preview/?policy=replace"),
+        f"tag preview genre={top}": lambda: _get(client, f"/tags/preview/?genre={top}"),
         "genre chart (query)": lambda: genre_distribution(Track.objects.filter(owner=user)),
         "API list": lambda: _get(client, "/api/tracks/"),
         f"API list genre={top}": lambda: _get(client, f"/api/tracks/?genre={top}"),
