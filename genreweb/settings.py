@@ -293,6 +293,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "classifier.requeue_stale_tracks",
         "schedule": float(GENREWEB_SWEEP_EVERY),
     },
+    "refresh-library-indexes": {
+        "task": "recommender.refresh_library_indexes",
+        "schedule": float(GENREWEB_SWEEP_EVERY),
+    },
     "remove-stale-temporaries": {
         "task": "classifier.remove_stale_temporaries",
         "schedule": float(GENREWEB_CLEANUP_EVERY),

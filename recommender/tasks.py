@@ -16,7 +16,7 @@ from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError, transaction
 
 from recommender import conf
-from recommender.services import analysis, curation, progress, sampling
+from recommender.services import analysis, curation, progress, sampling, similar
 from recommender.services.claims import RetryLater
 
 DATABASE_ERRORS = (OperationalError, InterfaceError)
@@ -24,6 +24,7 @@ DATABASE_ERRORS = (OperationalError, InterfaceError)
 SAMPLE_CATALOG_TRACK = "recommender.sample_catalog_track"
 ANALYSE_CATALOG_TRACK = "recommender.analyse_catalog_track"
 REFETCH_CATALOG_TRACK = "recommender.refetch_catalog_track"
+REFRESH_LIBRARY_INDEXES = "recommender.refresh_library_indexes"
 
 
 @shared_task(
@@ -91,6 +92,12 @@ def queue_sampling(track_ids: Iterable[int]) -> None:
 def queue_analysis(track_ids: Iterable[int]) -> None:
     """Queue each sampled track's analysis once the surrounding transaction commits."""
     _queue_on_commit(analyse_catalog_track, track_ids)
+
+
+@shared_task(name=REFRESH_LIBRARY_INDEXES, autoretry_for=DATABASE_ERRORS, max_retries=3)
+def refresh_library_indexes() -> list[int]:
+    """Bring every user's "songs like this" index up to date (run by celery beat)."""
+    return similar.refresh_library_indexes()
 
 
 def queue_refetch(track_ids: Iterable[int]) -> None:

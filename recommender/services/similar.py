@@ -168,6 +168,21 @@ def sync_library_index(analysed: Any, index: GenreIndex) -> int:
     return int(now["count"])
 
 
+def refresh_library_indexes() -> list[int]:
+    """Bring every user's partition up to date (run by celery beat, so that the first "songs
+    like this" after a scan or a big import finds it built rather than building it then):
+    the owners whose tracks it looked at (one aggregate each where nothing changed)."""
+    from classifier.models import Track  # the library's own model, read here only
+
+    analysed = Track.objects.filter(status=DONE, embedding__isnull=False)
+    owners = sorted(set(analysed.values_list("owner_id", flat=True).distinct().order_by()))
+    for owner_id in owners:
+        sync_library_index(
+            Track.objects.filter(owner_id=owner_id, status=DONE), library_index(owner_id)
+        )
+    return owners
+
+
 def _analysed_since(at: Any, since: str | None, seen_then: bool) -> bool:
     """Whether a known track was analysed again after the partition last took it."""
     if at is None or since is None:

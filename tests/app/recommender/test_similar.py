@@ -17,6 +17,7 @@ from recommender.index import library_index
 from recommender.models import CatalogTrack, Status
 from recommender.services import curation, indexing
 from recommender.services.similar import similar_catalog, similar_in_library
+from recommender.tasks import refresh_library_indexes
 
 pytestmark = pytest.mark.django_db
 RNG = np.random.default_rng(7)
@@ -166,6 +167,20 @@ def test_library_suggestions_follow_the_library_through_its_index(alice):
     close.delete()
     result = similar_in_library(mine, k=2)
     assert result.items == [] and result.message == "No other analysed tracks in your library yet."
+
+
+def test_celery_beat_builds_each_users_index_before_anyone_asks(alice, django_user_model):
+    bob = django_user_model.objects.create_user("bob", password="pw-bob-123")
+    mine = user_track(alice, "Mine", "jazz", BASE.tolist())
+    user_track(alice, "Fair", "jazz", near(0.5, seed=10))
+    theirs = user_track(bob, "Theirs", "rock", near(0.2, seed=11))
+    user_track(bob, "Unanalysed", "", None, status="pending")
+    assert refresh_library_indexes() == sorted([alice.pk, bob.pk])
+    assert sorted(library_index(alice.pk).ids().tolist()) == sorted(
+        Track.objects.filter(owner=alice).values_list("pk", flat=True)
+    )
+    assert library_index(bob.pk).ids().tolist() == [theirs.pk]
+    assert [s.item.title for s in similar_in_library(mine, k=1).items] == ["Fair"]
 
 
 def test_api_lists_catalog_and_library_suggestions(jazz_catalog, alice, client):

@@ -57,6 +57,7 @@ def test_defaults(tmp_path):
     assert shown["schedule"] == {
         "rescan-libraries": 3600.0,
         "requeue-stale-tracks": 60.0,
+        "refresh-library-indexes": 60.0,
         "remove-stale-temporaries": 3600.0,
     }
 
