@@ -103,6 +103,8 @@ class BulkForm(forms.Form):
 
 class TagPreviewForm(forms.Form):
     policy = forms.ChoiceField(choices=TagPolicy.choices, initial=TagPolicy.FILL, required=False)
+    # When the applied preview was made: a track analysed since is not written unseen.
+    previewed_at = forms.DateTimeField(required=False)
     # A selection from the library's checkboxes; without one, the filters choose.
     tracks = forms.TypedMultipleChoiceField(coerce=int, choices=(), required=False)
 

@@ -7,7 +7,6 @@ answers 404.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -15,7 +14,7 @@ from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import formats
+from django.utils import formats, timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from classifier.forms import LibraryFilterForm, TagPreviewForm, UndoSinceForm
@@ -28,13 +27,15 @@ WRITES_PER_PAGE = 100
 
 
 def _selection(request: HttpRequest, params: QueryDict) -> tuple[QuerySet[Track], str, str]:
-    """The tracks the parameters choose (a ticked selection, else the library's filters),
-    the policy, and the choice in words."""
+    """The tracks the parameters choose (a ticked selection, else the library's filters;
+    none analysed after `previewed_at`), the policy, and the choice in words."""
     form = TagPreviewForm(params)
     form.is_valid()
     data = getattr(form, "cleaned_data", {})
     policy = data.get("policy") or "fill"
     mine = Track.objects.filter(owner=request.user)
+    if data.get("previewed_at"):
+        mine = mine.exclude(analysed_at__gt=data["previewed_at"])
     ids = data.get("tracks") or []
     if ids:
         return mine.filter(pk__in=ids), policy, f"{len(ids)} selected track(s)"
@@ -62,10 +63,6 @@ def _described(request: HttpRequest, filters: dict[str, str]) -> str:
     return ", ".join(words) or "the whole library"
 
 
-def _query(params: QueryDict) -> str:
-    return urlencode([(k, v) for k, v in params.lists() for v in v if k != "csrfmiddlewaretoken"])
-
-
 @login_required
 @require_GET
 def preview(request: HttpRequest) -> HttpResponse:
@@ -81,7 +78,7 @@ def preview(request: HttpRequest) -> HttpResponse:
             "params": [
                 (k, v) for k, values in request.GET.lists() for v in values if k != "policy"
             ],
-            "query": _query(request.GET),
+            "previewed_at": timezone.now().isoformat(),
         },
     )
 

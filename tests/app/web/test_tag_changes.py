@@ -294,3 +294,13 @@ def test_a_read_only_folder_fails_each_write_with_the_reason_and_changes_nothing
     assert len(failed) == 4 and {w.status for w in failed} == {WriteStatus.FAILED}
     assert all("may not write" in w.error and "permission denied" in w.error for w in failed)
     assert {path: path.read_bytes() for path in files(tree).values()} == before
+
+
+def test_a_track_analysed_after_the_preview_is_not_written_unseen(alice, folder, run_batches):
+    page = alice.get(reverse("tag-preview"), {"folder": folder.pk, "policy": "fill"})
+    form = {"folder": folder.pk, "policy": "fill", "previewed_at": page.context["previewed_at"]}
+    later = Track.objects.get(folder=folder, relative_path__endswith=".wav")
+    Track.objects.filter(pk=later.pk).update(analysed_at=timezone.now() + timedelta(seconds=5))
+    run_batches(lambda: alice.post(reverse("tag-apply"), form))
+    written = TagWrite.objects.values_list("track__relative_path", flat=True)
+    assert len(written) == 3 and not any(path.endswith(".wav") for path in written)
