@@ -38,10 +38,12 @@ _MP4_GENRE = "\xa9gen"
 
 
 def take(path: str | os.PathLike[str]) -> Snapshot:
-    """The genre fields of `path`'s tags as they are now."""
+    """The genre fields of `path`'s tags as they are now (its tags measured against
+    tagbounds' limits first, as every read of a file's tags is)."""
     target = Path(path).resolve()
+    audio = open_file(target, target, "read")
     with target.open("rb") as handle:
-        return _take_from(handle, target)
+        return _take_from(audio, handle)
 
 
 def restore(path: str | os.PathLike[str], snapshot: Snapshot, id3_separator: str = "; ") -> None:
@@ -55,7 +57,7 @@ def restore(path: str | os.PathLike[str], snapshot: Snapshot, id3_separator: str
 
     def verify(handle: IO[bytes], target: Path) -> None:
         handle.seek(0)
-        found = _take_from(handle, target)
+        found = _take_from(open_file(handle, target, "read"), handle)
         if found != wanted:
             raise TagError(
                 f"the genre tags put back into {target.name} read back differently; "
@@ -73,8 +75,8 @@ def same_values(first: Snapshot, second: Snapshot) -> bool:
 # ---------------------------------------------------------------- reading
 
 
-def _take_from(handle: IO[bytes], target: Path) -> Snapshot:
-    audio = open_file(handle, target, "read")
+def _take_from(audio: mutagen.FileType, handle: IO[bytes]) -> Snapshot:
+    """The snapshot of the parsed `audio`; `handle` (the same file) for a WAV's RIFF list."""
     fmt, family = kind_of(audio)
     snapshot: Snapshot = {
         "format": fmt,

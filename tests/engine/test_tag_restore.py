@@ -15,10 +15,11 @@ from mutagen.id3 import TCON, TXXX
 from mutagen.mp4 import MP4FreeForm
 
 from classifier.engine import tagrestore
-from classifier.engine.errors import TagError
+from classifier.engine.errors import TagBoundsError, TagError
 from classifier.engine.filetags import read_tags, write_genres
 from classifier.engine.riffinfo import set_genre
 from tests.audiofiles import FORMATS, make_audio_file
+from tests.engine.bombs import many_frames_tag, mp3_with_tag
 from tests.tagfiles import ID3_FORMATS, decorate, packet_digest, set_genres, whole_tags
 
 ALL_FORMATS = list(FORMATS)
@@ -106,3 +107,10 @@ def test_a_snapshot_is_refused_on_a_file_of_another_format(tmp_path: Path) -> No
     with pytest.raises(TagError, match="no longer a flac file"):
         tagrestore.restore(mp3, tagrestore.take(flac))
     assert mp3.read_bytes() == data
+
+
+def test_a_tag_bomb_is_refused_before_mutagen_parses_it(tmp_path: Path) -> None:
+    mp3 = make_audio_file(tmp_path, "mp3", seconds=0.5)
+    bomb = mp3_with_tag(mp3, many_frames_tag(100_000), tmp_path / "frames.mp3")
+    with pytest.raises(TagBoundsError):
+        tagrestore.take(bomb)
