@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from classifier.engine import tagrestore
@@ -357,10 +357,10 @@ def _keep_track_current(track: Track, path: str, genres: list[str]) -> str:
 def batch_counts(batch: TagBatch) -> dict[str, int]:
     """How the batch's files stand: by write status (apply) or undone/refused (undo)."""
     if batch.kind == TagBatchKind.APPLY:
-        writes = batch.writes.all()
-        return {s.value: writes.filter(status=s).count() for s in WriteStatus}
-    undoes = batch.undoes.all()
-    return {
-        "undone": undoes.filter(status=WriteStatus.UNDONE).count(),
-        "refused": undoes.exclude(undo_error="").count(),
-    }
+        # One grouped query: the batch page polls this every second or two.
+        found = dict(batch.writes.order_by().values_list("status").annotate(n=Count("pk")))
+        return {s.value: found.get(s.value, 0) for s in WriteStatus}
+    return batch.undoes.aggregate(
+        undone=Count("pk", filter=Q(status=WriteStatus.UNDONE)),
+        refused=Count("pk", filter=~Q(undo_error="")),
+    )
