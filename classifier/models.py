@@ -100,6 +100,11 @@ class LibraryFolder(models.Model):
     def __str__(self) -> str:
         return self.path
 
+    @property
+    def is_scanning(self) -> bool:
+        """A scan is queued or running (the folders page follows it live)."""
+        return self.scan_status in (ScanStatus.QUEUED, ScanStatus.SCANNING)
+
 
 def sort_title() -> Func:
     """What the library sorts titles by: an untagged track by its file name, not first

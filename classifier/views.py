@@ -271,7 +271,7 @@ def folder_status(request: HttpRequest, pk: int) -> JsonResponse:
             "scan_status": folder.scan_status,
             "scan_label": folder.get_scan_status_display(),
             "found": folder.scan_counts.get("found", 0),
-            "busy": folder.scan_status in ("queued", "scanning") or live["queued"] > 0,
+            "busy": folder.is_scanning or live["queued"] > 0,
             **live,
         }
     )
