@@ -106,6 +106,11 @@ class LibraryFolder(models.Model):
         return self.scan_status in (ScanStatus.QUEUED, ScanStatus.SCANNING)
 
 
+def display_title(title: str, original_name: str) -> str:
+    """What a track is called: its tag's title, else its file name without the extension."""
+    return title or PurePosixPath(original_name).stem
+
+
 def sort_title() -> Func:
     """What the library sorts titles by: an untagged track by its file name, not first
     because its title is blank; case aside."""
@@ -247,7 +252,7 @@ class Track(models.Model):
 
     @property
     def display_title(self) -> str:
-        return self.title or PurePosixPath(self.original_name).stem
+        return display_title(self.title, self.original_name)
 
     @property
     def in_folder(self) -> bool:

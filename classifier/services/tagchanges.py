@@ -37,6 +37,7 @@ from classifier.models import (
     TagWrite,
     Track,
     WriteStatus,
+    display_title,
 )
 
 PREVIEW_ROWS = 500
@@ -105,9 +106,7 @@ def _changes(tracks: QuerySet[Track], policy: str) -> Any:
         if after == (before or []):
             yield None
         else:
-            yield Change(
-                pk, title or os.path.splitext(name)[0], relative or "upload", before, after
-            )
+            yield Change(pk, display_title(title, name), relative or "upload", before, after)
 
 
 def start_apply(owner: Any, tracks: QuerySet[Track], policy: str, description: str) -> list[int]:
