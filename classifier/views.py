@@ -62,8 +62,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     mine = Track.objects.filter(owner=request.user)
     form = LibraryFilterForm(request.GET or None)
     filters = form.filters() if request.GET else {"sort": "added"}
-    # One grouped query counts the library for the header, the chart and (unless a search
-    # or a genre narrows it) the pages; the page itself is one more.
+    # One grouped query counts the library for the header, the chart and (unless a search,
+    # a genre, a review queue or one folder narrows it) the pages; the page is one more.
     summary = summarise(mine)
     listed = filter_tracks(mine, **filters)
     size = settings.GENREWEB_PAGE_SIZE
