@@ -3,21 +3,26 @@ the caller down.
 
 Decoding runs native code on bytes a stranger sent. A segmentation fault there ends the
 whole process: in the web app that is a worker and every request it serves. check_isolated()
-decodes the file's first block in a child (`python -m classifier.engine.isolation PATH`)
-and turns what happened to it into the typed error the caller would have seen in process,
-or into an AudioError that says the decoder crashed or took too long.
+decodes the file's first block in a child and turns what happened to it into the typed error
+the caller would have seen in process, or into an AudioError that says the decoder crashed
+or took too long.
 
-The child imports the decoder only (no Django, no torch): it starts in well under a second.
+The children fork from a server process that has imported the decoder once (multiprocessing's
+forkserver): a check costs a fork, 30-50 ms, where a fresh interpreter importing PyAV and
+numpy took 200-250 ms of every upload. The server holds no file and no state of the caller,
+so a child sees only the one path it is given.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import faulthandler
 import logging
+import multiprocessing
 import signal
-import subprocess
-import sys
+import tempfile
+from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from classifier.engine import errors
@@ -28,74 +33,90 @@ log = logging.getLogger(__name__)
 
 # A check decodes one block (4 s of audio): anything past this is a decoder that hangs.
 CHECK_TIMEOUT = 60.0
-# The repository (or site-packages) folder that holds the `classifier` package.
-_PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+# How long a child that has answered may take to exit before it is killed.
+EXIT_GRACE = 5.0
+# What a child runs on the path: the decoder's check (a stand-in replaces it in the tests,
+# where it must be a module-level function, the child importing it by name).
+CHECK: Callable[[str], AudioInfo] = check
 # The typed errors a child may report, by class name.
 _TYPED: dict[str, type[EngineError]] = {
     cls.__name__: cls
     for cls in vars(errors).values()
     if isinstance(cls, type) and issubclass(cls, EngineError)
 }
+_CONTEXT = multiprocessing.get_context("forkserver")
+# "__main__" too: otherwise every child would import the caller's main script again.
+_CONTEXT.set_forkserver_preload(["__main__", __name__])
 
 
 def check_isolated(path: str | Path, timeout: float = CHECK_TIMEOUT) -> AudioInfo:
     """audio.check(path) in a child process: what the file holds where it decodes, else raises
     the AudioError subclass the check raised, or AudioError when the child crashed, hung
-    or failed unexpectedly (logged with the child's output)."""
+    or failed unexpectedly (logged with the child's Python stack where it crashed)."""
     path = Path(path)
-    try:
-        child = subprocess.run(
-            _command(path),
-            cwd=_PACKAGE_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired:
+    with tempfile.NamedTemporaryFile(prefix="genreweb-check-", suffix=".log") as trace:
+        answer, exitcode = _run_child(path, timeout, trace.name)
+        stack = Path(trace.name).read_text(errors="replace")[-4000:]
+    if answer is None:
         log.warning("checking %s: no answer after %.0f s", path, timeout)
         raise AudioError(
             f"{path.name} could not be checked: decoding its first seconds took "
             f"longer than {timeout:.0f} s"
-        ) from None
-    if child.returncode < 0:
-        name = _signal_name(-child.returncode)
-        log.error("checking %s: the decoder died of %s\n%s", path, name, child.stderr[-4000:])
+        )
+    if exitcode is not None and exitcode < 0 and not answer:
+        name = _signal_name(-exitcode)
+        log.error("checking %s: the decoder died of %s\n%s", path, name, stack)
         raise AudioError(
             f"{path.name} cannot be decoded: the decoder crashed on it ({name}); "
             "the file is damaged or in a form the decoder mishandles"
         )
-    answer = _answer(child.stdout)
+    return _result(path, answer, exitcode)
+
+
+def _run_child(
+    path: Path, timeout: float, trace: str
+) -> tuple[dict[str, object] | None, int | None]:
+    """The child's answer ({} where it gave none, None where it hung) and its exit code."""
+    receive, send = _CONTEXT.Pipe(duplex=False)
+    child = _CONTEXT.Process(
+        target=_child, args=(str(path.resolve()), send, CHECK, trace), name="genreweb-check"
+    )
+    child.start()
+    send.close()  # the child holds the only sending end: its death is an end of file here
+    try:
+        answer = _receive(receive, timeout)
+    finally:
+        receive.close()
+    child.join(EXIT_GRACE if answer is not None else 0)
+    if child.exitcode is None:
+        child.kill()
+        child.join()
+    return answer, child.exitcode
+
+
+def _receive(receive: Connection, timeout: float) -> dict[str, object] | None:
+    if not receive.poll(timeout):
+        return None
+    try:
+        answer = receive.recv()
+    except EOFError:  # the child died before answering
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
+def _result(path: Path, answer: dict[str, object], exitcode: int | None) -> AudioInfo:
     info = answer.get("info")
-    if answer.get("ok") is True and child.returncode == 0 and isinstance(info, dict):
+    if answer.get("ok") is True and isinstance(info, dict):
         return AudioInfo(**info)
     kind, message = str(answer.get("error", "")), str(answer.get("message", ""))
     typed = _TYPED.get(kind)
     if typed is not None and issubclass(typed, AudioError) and message:
         raise typed(message)
-    log.error(
-        "checking %s: the check failed unexpectedly (exit status %s)\n%s",
-        path,
-        child.returncode,
-        child.stderr[-4000:],
-    )
+    log.error("checking %s: the check failed unexpectedly (exit status %s)", path, exitcode)
     detail = f" ({message})" if message else ""
     raise AudioError(
         f"{path.name} could not be checked: an internal error stopped the decoder{detail}"
     )
-
-
-def _command(path: Path) -> list[str]:
-    return [sys.executable, "-m", "classifier.engine.isolation", str(path.resolve())]
-
-
-def _answer(stdout: str) -> dict[str, object]:
-    lines = stdout.strip().splitlines()
-    try:
-        answer = json.loads(lines[-1]) if lines else {}
-    except ValueError:
-        return {}
-    return answer if isinstance(answer, dict) else {}
 
 
 def _signal_name(number: int) -> str:
@@ -105,27 +126,18 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The child: check one file, answer one JSON line on stdout."""
-    import faulthandler
-
-    faulthandler.enable()  # a crash leaves its Python stack on stderr, for the log
-    arguments = sys.argv[1:] if argv is None else argv
-    if len(arguments) != 1:
-        sys.stderr.write("usage: python -m classifier.engine.isolation PATH\n")
-        return 2
-    try:
-        info = check(arguments[0])
-    except EngineError as exc:
-        answer: dict[str, object] = {"error": type(exc).__name__, "message": str(exc)}
-    except Exception as exc:
-        log.error("unexpected error checking %s", arguments[0], exc_info=exc)
-        answer = {"error": "unexpected", "message": f"{type(exc).__name__}: {exc}"}
-    else:
-        answer = {"ok": True, "info": dataclasses.asdict(info)}
-    sys.stdout.write(json.dumps(answer) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def _child(path: str, send: Connection, run: Callable[[str], AudioInfo], trace: str) -> None:
+    """In the child: check one file, send one answer."""
+    with open(trace, "a", encoding="utf-8") as stack:
+        faulthandler.enable(stack)  # a crash leaves its Python stack for the caller's log
+        try:
+            info = run(path)
+        except EngineError as exc:
+            answer: dict[str, object] = {"error": type(exc).__name__, "message": str(exc)}
+        except Exception as exc:
+            log.error("unexpected error checking %s", path, exc_info=exc)
+            answer = {"error": "unexpected", "message": f"{type(exc).__name__}: {exc}"}
+        else:
+            answer = {"ok": True, "info": dataclasses.asdict(info)}
+        send.send(answer)
+        send.close()

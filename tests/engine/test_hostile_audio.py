@@ -28,11 +28,13 @@ from classifier.engine.isolation import check_isolated
 from tests.audiofiles import make_audio_file
 from tests.conftest import MODEL_DIR
 from tests.engine.hostile import (
-    PYAV_PLANE_BUG,
     channel_signals,
+    exiting_check,
     expected_mono,
     garbage,
+    hanging_check,
     impossible_wavs,
+    pyav_plane_bug,
     raw_wav,
     run_in_child,
     with_tail,
@@ -124,32 +126,28 @@ def test_the_upload_check_passes_a_7_1_file(tmp_path):
 # --- the upload check in a child process --------------------------------------------------
 
 
-def test_a_decoder_crash_is_a_typed_error_not_the_callers_end(tmp_path, monkeypatch):
+def test_a_decoder_crash_is_a_typed_error_not_the_callers_end(tmp_path, monkeypatch, caplog):
     path = write_multichannel(tmp_path / "surround.wav", channel_signals(8, 48_000), 48_000)
     # The decoder as it was: the real PyAV crash, in the checking child.
-    monkeypatch.setattr(
-        isolation, "_command", lambda p: [sys.executable, "-c", PYAV_PLANE_BUG, str(p)]
-    )
+    monkeypatch.setattr(isolation, "CHECK", pyav_plane_bug)
     with pytest.raises(AudioError) as refused:
         check_isolated(path)
     message = str(refused.value)
     assert "surround.wav" in message and "crashed" in message and "SIGSEGV" in message
+    # The log keeps where it crashed: the child's Python stack, written as it died.
+    assert "in pyav_plane_bug" in caplog.text and "Segmentation fault" in caplog.text
 
 
 def test_a_hanging_check_is_stopped(tmp_path, monkeypatch):
     path = make_audio_file(tmp_path, "wav", seconds=1.0)
-    monkeypatch.setattr(
-        isolation, "_command", lambda p: [sys.executable, "-c", "import time; time.sleep(60)"]
-    )
+    monkeypatch.setattr(isolation, "CHECK", hanging_check)
     with pytest.raises(AudioError, match="longer than 1 s"):
         check_isolated(path, timeout=1)
 
 
 def test_a_child_that_fails_unexpectedly_is_a_readable_error(tmp_path, monkeypatch):
     path = make_audio_file(tmp_path, "wav", seconds=1.0)
-    monkeypatch.setattr(
-        isolation, "_command", lambda p: [sys.executable, "-c", "raise SystemExit(3)"]
-    )
+    monkeypatch.setattr(isolation, "CHECK", exiting_check)
     with pytest.raises(AudioError, match="internal error"):
         check_isolated(path)
 

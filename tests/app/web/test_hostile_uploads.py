@@ -3,7 +3,6 @@ has no decoder for, junk after the audio, and a failed track's spectrogram."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,10 +16,10 @@ from classifier.services import intake, processing
 from tests.audiofiles import make_audio_file
 from tests.engine import bombs
 from tests.engine.hostile import (
-    PYAV_PLANE_BUG,
     assert_decodes_in_child,
     channel_signals,
     impossible_wavs,
+    pyav_plane_bug,
     with_tail,
     write_multichannel,
 )
@@ -69,9 +68,7 @@ def test_a_decoder_crash_refuses_the_upload_and_spares_the_web_worker(
     admin_client, tmp_path, monkeypatch, django_capture_on_commit_callbacks
 ):
     # The decoder as it was before the fix crashed on 7.1: that crash, in the checking child.
-    monkeypatch.setattr(
-        isolation, "_command", lambda p: [sys.executable, "-c", PYAV_PLANE_BUG, str(p)]
-    )
+    monkeypatch.setattr(isolation, "CHECK", pyav_plane_bug)
     path = write_multichannel(tmp_path / "surround.wav", channel_signals(8, 48_000), 48_000)
     assert_decodes_in_child(path)  # were the check in this process, it would not crash here
     status, body = post(admin_client, path, django_capture_on_commit_callbacks)
