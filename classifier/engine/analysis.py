@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from classifier.engine.config import TagChoice
+
+if TYPE_CHECKING:
+    from classifier.engine.evidence import TrackEvidence
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,8 @@ class Analysis:
     # How far the track sounds from the training music (novelty.py; above 1: not like
     # it, the verdict is uncertain); None where no novelty model was loaded.
     novelty: float | None = None
+    # What the file's own tags say, read in the same open as its audio; None: not read.
+    evidence: TrackEvidence | None = None
 
     @property
     def primary(self) -> str | None:

@@ -211,6 +211,12 @@ class AudioFile:
     def size(self) -> int:
         return os.fstat(self._handle.fileno()).st_size
 
+    @property
+    def handle(self) -> BinaryIO:
+        """The open file, for a reader sharing the one open (the tag reader): it must leave
+        the position as it found it, since FFmpeg may read on from there."""
+        return self._handle
+
     def read_at(self, offset: int, count: int) -> bytes:
         """`count` bytes from `offset`, without moving the position FFmpeg reads from."""
         return os.pread(self._handle.fileno(), count, offset)

@@ -164,7 +164,8 @@ def _analyse(engine: Engine, path: Path, options: dict[str, Any]) -> _Found | st
         return unexpected_error(log, path.name, exc)
     # The second pass needs only the verdict: the timeline and embedding would pile up.
     analysis.timeline, analysis.embedding = [], None
-    return _Found(path, analysis, read_evidence(path))
+    found = analysis.evidence if analysis.evidence is not None else read_evidence(path)
+    return _Found(path, analysis, found)
 
 
 def _fuse(found: list[_Found]) -> dict[Path, tuple[Analysis, list[dict[str, Any]]]]:

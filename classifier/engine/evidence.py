@@ -15,6 +15,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from classifier.engine.errors import EngineError
 from classifier.engine.filetags import TagInfo, read_tags
@@ -193,11 +194,17 @@ def evidence_from_tags(info: TagInfo, taxonomy: Taxonomy | None = None) -> Track
     )
 
 
-def read_evidence(path: str | os.PathLike[str], taxonomy: Taxonomy | None = None) -> TrackEvidence:
+def read_evidence(
+    path: str | os.PathLike[str],
+    taxonomy: Taxonomy | None = None,
+    *,
+    handle: BinaryIO | None = None,
+) -> TrackEvidence:
     """The evidence of `path`'s tags; a file whose tags cannot be read has none, with a note
-    saying why (the audio's verdict stands alone)."""
+    saying why (the audio's verdict stands alone). `handle`: the file already open (see
+    read_tags)."""
     try:
-        info = read_tags(path)
+        info = read_tags(path, handle=handle)
     except EngineError as exc:
         return TrackEvidence(notes=[f"tags not read: {exc}"])
     except Exception as exc:  # a damaged tag must never cost the verdict

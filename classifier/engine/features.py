@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -272,8 +272,21 @@ def extract_chunks(
     iter_decode, and EmptyAudioError when every chunk is silent; what decoding put up with
     (junk after the audio) is in the Chunks' warnings.
     A track with many more chunks than the budget is not decoded whole: each chosen chunk is
-    decoded by seeking (see sparse_chunks), so a long track costs what a short one does. The
-    file is opened once for all of it, but for a track that cannot be sought after all.
+    decoded by seeking (see sparse_chunks), so a long track costs what a short one does.
+    """
+    with opened_chunks(path, budget, on_progress) as (chunks, _):
+        return chunks
+
+
+@contextmanager
+def opened_chunks(
+    path: str | Path,
+    budget: int | None = DEFAULT_CHUNK_BUDGET,
+    on_progress: Callable[[float], None] | None = None,
+) -> Iterator[tuple[Chunks, AudioFile]]:
+    """extract_chunks(), and the file still open, for what else is read from it (its tags).
+
+    The file is opened once for all of it, but for a track that cannot be sought after all.
     """
     path = Path(path)
     warnings: list[str] = []
@@ -283,20 +296,20 @@ def extract_chunks(
             sparse = sparse_chunks(audio, budget, on_progress)
             if sparse is not None:
                 sparse.warnings[:0] = warnings
-                return sparse
+                yield sparse, audio
+                return
             if audio.seek_problem is not None:
                 _log.warning(
                     "%s cannot be sought: %s; decoding it whole", path.name, audio.seek_problem
                 )
         if audio.fresh:
-            return _streamed_chunks(
-                audio.blocks(on_progress=on_progress, warnings=warnings), path, budget, warnings
-            )
+            blocks = audio.blocks(on_progress=on_progress, warnings=warnings)
+            yield _streamed_chunks(blocks, path, budget, warnings), audio
+            return
     # Sought part way and then refused: the streamed pass needs the file from its start.
     with open_audio(path) as audio:
-        return _streamed_chunks(
-            audio.blocks(on_progress=on_progress, warnings=warnings), path, budget, warnings
-        )
+        blocks = audio.blocks(on_progress=on_progress, warnings=warnings)
+        yield _streamed_chunks(blocks, path, budget, warnings), audio
 
 
 def _rising(callback: Callable[[float], None] | None) -> Callable[[float], None] | None:

@@ -15,7 +15,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 import mutagen
 from mutagen.aiff import AIFF
@@ -81,18 +81,35 @@ _KINDS: dict[type[mutagen.FileType], _Kind] = {
 # ---------------------------------------------------------------- public API
 
 
-def read_tags(path: str | os.PathLike[str], *, id3_separator: str = "; ") -> TagInfo:
+def read_tags(
+    path: str | os.PathLike[str], *, id3_separator: str = "; ", handle: BinaryIO | None = None
+) -> TagInfo:
     """The title, artist, album, genres, cover presence and Genreweb provenance of `path`.
 
     ID3 genre values are split on `id3_separator` (stripped), since ID3v2.3 holds only one
     value per frame and write_genres joins several with it there.
+    `handle`: `path` already open (the decoder's one open of it), read without opening the
+    file again and left at the position it had.
     """
     target = Path(path)
-    audio = open_file(target, target, "read")
+    if handle is None:
+        return _read_fields(open_file(target, target, "read"), target, id3_separator)
+    position = handle.tell()
+    try:
+        bounds = check_tags(target, handle)
+        if not bounds.ok:
+            raise TagBoundsError(bounds.note(target.name))
+        handle.seek(0)
+        return _read_fields(open_file(handle, target, "read"), handle, id3_separator)
+    finally:
+        handle.seek(position)
+
+
+def _read_fields(audio: mutagen.FileType, source: Path | IO[bytes], separator: str) -> TagInfo:
     kind = _KINDS[type(audio)]
-    fields = _READERS[kind.family](audio, id3_separator)
+    fields = _READERS[kind.family](audio, separator)
     if kind.format == "wav":
-        fields["genres"] = _with_riff_genres(fields["genres"], target, id3_separator)
+        fields["genres"] = _with_riff_genres(fields["genres"], source, separator)
     return TagInfo(format=kind.format, **fields)
 
 

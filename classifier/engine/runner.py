@@ -21,7 +21,8 @@ from classifier.engine import novelty
 from classifier.engine.analysis import Analysis, Chunk, GenreScore, StyleScore
 from classifier.engine.config import DEFAULT_CHUNK_BUDGET, DEFAULT_MIN_CONFIDENCE, INFERENCE_BATCH
 from classifier.engine.errors import ModelError
-from classifier.engine.features import Chunks, extract_chunks
+from classifier.engine.evidence import TrackEvidence, read_evidence
+from classifier.engine.features import Chunks, opened_chunks
 from classifier.engine.head import GenreHead, HeadInfo, load_head
 from classifier.engine.inference import SplitInference
 from classifier.engine.labels import MSD_TAGS, STYLE_TAGS
@@ -62,6 +63,7 @@ class ChunkOutputs:
     taggram: np.ndarray  # (k, 50) sigmoid scores of the MSD tags
     penultimate: np.ndarray  # (k, 200)
     features: np.ndarray  # (k, d) what the head reads
+    evidence: TrackEvidence | None = None  # the file's tags, where they were asked for
 
 
 def head_features(
@@ -143,11 +145,17 @@ class Engine:
         full: bool = True,
         feature: str = "penultimate",
         on_progress: Progress | None = None,
+        evidence: bool = False,
     ) -> ChunkOutputs:
+        """The CNN's outputs on the track's chunks; with `evidence`, also what its tags say,
+        read while the file is open for its audio."""
         budget = None if full else DEFAULT_CHUNK_BUDGET
         decoding = (lambda f: on_progress("decoding", f)) if on_progress else None
-        chunks = extract_chunks(path, budget=budget, on_progress=decoding)
-        return self.run_chunks(chunks, feature, on_progress)
+        with opened_chunks(path, budget=budget, on_progress=decoding) as (chunks, audio):
+            found = read_evidence(audio.path, handle=audio.handle) if evidence else None
+        outputs = self.run_chunks(chunks, feature, on_progress)
+        outputs.evidence = found
+        return outputs
 
     def analyse(
         self,
@@ -158,7 +166,9 @@ class Engine:
         min_confidence: float | None = None,
         on_progress: Progress | None = None,
     ) -> Analysis:
-        outputs = self.embed(path, full=full, feature=self.info.feature, on_progress=on_progress)
+        outputs = self.embed(
+            path, full=full, feature=self.info.feature, on_progress=on_progress, evidence=True
+        )
         chunk_probs = self.probabilities(outputs.features)
         return self.verdict(str(path), outputs, chunk_probs, top_k, min_confidence)
 
@@ -205,6 +215,7 @@ class Engine:
             warnings=warnings,
             parents=dict(parents),
             novelty=novel,
+            evidence=outputs.evidence,
         )
 
 

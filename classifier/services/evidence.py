@@ -76,11 +76,12 @@ def weights() -> FusionWeights | None:
 # ---------------------------------------------------------------- the file's evidence
 
 
-def file_evidence(track: Track) -> TrackEvidence:
-    """What the stored file's tags say. Once Genreweb has written genres into the file they
-    are its own verdict, not evidence: the genres first read from the file (stored at the
-    first analysis) stand in for them, so what the user wrote is never lost."""
-    found = read_evidence(track.audio_path)
+def file_evidence(track: Track, found: TrackEvidence | None = None) -> TrackEvidence:
+    """What the stored file's tags say (`found`: as the analysis read them, in its one open
+    of the file). Once Genreweb has written genres into the file they are its own verdict,
+    not evidence: the genres first read from the file (stored at the first analysis) stand
+    in for them, so what the user wrote is never lost."""
+    found = found if found is not None else read_evidence(track.audio_path)
     if GENREWEB_TAGS_NOTE in found.notes:
         first = evidence_from_json((track.fusion or {}).get("file"))
         if first.values:
@@ -380,7 +381,7 @@ def arrival(track: Track, analysis: Analysis) -> tuple[Analysis, dict[str, Any]]
     """A freshly analysed track fused with its file's tag, album and artist: the fused
     analysis, and the evidence fields to store with it."""
     audio = dataclasses.replace(analysis, probabilities=rounded(analysis.probabilities))
-    evidence = file_evidence(track)
+    evidence = file_evidence(track, analysis.evidence)
     target = Target(track.pk, audio, evidence, track.review_choice)
     outcome = fuse_targets(track.owner_id, [target])[track.pk]
     fields = {

@@ -17,12 +17,16 @@ import av
 import numpy as np
 import pytest
 
-from classifier.engine import features
+from classifier.engine import features, runner
 from classifier.engine.audio import check, open_audio
 from classifier.engine.config import AUDIO
 from classifier.engine.errors import TruncatedAudioError
+from classifier.engine.evidence import read_evidence
+from classifier.engine.filetags import write_genres
+from classifier.engine.runner import EngineConfig
 from classifier.engine.tagbounds import MAX_ENTRIES
 from tests.audiofiles import FORMATS, read_mono, tone, write_audio
+from tests.conftest import MODEL_DIR
 from tests.engine.bombs import flac_with_comments, many_frames_tag, mp3_with_tag
 from tests.engine.hostile import garbage, rate_change_mp3
 
@@ -191,6 +195,22 @@ def test_a_long_track_is_opened_once(tmp_path, fmt, opens):
     assert len(chunks.patches) == 16
     assert [p for p in python_opens if Path(p) == path] == [str(path)]
     assert len(containers) == 1  # FFmpeg read the one handle, for the tags check too
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "wav"])
+def test_an_analysis_reads_audio_and_tags_in_one_open(tmp_path, fmt, opens):
+    path = long_tone(tmp_path, fmt)
+    write_genres(path, ["Hip Hop"], policy="replace")  # a spelling the taxonomy maps
+    python_opens, containers = opens
+    python_opens.clear()  # making and tagging the file opened it
+    containers.clear()
+    config = EngineConfig(model_dir=MODEL_DIR, novelty_path=None)
+    analysis = runner.Engine(config).analyse(path)
+    assert [p for p in python_opens if Path(p) == path] == [str(path)]
+    assert len(containers) == 1
+    assert analysis.evidence is not None
+    assert [set(s) for s in analysis.evidence.genre_sets()] == [{"Hip-Hop"}]
+    assert analysis.evidence.genre_sets() == read_evidence(path).genre_sets()
 
 
 def test_an_upload_check_opens_the_file_once(tmp_path, opens):
