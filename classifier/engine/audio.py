@@ -119,16 +119,20 @@ def iter_decode(
 def check(path: str | Path) -> AudioInfo:
     """What the file holds, or the typed error of a file that does not decode as audio:
     probe it and decode its first block (what an upload is checked with), in one open."""
-    path = Path(path)
-    with open_audio(path) as audio:
-        blocks = audio.blocks()
-        try:
-            first = next(blocks, None)
-        finally:
-            blocks.close()
-        if first is None or len(first) == 0:
-            raise EmptyAudioError(f"{path.name} holds no audio samples")
-        return audio.info
+    with open_audio(Path(path)) as audio:
+        return check_open(audio)
+
+
+def check_open(audio: AudioFile) -> AudioInfo:
+    """check() of a file already open (nothing decoded from it yet)."""
+    blocks = audio.blocks()
+    try:
+        first = next(blocks, None)
+    finally:
+        blocks.close()
+    if first is None or len(first) == 0:
+        raise EmptyAudioError(f"{audio.path.name} holds no audio samples")
+    return audio.info
 
 
 # --- the one open file ---------------------------------------------------------------------

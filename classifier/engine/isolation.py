@@ -3,9 +3,10 @@ the caller down.
 
 Decoding runs native code on bytes a stranger sent. A segmentation fault there ends the
 whole process: in the web app that is a worker and every request it serves. check_isolated()
-decodes the file's first block in a child and turns what happened to it into the typed error
-the caller would have seen in process, or into an AudioError that says the decoder crashed
-or took too long.
+decodes the file's first block in a child, reads its tags there from the same open (mutagen
+parses a stranger's bytes too), and turns what happened to it into the typed error the
+caller would have seen in process, or into an AudioError that says the decoder crashed or
+took too long.
 
 The children fork from a server process that has imported the decoder once (multiprocessing's
 forkserver): a check costs a fork, 30-50 ms, where a fresh interpreter importing PyAV and
@@ -15,42 +16,67 @@ so a child sees only the one path it is given.
 
 from __future__ import annotations
 
-import dataclasses
 import faulthandler
 import logging
 import multiprocessing
 import signal
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 from classifier.engine import errors
-from classifier.engine.audio import AudioInfo, check
-from classifier.engine.errors import AudioError, EngineError
+from classifier.engine.audio import AudioInfo, check_open, open_audio
+from classifier.engine.errors import AudioError, EngineError, TagError
+from classifier.engine.filetags import TagInfo, read_tags
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What a file holds where it decodes, and what its tags say."""
+
+    info: AudioInfo
+    tags: TagInfo | None  # None where they cannot be read
+    tag_problem: str | None = None  # why not
+
+
+def check_and_read(path: str) -> Checked:
+    """audio.check(path), and the file's tags, in one open of it."""
+    with open_audio(Path(path)) as audio:
+        info = check_open(audio)
+        try:
+            return Checked(info, read_tags(audio.path, handle=audio.handle))
+        except TagError as exc:
+            return Checked(info, None, str(exc))
+        except Exception as exc:  # damaged tags must never refuse audio that decodes
+            return Checked(info, None, f"{audio.path.name}: {type(exc).__name__}: {exc}")
+
 
 # A check decodes one block (4 s of audio): anything past this is a decoder that hangs.
 CHECK_TIMEOUT = 60.0
 # How long a child that has answered may take to exit before it is killed.
 EXIT_GRACE = 5.0
-# What a child runs on the path: the decoder's check (a stand-in replaces it in the tests,
-# where it must be a module-level function, the child importing it by name).
-CHECK: Callable[[str], AudioInfo] = check
+# What a child runs on the path: check_and_read (a stand-in replaces it in the tests, where
+# it must be a module-level function, the child importing it by name).
+CHECK: Callable[[str], Checked] = check_and_read
 # The typed errors a child may report, by class name.
 _TYPED: dict[str, type[EngineError]] = {
     cls.__name__: cls
     for cls in vars(errors).values()
     if isinstance(cls, type) and issubclass(cls, EngineError)
 }
+
+
 _CONTEXT = multiprocessing.get_context("forkserver")
 # "__main__" too: otherwise every child would import the caller's main script again.
 _CONTEXT.set_forkserver_preload(["__main__", __name__])
 
 
-def check_isolated(path: str | Path, timeout: float = CHECK_TIMEOUT) -> AudioInfo:
-    """audio.check(path) in a child process: what the file holds where it decodes, else raises
+def check_isolated(path: str | Path, timeout: float = CHECK_TIMEOUT) -> Checked:
+    """check_and_read(path) in a child process: what the file holds where it decodes, else raises
     the AudioError subclass the check raised, or AudioError when the child crashed, hung
     or failed unexpectedly (logged with the child's Python stack where it crashed)."""
     path = Path(path)
@@ -104,10 +130,10 @@ def _receive(receive: Connection, timeout: float) -> dict[str, object] | None:
     return answer if isinstance(answer, dict) else {}
 
 
-def _result(path: Path, answer: dict[str, object], exitcode: int | None) -> AudioInfo:
-    info = answer.get("info")
-    if answer.get("ok") is True and isinstance(info, dict):
-        return AudioInfo(**info)
+def _result(path: Path, answer: dict[str, object], exitcode: int | None) -> Checked:
+    checked = answer.get("checked")
+    if isinstance(checked, Checked):
+        return checked
     kind, message = str(answer.get("error", "")), str(answer.get("message", ""))
     typed = _TYPED.get(kind)
     if typed is not None and issubclass(typed, AudioError) and message:
@@ -126,18 +152,18 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _child(path: str, send: Connection, run: Callable[[str], AudioInfo], trace: str) -> None:
+def _child(path: str, send: Connection, run: Callable[[str], Checked], trace: str) -> None:
     """In the child: check one file, send one answer."""
     with open(trace, "a", encoding="utf-8") as stack:
         faulthandler.enable(stack)  # a crash leaves its Python stack for the caller's log
         try:
-            info = run(path)
+            checked = run(path)
         except EngineError as exc:
             answer: dict[str, object] = {"error": type(exc).__name__, "message": str(exc)}
         except Exception as exc:
             log.error("unexpected error checking %s", path, exc_info=exc)
             answer = {"error": "unexpected", "message": f"{type(exc).__name__}: {exc}"}
         else:
-            answer = {"ok": True, "info": dataclasses.asdict(info)}
+            answer = {"checked": checked}
         send.send(answer)
         send.close()

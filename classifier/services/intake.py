@@ -17,11 +17,10 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils.text import get_valid_filename
 
-from classifier.engine.audio import AudioInfo
 from classifier.engine.errors import AudioError, TagError
 from classifier.engine.files import hold, sha256_of
-from classifier.engine.filetags import read_tags
-from classifier.engine.isolation import check_isolated
+from classifier.engine.filetags import TagInfo, read_tags
+from classifier.engine.isolation import Checked, check_isolated
 from classifier.models import Source, TagPolicy, Track
 from classifier.services import formats
 from genreweb.uploads import MULTIPART_SLACK, UNNAMED
@@ -89,8 +88,9 @@ def accept_upload(owner: Any, upload: UploadedFile, tag_policy: str = TagPolicy.
         existing = Track.objects.filter(owner=owner, sha256=digest, source=Source.UPLOAD).first()
         if existing is not None:
             return Intake(existing, created=False)
-        extension, _ = formats.audio_type(check_audio(path, name))
-        tags = read_tags_quietly(path)
+        checked = check_audio(path, name)
+        extension, _ = formats.audio_type(checked.info)
+        tags = track_tags(checked)
         track = Track(
             owner=owner,
             original_name=name[:255],
@@ -148,10 +148,10 @@ def local_copy(upload: UploadedFile) -> Iterator[Path]:
         yield Path(handle.name)
 
 
-def check_audio(path: Path, name: str) -> AudioInfo:
-    """What the upload holds, or a refusal of a file that does not decode as audio: probe it
-    and decode its first block in a child process, so that a decoder crash on a stranger's
-    file is a refusal, not the end of this web worker.
+def check_audio(path: Path, name: str) -> Checked:
+    """What the upload holds and its tags, or a refusal of a file that does not decode as
+    audio: probe it, decode its first block and read its tags in a child process, so that a
+    crash on a stranger's file is a refusal, not the end of this web worker.
 
     `path` is a temporary file; `name` the user's own name for it, the only one a message
     may show.
@@ -178,6 +178,19 @@ def read_tags_quietly(path: Path) -> dict[str, Any]:
     except TagError as exc:
         log.info("tags of %s not read: %s", path, exc)
         return {}
+    return tag_fields(info)
+
+
+def track_tags(checked: Checked) -> dict[str, Any]:
+    """read_tags_quietly() of what the upload check read."""
+    if checked.tags is None:
+        log.info("tags of an upload not read: %s", checked.tag_problem)
+        return {}
+    return tag_fields(checked.tags)
+
+
+def tag_fields(info: TagInfo) -> dict[str, Any]:
+    """The Track fields of a file's tags."""
     return {
         "title": (info.title or "")[:500],
         "artist": (info.artist or "")[:500],

@@ -23,6 +23,7 @@ from classifier.engine.config import AUDIO
 from classifier.engine.errors import TruncatedAudioError
 from classifier.engine.evidence import read_evidence
 from classifier.engine.filetags import write_genres
+from classifier.engine.isolation import check_and_read
 from classifier.engine.runner import EngineConfig
 from classifier.engine.tagbounds import MAX_ENTRIES
 from tests.audiofiles import FORMATS, read_mono, tone, write_audio
@@ -219,6 +220,19 @@ def test_an_upload_check_opens_the_file_once(tmp_path, opens):
     python_opens.clear()  # making the file opened it
     containers.clear()
     assert check(path).codec == "aac"
+    assert [p for p in python_opens if Path(p) == path] == [str(path)]
+    assert len(containers) == 1
+
+
+def test_the_upload_check_reads_the_tags_in_its_one_open(tmp_path, opens):
+    path = long_tone(tmp_path, "m4a", seconds=5.0)
+    write_genres(path, ["Jazz"], policy="replace")
+    python_opens, containers = opens
+    python_opens.clear()
+    containers.clear()
+    checked = check_and_read(str(path))  # what the child of check_isolated runs
+    assert checked.info.codec == "aac" and checked.tags is not None
+    assert checked.tags.genres == ["Jazz"]
     assert [p for p in python_opens if Path(p) == path] == [str(path)]
     assert len(containers) == 1
 
