@@ -11,11 +11,12 @@ Every failure leaves as an AudioError subclass naming the file, never as av.erro
 A file whose audio decodes but that ends in data FFmpeg cannot decode (trailing zeros,
 garbage after the last frame) is not refused: what decoded is used, with a warning.
 
-Samples are read out of PyAV's frames by channel_mean(), never with AudioFrame.to_ndarray()
-or AudioFrame.planes on a planar frame: PyAV (12 to 18.1 at least) counts a frame's planes
-until it finds a NULL pointer, which runs past the end of FFmpeg's array of eight data
-pointers for 8 channels (7.1 reports 9 planes) and past the end of extended_data above
-that; to_ndarray() then reads the bogus plane and the process dies of a segmentation fault.
+Samples are read out of PyAV's frames by channel_mean() or planar_mean() (see Mixer), never
+with AudioFrame.to_ndarray(), nor with AudioFrame.planes on a planar frame of 8 channels or
+more: PyAV (12 to 18.1 at least) counts a frame's planes until it finds a NULL pointer,
+which runs past the end of FFmpeg's array of eight data pointers for 8 channels (7.1
+reports 9 planes) and past the end of extended_data above that; to_ndarray() then reads the
+bogus plane and the process dies of a segmentation fault.
 """
 
 from __future__ import annotations
@@ -416,7 +417,7 @@ class AudioFile:
     ) -> np.ndarray | None:
         """`wanted` mono samples from `first`, the frames' timestamps less `origin` placing
         them (None: the first frame is the track's first sample, and sets the origin)."""
-        to_float: av.AudioResampler | None = None
+        mixer: Mixer | None = None
         parts: list[np.ndarray] = []
         have = 0
         position: int | None = None
@@ -443,10 +444,9 @@ class AudioFile:
                 if position > first:
                     self.seek_problem = "a seek landed after the chunk it was meant for"
                     return None
-                to_float = float_converter(frame)
-            assert to_float is not None  # made on the first frame, with `position`
-            for converted in to_float.resample(frame):
-                mono = channel_mean(converted)
+                mixer = Mixer(frame)
+            assert mixer is not None  # made on the first frame, with `position`
+            for mono in mixer.mix(frame):
                 skip = max(0, first - position)
                 position += mono.size
                 if skip < mono.size:
@@ -651,6 +651,12 @@ def _judge_early_end(audio: AudioFile, decoded: float, reader: _FrameReader) -> 
 
 # The sample format frames are converted to before mixing: packed (interleaved) float32.
 PACKED_FLOAT = "flt"
+# Packed formats channel_mean() reads as they are: dtype, and the scale to float (None: none).
+PACKED: dict[str, tuple[type[np.generic], np.float32 | None]] = {
+    PACKED_FLOAT: (np.float32, None),
+    "s16": (np.int16, np.float32(2.0**-15)),
+    "s32": (np.int32, np.float32(2.0**-31)),
+}
 
 
 def float_converter(frame: av.AudioFrame) -> av.AudioResampler:
@@ -662,32 +668,84 @@ def float_converter(frame: av.AudioFrame) -> av.AudioResampler:
     return av.AudioResampler(format=PACKED_FLOAT, layout=frame.layout, rate=int(frame.sample_rate))
 
 
+# Planar float (what MP3, AAC, Vorbis and Opus decode to) is read plane by plane where the
+# frame has fewer channels than FFmpeg's eight data pointers: the pointer after its last
+# plane is then NULL, so PyAV counts its planes right (see the module's docstring).
+PLANAR_FLOAT = "fltp"
+DATA_POINTERS = 8
+
+
+class Mixer:
+    """Frames like the first one given, as the mean of their channels (librosa's to_mono).
+
+    Packed frames (float, 16- and 32-bit) and planar float frames of fewer than eight
+    channels are read directly, the rest through a converter to packed float: the same
+    float32 samples either way, without a converter's cost on every frame.
+    """
+
+    def __init__(self, frame: av.AudioFrame) -> None:
+        name = frame.format.name
+        self._planar = name == PLANAR_FLOAT and frame.layout.nb_channels < DATA_POINTERS
+        direct = self._planar or name in PACKED
+        self._to_float = None if direct else float_converter(frame)
+
+    def mix(self, frame: av.AudioFrame) -> list[np.ndarray]:
+        if self._to_float is None:
+            return [planar_mean(frame) if self._planar else channel_mean(frame)]
+        return [channel_mean(converted) for converted in self._to_float.resample(frame)]
+
+    def flush(self) -> list[np.ndarray]:
+        """What the converter still holds, at the end of a segment."""
+        if self._to_float is None:
+            return []
+        return [channel_mean(converted) for converted in self._to_float.resample(None)]
+
+
+def planar_mean(frame: av.AudioFrame) -> np.ndarray:
+    """The channel mean of a planar float32 frame of fewer than eight channels (see Mixer)."""
+    channels, count = frame.layout.nb_channels, frame.samples
+    if frame.format.name != PLANAR_FLOAT or not 0 < channels < DATA_POINTERS:
+        raise AudioError(f"internal error: {channels} channels of {frame.format.name} samples")
+    planes = frame.planes
+    if len(planes) != channels or any(p.buffer_size < count * 4 for p in planes):
+        raise AudioError(
+            f"internal error: a frame of {count} samples of {channels} channels holds "
+            f"{len(planes)} planes of {[p.buffer_size for p in planes]} bytes"
+        )
+    planar = np.stack([np.frombuffer(memoryview(p), np.float32, count=count) for p in planes])
+    mean: np.ndarray = planar.mean(axis=0, dtype=np.float32)  # as channel_mean() reduces
+    return mean
+
+
 def frame_key(frame: av.AudioFrame) -> tuple[str, str, int]:
     """What a converter is made for: a frame's sample format, channel layout and rate."""
     return (frame.format.name, frame.layout.name, int(frame.sample_rate))
 
 
 def channel_mean(frame: av.AudioFrame) -> np.ndarray:
-    """The mean of a packed float32 frame's channels, float32 (librosa's to_mono).
+    """The mean of a packed frame's channels (float32, 16- or 32-bit integers), float32
+    (librosa's to_mono).
 
     Reads the frame's one buffer with the frame's own channel and sample counts: never
-    to_ndarray() or a planar frame's `planes` (see the module's docstring).
+    to_ndarray() or a planar frame's `planes` (see the module's docstring). Integers are
+    scaled as FFmpeg converts them to float (by 2^-15 or 2^-31: exactly).
     """
-    if frame.format.name != PACKED_FLOAT:
-        raise AudioError(
-            f"internal error: expected packed float32 samples, not {frame.format.name}"
-        )
+    if frame.format.name not in PACKED:
+        raise AudioError(f"internal error: expected packed samples, not {frame.format.name}")
+    dtype, scale = PACKED[frame.format.name]
     channels = frame.layout.nb_channels
     count = frame.samples * channels
     if channels < 1 or count == 0:
         return np.zeros(0, np.float32)
     plane = frame.planes[0]  # a packed frame keeps every channel in its first buffer
-    if plane.buffer_size < count * 4:
+    if plane.buffer_size < count * np.dtype(dtype).itemsize:
         raise AudioError(
             f"internal error: a frame of {frame.samples} samples of "
             f"{channels} channels holds only {plane.buffer_size} bytes"
         )
-    interleaved = np.frombuffer(memoryview(plane), dtype=np.float32, count=count)
+    interleaved = np.frombuffer(memoryview(plane), dtype=dtype, count=count)
+    if scale is not None:
+        interleaved = interleaved.astype(np.float32) * scale
     # (channels, samples) in C order, then the mean over axis 0: the very reduction (and
     # rounding) of librosa.to_mono on the planar array it would have read.
     planar = np.ascontiguousarray(interleaved.reshape(frame.samples, channels).T)
@@ -704,7 +762,7 @@ class _MonoConverter:
         self.seconds_in = 0.0
         self.samples_out = 0
         self._key: tuple[str, str, int] | None = None
-        self._to_float: av.AudioResampler | None = None
+        self._mixer: Mixer | None = None
         self._rate = 0
         self._segment_in = 0
         self._segment_out = 0
@@ -716,10 +774,10 @@ class _MonoConverter:
         if key != self._key:
             out.extend(self._end_segment())
             self._start_segment(frame, key)
-        to_float = self._to_float
-        assert to_float is not None  # _start_segment ran for this frame's segment
-        for converted in to_float.resample(frame):
-            out.extend(self._resample(channel_mean(converted)))
+        mixer = self._mixer
+        assert mixer is not None  # _start_segment ran for this frame's segment
+        for mono in mixer.mix(frame):
+            out.extend(self._resample(mono))
         self.samples_in += frame.samples
         self.seconds_in += frame.samples / frame.sample_rate
         return out
@@ -730,7 +788,7 @@ class _MonoConverter:
     def _start_segment(self, frame: av.AudioFrame, key: tuple[str, str, int]) -> None:
         self._key = key
         self._rate = int(frame.sample_rate)
-        self._to_float = float_converter(frame)
+        self._mixer = Mixer(frame)
         self._segment_in = self._segment_out = 0
         self._resampler = None
         if self._rate != self.sample_rate:
@@ -750,17 +808,17 @@ class _MonoConverter:
         return [samples] if samples.size else []
 
     def _end_segment(self) -> list[np.ndarray]:
-        if self._to_float is None:
+        if self._mixer is None:
             return []
         out: list[np.ndarray] = []
-        for converted in self._to_float.resample(None):
-            out.extend(self._resample(channel_mean(converted)))
+        for mono in self._mixer.flush():
+            out.extend(self._resample(mono))
         out.extend(self._resample(np.zeros(0, np.float32), last=True))
         # librosa.resample pads its output to ceil(n * sr / native_sr) samples.
         wanted = -(-self._segment_in * self.sample_rate // self._rate)
         if self._segment_in and wanted > self._segment_out:
             out.extend(self._emit(np.zeros(wanted - self._segment_out, np.float32)))
-        self._to_float = None
+        self._mixer = None
         return out
 
 

@@ -12,6 +12,7 @@ import librosa
 import numpy as np
 import pytest
 
+from classifier.engine import audio
 from classifier.engine.audio import AudioInfo, decode, iter_decode, probe
 from classifier.engine.errors import AudioError, EmptyAudioError, NotAudioError, TruncatedAudioError
 from tests.audiofiles import FORMATS, make_audio_file, tone, write_audio
@@ -277,3 +278,65 @@ def test_missing_file_and_folder(tmp_path):
         probe(missing)
     with pytest.raises(AudioError, match="folder"):
         list(iter_decode(tmp_path))
+
+
+# Encoder, container, sample format, layout: what each decodes to is read by Mixer directly
+# (planar float under eight channels, packed float and integers) or through the converter.
+MIXED = [
+    ("libmp3lame", "mp3", "fltp", "stereo"),
+    ("aac", "mp4", "fltp", "5.1"),
+    ("libopus", "ogg", "flt", "mono"),
+    ("flac", "flac", "s16", "stereo"),
+    ("flac", "flac", "s32", "5.1"),
+    ("pcm_f32le", "wav", "flt", "stereo"),
+    ("pcm_s16le", "wav", "s16", "quad"),
+    ("pcm_s32le", "wav", "s32", "mono"),
+    ("pcm_u8", "wav", "u8", "stereo"),
+]
+
+
+def _encode_channels(path: Path, codec: str, container: str, fmt: str, layout: str) -> Path:
+    rate = 48_000  # Opus's
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=rate)
+        stream.layout, stream.format = layout, fmt
+        stream.time_base = Fraction(1, rate)
+        channels = stream.codec_context.layout.nb_channels
+        size = stream.codec_context.frame_size or 1024
+        signals = np.stack(
+            [sine(1.0, 180.0 * (c + 1), rate, 0.1 + 0.1 * c) for c in range(channels)]
+        )
+        for start in range(0, signals.shape[1], size):
+            block = signals[:, start : start + size].astype(np.float32)
+            frame = av.AudioFrame.from_ndarray(block, format="fltp", layout=layout)
+            frame.sample_rate, frame.pts = rate, start
+            for converted in av.AudioResampler(format=fmt, layout=layout, rate=rate).resample(
+                frame
+            ):
+                converted.pts = start
+                for packet in stream.encode(converted):
+                    out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize(("codec", "container", "fmt", "layout"), MIXED)
+def test_the_mixer_reads_frames_as_the_float_converter_would(
+    tmp_path, codec, container, fmt, layout
+):
+    path = _encode_channels(tmp_path / f"mix.{container}", codec, container, fmt, layout)
+    frames = 0
+    with av.open(str(path)) as decoded:
+        stream = decoded.streams.audio[0]
+        for frame in decoded.decode(stream):
+            mixer, converter = audio.Mixer(frame), audio.float_converter(frame)
+            direct = np.concatenate(mixer.mix(frame) + mixer.flush())
+            converted = [audio.channel_mean(c) for c in converter.resample(frame)]
+            converted += [audio.channel_mean(c) for c in converter.resample(None)]
+            assert direct.dtype == np.float32
+            np.testing.assert_array_equal(direct, np.concatenate(converted))
+            frames += 1
+    assert frames > 10
+    reads_directly = frame.format.name in ("fltp", *audio.PACKED)
+    assert (mixer._to_float is None) == reads_directly  # u8 goes through the converter
