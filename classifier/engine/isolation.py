@@ -11,7 +11,9 @@ took too long.
 The children fork from a server process that has imported the decoder once (multiprocessing's
 forkserver): a check costs a fork, 30-50 ms, where a fresh interpreter importing PyAV and
 numpy took 200-250 ms of every upload. The server holds no file and no state of the caller,
-so a child sees only the one path it is given.
+so a child sees only the one path it is given. As with every multiprocessing program, a
+script that calls check_isolated keeps its own work under `if __name__ == "__main__":`
+(the server imports the caller's main module once, as the children would).
 """
 
 from __future__ import annotations

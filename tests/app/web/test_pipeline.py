@@ -216,13 +216,19 @@ def test_worker_that_keeps_dying_gives_up(pending_track):
     assert track.status == Status.FAILED and "3 times" in track.error
 
 
-def test_progress_is_written_by_stage(pending_track):
+def test_progress_is_written_by_stage_and_now_and_then(pending_track):
     token = processing.claim_track(pending_track.pk)
-    report = processing.progress_reporter(pending_track.pk, token)
-    report("decoding", 0.5)
+    now = [100.0]
+    report = processing.progress_reporter(pending_track.pk, token, clock=lambda: now[0])
+    report("decoding", 0.5)  # a new stage: written at once
     assert Track.objects.get(pk=pending_track.pk).progress == 0.5
     report("decoding", 0.55)  # under a tenth: not worth a write
     assert Track.objects.get(pk=pending_track.pk).progress == 0.5
+    report("decoding", 0.8)  # a tenth and more, but too soon after the last write
+    assert Track.objects.get(pk=pending_track.pk).progress == 0.5
+    now[0] += processing.PROGRESS_INTERVAL
+    report("decoding", 0.85)
+    assert Track.objects.get(pk=pending_track.pk).progress == 0.85
     report("analysing", 0.0)
     track = Track.objects.get(pk=pending_track.pk)
     assert (track.stage, track.progress) == (Stage.ANALYSING, 0.0)
