@@ -18,6 +18,13 @@ MUSICNN_SHA256 = {
     ".index": "87f3e0f3550c8d3bafc840374003e5c8af5eeb5ecf6add61af09a7822d3282c8",
     ".data-00000-of-00001": "8579734ee6388f799ed0def4bbd0d1fdcbeaf213ef2a9dc860917bd76a303de6",
 }
+# The wheel's MagnaTagATune model (same architecture, 50 MTT tags): not used by the engine,
+# measured as a second view by bench/second_view.py (the model card's "Second view").
+MTT_CHECKPOINT_DIR = "MTT_musicnn"
+MTT_SHA256 = {
+    ".index": "da2d7bb670b2b31e9bc441bb1bd75eca31b5b061f963cc1f9630c1aff3238f57",
+    ".data-00000-of-00001": "041f3935e981a65cea739842d30c188d3a7d2adf4410955c8668eb3de4a5acab",
+}
 
 
 def checkpoint_dir() -> Path:
