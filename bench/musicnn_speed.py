@@ -118,6 +118,9 @@ def rounds(runs: dict[str, Run], batch: int, repeats: int) -> dict[str, tuple[fl
             wall, cpu = measure(lambda run=run: run(patches))
             walls[name].append(wall)
             cpus[name].append(cpu)
+            # OpenBLAS's threads spin a while after a product they shared: let them go to
+            # sleep before the next variant, which would otherwise compete with them.
+            time.sleep(0.5)
     # The first round warms up.
     return {
         name: (min(walls[name][1:]), statistics.median(walls[name][1:]), min(cpus[name][1:]))
