@@ -8,7 +8,7 @@ Builds 4-minute tracks from the GTZAN clips in ../shared (real music; bench/trac
   (features.SEEKING off: how MP3 and M4A were analysed before they were sought);
 - the original musicnn extractor's procedure: librosa.load at 16 kHz, librosa's mel spectrogram,
   patches stacked one by one and the CNN run one patch at a time (musicnn's BATCH_SIZE = 1),
-  here with the torch port since TensorFlow is not part of the project;
+  here with the engine's numpy port since TensorFlow is not part of the project;
 - with --original-python, the original extractor itself (`musicnn.extractor.extractor`, on
   TensorFlow) on the same tracks, run by that interpreter in a separate environment where
   `musicnn` and TensorFlow are installed (never in the project's own).
@@ -41,7 +41,6 @@ django.setup()
 
 import librosa  # noqa: E402
 import soundfile  # noqa: E402
-import torch  # noqa: E402
 
 from bench.tracks import FORMATS, GTZAN, make_tracks  # noqa: E402
 from classifier.engine import features  # noqa: E402
@@ -50,7 +49,7 @@ from classifier.engine.runner import Engine, EngineConfig, get_engine  # noqa: E
 
 
 def original_procedure(engine, path: Path) -> int:
-    """musicnn's extractor, step for step, with the torch port in place of TensorFlow."""
+    """musicnn's extractor, step for step, with the numpy port in place of TensorFlow."""
     audio, sr = librosa.load(path, sr=AUDIO.sample_rate)
     rep = librosa.feature.melspectrogram(
         y=audio, sr=sr, hop_length=AUDIO.hop_length, n_fft=AUDIO.n_fft, n_mels=AUDIO.n_mels
@@ -61,9 +60,8 @@ def original_procedure(engine, path: Path) -> int:
     for start in range(0, rep.shape[0] - AUDIO.patch_frames + 1, AUDIO.patch_frames):
         patch = rep[None, start : start + AUDIO.patch_frames]
         batch = patch if batch is None else np.concatenate((batch, patch), axis=0)
-    with torch.inference_mode():
-        for patch in batch:
-            engine.cnn(torch.from_numpy(patch[None].astype(np.float32)))
+    for patch in batch:
+        engine.cnn(patch[None].astype(np.float32))
     return len(batch)
 
 
@@ -192,8 +190,8 @@ def main() -> None:
     # The same head without the novelty check (it shares the CNN): what the check costs.
     plain = Engine(EngineConfig(head_path=engine.head_path, novelty_path=None))
     print(
-        f"model load: {time.perf_counter() - started:.2f} s; torch threads: "
-        f"{torch.get_num_threads()}; cores: {os.cpu_count()}"
+        f"model load: {time.perf_counter() - started:.2f} s; CNN threads: "
+        f"{engine.infer.workers}; cores: {os.cpu_count()}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "main").mkdir()

@@ -265,7 +265,7 @@ def report(
     print(
         f"worker concurrency {worker.concurrency()}"
         f"{'' if args.concurrency else ' (the default)'}, "
-        f"torch threads {threads or '0 (torch decides)'}; {os.cpu_count()} cores"
+        f"CPU threads per worker process {threads or '0 (one per core)'}; {os.cpu_count()} cores"
     )
     print(
         f"{len(done)} of {len(uploads)} tracks done in {seconds:.1f} s "

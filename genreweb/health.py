@@ -54,7 +54,7 @@ def broker_status() -> dict[str, Any]:
 
 def model_status() -> dict[str, Any]:
     """The pinned musicnn checkpoint and the genre head are installed (neither is loaded:
-    importing torch would cost every web process a few hundred MB)."""
+    the CNN's weights and eval constants would cost every web process tens of MB)."""
     from classifier.engine import registry
     from classifier.engine.errors import ModelError
     from classifier.models import Status, Track

@@ -216,10 +216,11 @@ if not 0.0 <= GENREWEB_TAG_MIN_CONFIDENCE <= 1.0:
     raise ImproperlyConfigured(
         f"GENREWEB_TAG_MIN_CONFIDENCE must be between 0 and 1, not {GENREWEB_TAG_MIN_CONFIDENCE}"
     )
-# Analyses a worker runs at once (its pool processes), and torch's CPU threads in each (0:
-# torch decides): by default one single-threaded process per core, the fastest of the
-# settings measured with bench/pipeline.py (README, "Speed"). rundev and docker-compose take
-# both from here; `celery worker --concurrency N` overrides the first.
+# Analyses a worker runs at once (its pool processes), and the CPU threads in each (0: one
+# per core; the variable keeps the name it had when the CNN ran on torch): by default one
+# single-threaded process per core, the fastest of the settings measured with
+# bench/pipeline.py (README, "Speed"). rundev and docker-compose take both from here;
+# `celery worker --concurrency N` overrides the first.
 GENREWEB_WORKER_CONCURRENCY = env_int("GENREWEB_WORKER_CONCURRENCY", os.cpu_count() or 1, minimum=1)
 CELERY_WORKER_CONCURRENCY = GENREWEB_WORKER_CONCURRENCY
 GENREWEB_TORCH_THREADS = env_int(

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier.engine.features import one_blas_thread
+from classifier.engine.blas import one_blas_thread
 from classifier.engine.files import atomic_write
 
 DIM = 200

@@ -20,7 +20,7 @@ from django.db import connection
 
 from tests.conftest import REPO, WORKER_REDIS_URL
 
-READY_SECONDS = 180  # for a cold worker to load Django, torch and the CNN
+READY_SECONDS = 180  # for a cold worker to load Django and the CNN
 LOG_TAIL = 4000  # characters of a worker's log shown when a test gives up on it
 
 T = TypeVar("T")

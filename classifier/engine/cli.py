@@ -354,8 +354,8 @@ def train_head(options: dict[str, Any], config: EngineConfig, out: TextIO, err: 
 
 
 def add_train_default_arguments(parser: argparse.ArgumentParser) -> None:
+    from classifier.engine.config import CALIBRATION, DEFAULT_FEATURE, L2_GRID
     from classifier.engine.datasets import default_shared_dir
-    from classifier.engine.defaulthead import CALIBRATION, DEFAULT_FEATURE, L2_GRID
     from classifier.engine.featurecache import default_cache_dir
 
     parser.add_argument(

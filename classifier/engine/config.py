@@ -32,6 +32,14 @@ INFERENCE_BATCH = 64
 # Below this confidence the verdict says "uncertain" instead of guessing.
 DEFAULT_MIN_CONFIDENCE = 0.35
 
+# How the bundled head is trained (defaulthead.py), here so that the command line's defaults
+# need no training module. The features were chosen by cross-validation over penultimate,
+# taggram, both, the pooled features and all four (the model card lists what each scored):
+# the embedding and the MSD tag scores together.
+DEFAULT_FEATURE = "penultimate+taggram"
+L2_GRID = (0.03, 0.1, 0.3)  # the L2 strengths nested cross-validation chooses from
+CALIBRATION = "platt"
+
 
 @dataclass(frozen=True)
 class TagChoice:

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
-import torch
 
 from classifier.engine import novelty
+from classifier.engine.config import CALIBRATION, DEFAULT_FEATURE, L2_GRID
 from classifier.engine.datasets import LabelledClip, all_sources
 from classifier.engine.errors import ModelError
 from classifier.engine.featurecache import ClipOutputs, all_outputs
@@ -47,15 +47,10 @@ from classifier.engine.registry import NOVELTY_MODEL
 from classifier.engine.runner import Engine, EngineConfig
 from classifier.engine.taxonomy import load_taxonomy
 
-# Chosen by cross-validation over penultimate, taggram, both, the pooled features and all four
-# (the model card lists what each scored): the embedding and the MSD tag scores together.
-DEFAULT_FEATURE = "penultimate+taggram"
-L2_GRID = (0.03, 0.1, 0.3)
 # Training rows the inner folds may choose from with the L2 strength: every chunk (False) or
 # each clip's mean chunk (True, "pooled"). Chunks only: offered pooled as well, the nested CV
 # lost emotify and calibration for a mer4q gain within noise (POOLED_NOTE).
 POOLED = (False,)
-CALIBRATION = "platt"
 # What --compare measures (single-level CV at L2 0.1: a comparison, not the headline figures).
 COMPARED_FEATURES = (
     "penultimate",
@@ -302,6 +297,8 @@ uses the MSD model only.
 def train_default(options: Options, config: EngineConfig, out: TextIO, err: TextIO) -> str:
     """Train, judge and write the default head; returns its version."""
     started = time.monotonic()
+    import torch  # training only: a classify run never loads it
+
     torch.manual_seed(0)
     taxonomy = load_taxonomy()
     clips = all_sources(options.shared, taxonomy)
@@ -337,8 +334,7 @@ def train_default(options: Options, config: EngineConfig, out: TextIO, err: Text
     cv_logits = cross_validated_logits(chunks, target, space, folds, chosen_config)
     calibration = fit_calibration(cv_logits, target, space, options.calibration)
     head = fit_multilabel(chunks, target, space, chosen_config)
-    head.scale.copy_(torch.from_numpy(calibration.scale))
-    head.bias.copy_(torch.from_numpy(calibration.bias))
+    calibration.apply_to(head)
 
     notes: dict[str, Any] = {
         "tracks": len(clips),

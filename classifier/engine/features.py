@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from threadpoolctl import ThreadpoolController
 
 from .audio import AudioFile, open_audio
+from .blas import one_blas_thread
 from .config import AUDIO, DEFAULT_CHUNK_BUDGET
 from .errors import EmptyAudioError
 
@@ -133,23 +133,6 @@ def _log_mel_of(windows: np.ndarray) -> np.ndarray:
         for start in range(0, len(windows), _BATCH):
             out[start : start + _BATCH] = compress(mel_power(windows[start : start + _BATCH]))
     return out
-
-
-@lru_cache(maxsize=1)
-def _blas() -> ThreadpoolController:
-    return ThreadpoolController()
-
-
-def one_blas_thread() -> AbstractContextManager[object]:
-    """A context in which numpy's BLAS runs on the calling thread only.
-
-    The mel product, like one index query, is a small matrix product: waking BLAS worker
-    threads costs more than it saves, and on a busy machine (a worker beside the web app)
-    waiting for them to be scheduled made it 100x slower (0.9 s instead of 9 ms for a
-    4-minute track's mel; 12 ms instead of 1.3 ms for a query of 20,000 rows).
-    """
-    limit: AbstractContextManager[object] = _blas().limit(limits=1, user_api="blas")
-    return limit
 
 
 class MelStream:

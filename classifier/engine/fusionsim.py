@@ -20,8 +20,9 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from classifier.engine.config import CALIBRATION, DEFAULT_FEATURE
 from classifier.engine.datasets import LabelledClip, all_sources
-from classifier.engine.defaulthead import CALIBRATION, DEFAULT_FEATURE, clip_features
+from classifier.engine.defaulthead import clip_features
 from classifier.engine.evidence import parse_genres, restrict
 from classifier.engine.featurecache import ClipOutputs, all_outputs
 from classifier.engine.fusion import (

@@ -2,23 +2,32 @@
 
 The head is trained on chunks (every chunk inherits its track's label) and judged on
 tracks (the mean of its chunks' probabilities), the same way the verdict is made.
+
+This module is the head's inference, in numpy: what a classify run or a worker needs, with no
+torch to import. Training (headnet.py) is torch's, and reads its probabilities from here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.numpy import load_file, save_file
 
 from classifier.engine.errors import ModelError
 from classifier.engine.files import atomic_write
+from classifier.engine.numeric import sigmoid, softmax
+
+# A head's tensors by name, as its file stores them: "mean", "std", "net.1.weight", ... and,
+# multi-label, "scale", "bias", "parent". The names are the torch module's (headnet.py).
+HeadState = dict[str, np.ndarray]
+_LINEAR = re.compile(r"net\.(\d+)\.weight")
 
 
 @dataclass
@@ -40,68 +49,62 @@ class HeadInfo:
     taxonomy: str = ""  # the taxonomy version the genres come from ("": none)
 
 
-class GenreHead(torch.nn.Module):
-    # Buffers (register_buffer), declared for the type checker.
-    mean: torch.Tensor
-    std: torch.Tensor
-    scale: torch.Tensor  # multi-label only: the calibration of each genre's logit
-    bias: torch.Tensor
-    parent: torch.Tensor  # multi-label only: each genre's parent index, -1 for top-level
+class HasState(Protocol):
+    """A head whose tensors can be saved: this module's GenreHead, headnet's TrainableHead."""
 
-    def __init__(
-        self,
-        in_dim: int,
-        n_genres: int,
-        hidden: int = 0,
-        *,
-        multi_label: bool = False,
-        parents: list[int] | None = None,
-    ) -> None:
-        super().__init__()
-        # Standardisation lives in the head so callers feed raw CNN features.
-        self.register_buffer("mean", torch.zeros(in_dim))
-        self.register_buffer("std", torch.ones(in_dim))
+    def state_arrays(self) -> HeadState: ...
+
+
+class Classifies(Protocol):
+    def probabilities(self, features: np.ndarray) -> np.ndarray: ...
+
+
+class GenreHead:
+    """A head's inference: standardise, the linear layers (ReLU between), then softmax, or
+    for a multi-label head each genre's calibrated sigmoid with parents implied."""
+
+    def __init__(self, state: HeadState, *, multi_label: bool) -> None:
+        self.state = state
         self.multi_label = multi_label
+        self.mean, self.std = state["mean"], state["std"]
+        found = sorted((int(m[1]), m[0]) for name in state if (m := _LINEAR.fullmatch(name)))
+        self.layers = [
+            (np.ascontiguousarray(state[name].T), state[name.replace("weight", "bias")])
+            for _, name in found
+        ]
         if multi_label:
-            self.register_buffer("scale", torch.ones(n_genres))
-            self.register_buffer("bias", torch.zeros(n_genres))
-            parent = torch.tensor(parents if parents is not None else [-1] * n_genres)
-            self.register_buffer("parent", parent.to(torch.int64))
-        if hidden:
-            self.net = torch.nn.Sequential(
-                torch.nn.Dropout(0.3),
-                torch.nn.Linear(in_dim, hidden),
-                torch.nn.ReLU(),
-                torch.nn.Dropout(0.3),
-                torch.nn.Linear(hidden, n_genres),
-            )
-        else:
-            self.net = torch.nn.Sequential(torch.nn.Dropout(0.2), torch.nn.Linear(in_dim, n_genres))
+            self.scale, self.bias, self.parent = state["scale"], state["bias"], state["parent"]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits: torch.Tensor = self.net((x - self.mean) / self.std)
-        return logits
+    def state_arrays(self) -> HeadState:
+        return self.state
+
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        """The raw (uncalibrated) logits of chunk features (n, d): (n, genres)."""
+        x = (np.asarray(features, dtype=np.float32) - self.mean) / self.std
+        for i, (weight, bias) in enumerate(self.layers):
+            x = x @ weight + bias
+            if i < len(self.layers) - 1:
+                x = np.maximum(x, 0)
+        return x
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
-        self.eval()
-        with torch.inference_mode():
-            logits = self(torch.from_numpy(np.asarray(features, dtype=np.float32)))
-            if self.multi_label:
-                return calibrated_sigmoid(logits, self.scale, self.bias, self.parent).numpy()
-            return torch.softmax(logits, dim=-1).numpy()
+        logits = self.logits(features)
+        if self.multi_label:
+            return calibrated_sigmoid(logits, self.scale, self.bias, self.parent)
+        return softmax(logits)
 
 
 def calibrated_sigmoid(
-    logits: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, parent: torch.Tensor
-) -> torch.Tensor:
+    logits: np.ndarray, scale: np.ndarray, bias: np.ndarray, parent: np.ndarray
+) -> np.ndarray:
     """Multi-label probabilities of chunk logits (n, genres): each genre's calibrated sigmoid,
     then every parent raised to its most probable style (a style implies its parent)."""
-    probs = torch.sigmoid(logits * scale + bias)
-    styles = torch.nonzero(parent >= 0).flatten()
-    if len(styles) == 0:
-        return probs
-    index = parent[styles].expand(len(probs), -1)
-    return probs.scatter_reduce(1, index, probs[:, styles], reduce="amax", include_self=True)
+    probs = sigmoid(logits * scale + bias)
+    styles = np.flatnonzero(parent >= 0)
+    implied = probs.copy()
+    # maximum.at: a parent with several styles takes the highest of them all (genres as rows).
+    np.maximum.at(implied.T, parent[styles], probs[:, styles].T)
+    return implied
 
 
 @dataclass
@@ -113,58 +116,36 @@ class TrainConfig:
     seed: int = 0
 
 
-def train_head(
-    features: np.ndarray, labels: np.ndarray, n_genres: int, config: TrainConfig | None = None
-) -> GenreHead:
-    """Fit a head on chunk features (n, d) with integer labels (n,), full batch."""
-    config = config or TrainConfig()
-    torch.manual_seed(config.seed)
-    x = torch.from_numpy(np.asarray(features, dtype=np.float32))
-    y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-    head = GenreHead(x.shape[1], n_genres, config.hidden)
-    head.mean.copy_(x.mean(0))
-    head.std.copy_(x.std(0).clamp_min(1e-6))
-    # Classes may be unbalanced in a curated dataset: weight them so none is ignored.
-    counts = torch.bincount(y, minlength=n_genres).float().clamp_min(1)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=counts.sum() / (n_genres * counts))
-    optimiser = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    head.train()
-    for _ in range(config.epochs):
-        optimiser.zero_grad()
-        loss_fn(head(x), y).backward()
-        optimiser.step()
-    return head.eval()
-
-
-def track_probabilities(head: GenreHead, chunk_features: list[np.ndarray]) -> np.ndarray:
+def track_probabilities(head: Classifies, chunk_features: list[np.ndarray]) -> np.ndarray:
     """Mean chunk probabilities per track: (tracks, genres)."""
     return np.stack([head.probabilities(f).mean(0) for f in chunk_features])
 
 
-def head_version(head: GenreHead, info: HeadInfo) -> str:
+def head_version(head: HasState, info: HeadInfo) -> str:
     digest = hashlib.sha256()
-    for name, tensor in sorted(head.state_dict().items()):
+    for name, tensor in sorted(head.state_arrays().items()):
         digest.update(name.encode())
-        digest.update(tensor.numpy().tobytes())
+        digest.update(np.ascontiguousarray(tensor).tobytes())
     digest.update(json.dumps(info.genres).encode())
     return digest.hexdigest()[:8]
 
 
-def save_head(head: GenreHead, info: HeadInfo, path: Path) -> str:
+def save_head(head: HasState, info: HeadInfo, path: Path) -> str:
     """Write the head and its info atomically; returns its version."""
     path.parent.mkdir(parents=True, exist_ok=True)
     version = head_version(head, info)
     metadata = {"info": json.dumps(asdict(info)), "version": version}
+    state = {k: np.ascontiguousarray(v) for k, v in head.state_arrays().items()}
     # Readable by all: a head is shared by the web app and the workers, maybe as other users.
     with atomic_write(path, mode=0o644) as temp:
-        save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(temp), metadata)
+        save_file(state, str(temp), metadata)
     return version
 
 
 def read_head_info(path: Path) -> HeadInfo:
     """A head file's info (its genres and their spellings) without loading its weights."""
     try:
-        with safe_open(str(path), framework="pt") as handle:
+        with safe_open(str(path), framework="numpy") as handle:
             metadata = handle.metadata() or {}
         return HeadInfo(**json.loads(metadata["info"]))
     except (KeyError, ValueError, TypeError, OSError, SafetensorError) as exc:
@@ -178,6 +159,19 @@ def parent_indices(info: HeadInfo) -> list[int]:
     return [index.get(info.parents.get(genre, ""), -1) for genre in info.genres]
 
 
+def head_layout(in_dim: int, info: HeadInfo) -> dict[str, tuple[int, ...]]:
+    """The tensors a head file of this info holds, with their shapes (headnet.py's module)."""
+    n, hidden = len(info.genres), info.hidden
+    layers = [(1, hidden or n, in_dim)] + ([(4, n, hidden)] if hidden else [])
+    shapes: dict[str, tuple[int, ...]] = {"mean": (in_dim,), "std": (in_dim,)}
+    for index, out, into in layers:
+        shapes[f"net.{index}.weight"] = (out, into)
+        shapes[f"net.{index}.bias"] = (out,)
+    if info.activation == "sigmoid":
+        shapes.update(scale=(n,), bias=(n,), parent=(n,))
+    return shapes
+
+
 def load_head(path: Path) -> tuple[GenreHead, HeadInfo, str]:
     """Load a head file; returns (head, info, version)."""
     if not Path(path).exists():
@@ -186,23 +180,18 @@ def load_head(path: Path) -> tuple[GenreHead, HeadInfo, str]:
             "`python manage.py train_head DIR`."
         )
     try:
-        with safe_open(str(path), framework="pt") as handle:
+        with safe_open(str(path), framework="numpy") as handle:
             metadata = handle.metadata() or {}
         info = HeadInfo(**json.loads(metadata["info"]))
         state = load_file(str(path))
+        layout = head_layout(state["mean"].shape[0], info)
     except (KeyError, ValueError, OSError, SafetensorError) as exc:
         raise ModelError(f"The genre head {Path(path).name} is damaged: {exc}") from None
-    head = GenreHead(
-        state["mean"].shape[0],
-        len(info.genres),
-        info.hidden,
-        multi_label=info.activation == "sigmoid",
-        parents=parent_indices(info),
-    )
-    try:
-        head.load_state_dict(state)
-    except (RuntimeError, ValueError) as exc:
+    shapes = {name: tuple(tensor.shape) for name, tensor in state.items()}
+    if shapes != layout:
         raise ModelError(
-            f"The genre head {Path(path).name} does not fit its own info: {exc}"
-        ) from None
-    return head.eval(), info, metadata.get("version", head_version(head, info))
+            f"The genre head {Path(path).name} does not fit its own info: "
+            f"it holds {shapes}, its info needs {layout}"
+        )
+    head = GenreHead(state, multi_label=info.activation == "sigmoid")
+    return head, info, metadata.get("version", head_version(head, info))

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from classifier.engine.datasets import MER4Q_POP_ROCK, LabelledClip
-from classifier.engine.head import GenreHead, calibrated_sigmoid
+from classifier.engine.head import calibrated_sigmoid
+from classifier.engine.headnet import TrainableHead, torch_calibrated_sigmoid
 from classifier.engine.taxonomy import Taxonomy
 
 # The genres every default head knows, whatever the counts (the issue's list).
@@ -178,7 +179,7 @@ def fit_multilabel(
     target: Targets,
     space: LabelSpace,
     config: FitConfig | None = None,
-) -> GenreHead:
+) -> TrainableHead:
     """A linear one-vs-rest head on chunk features (a (k, d) array per clip), by L-BFGS
     (config.pooled: on each clip's mean chunk).
 
@@ -202,7 +203,7 @@ def fit_multilabel(
     balance = pos / pos.sum(0).clamp_min(1e-9) * 0.5 + neg / neg.sum(0).clamp_min(1e-9) * 0.5
     soft = y * (1 - config.smoothing) + config.smoothing / 2
     sets = _set_masks(target, owner, len(space.genres))
-    head = GenreHead(
+    head = TrainableHead(
         x.shape[1], len(space.genres), config.hidden, multi_label=True, parents=space.parents
     )
     head.mean.copy_(x.mean(0))
@@ -246,11 +247,10 @@ def _set_masks(
     return [(torch.tensor(r), torch.tensor(list(m))) for m, r in sorted(rows.items())]
 
 
-def chunk_logits(head: GenreHead, chunks: Sequence[np.ndarray]) -> list[np.ndarray]:
+def chunk_logits(head: TrainableHead, chunks: Sequence[np.ndarray]) -> list[np.ndarray]:
     """The head's raw (uncalibrated) logits, a (k, genres) array per clip."""
-    head.eval()
-    with torch.inference_mode():
-        return [head(torch.from_numpy(np.asarray(c, np.float32))).numpy() for c in chunks]
+    inference = head.inference()
+    return [inference.logits(c) for c in chunks]
 
 
 def cross_validated_logits(
@@ -287,24 +287,23 @@ class Calibration:
     scale: np.ndarray
     bias: np.ndarray
 
+    def apply_to(self, head: TrainableHead) -> None:
+        """Make this the head's calibration (multi-label heads only)."""
+        head.scale.copy_(torch.from_numpy(self.scale))
+        head.bias.copy_(torch.from_numpy(self.bias))
+
 
 def clip_probabilities(
     logits: Sequence[np.ndarray], space: LabelSpace, calibration: Calibration | None = None
 ) -> np.ndarray:
     """(clips, genres): the mean over each clip's chunks of the calibrated probabilities."""
     n = len(space.genres)
-    scale = torch.ones(n) if calibration is None else torch.from_numpy(calibration.scale)
-    bias = torch.zeros(n) if calibration is None else torch.from_numpy(calibration.bias)
-    parent = torch.tensor(space.parents, dtype=torch.int64)
-    with torch.inference_mode():
-        return np.stack(
-            [
-                calibrated_sigmoid(torch.from_numpy(z), scale.float(), bias.float(), parent)
-                .mean(0)
-                .numpy()
-                for z in logits
-            ]
-        )
+    scale = np.ones(n, np.float32) if calibration is None else calibration.scale
+    bias = np.zeros(n, np.float32) if calibration is None else calibration.bias
+    parent = np.array(space.parents, dtype=np.int64)
+    return np.stack(
+        [calibrated_sigmoid(np.asarray(z, np.float32), scale, bias, parent).mean(0) for z in logits]
+    )
 
 
 def fit_calibration(
@@ -329,7 +328,7 @@ def fit_calibration(
 
     def closure() -> torch.Tensor:
         optimiser.zero_grad()
-        probs = calibrated_sigmoid(z, log_scale.exp().expand(n), bias, parent)
+        probs = torch_calibrated_sigmoid(z, log_scale.exp().expand(n), bias, parent)
         clip = torch.zeros(len(sizes), n).index_add(0, owner, probs) / counts
         clip = clip.clamp(1e-6, 1 - 1e-6)
         loss = F.binary_cross_entropy(clip[known], y[known]) + 1e-4 * bias.pow(2).sum()

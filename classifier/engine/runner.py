@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from classifier.engine import novelty
 from classifier.engine.analysis import Analysis, Chunk, GenreScore, StyleScore
@@ -26,7 +25,7 @@ from classifier.engine.features import Chunks, opened_chunks
 from classifier.engine.head import GenreHead, HeadInfo, load_head
 from classifier.engine.inference import SplitInference
 from classifier.engine.labels import MSD_TAGS, STYLE_TAGS
-from classifier.engine.musicnn import MusiCNN
+from classifier.engine.musicnn import MusiCNN, MusiCNNOutput, concatenate_outputs
 from classifier.engine.registry import DEFAULT_HEAD, NOVELTY_MODEL, default_model_dir
 from classifier.engine.weights import load_musicnn, model_version
 
@@ -49,7 +48,7 @@ class EngineConfig:
     head_path: Path = DEFAULT_HEAD  # the genre head
     # Non-music comes out uncertain (novelty.py); None, or a file that is absent: no check.
     novelty_path: Path | None = NOVELTY_MODEL
-    threads: int = 0  # torch's CPU threads; 0: torch decides
+    threads: int = 0  # CPU threads the CNN runs on; 0: one per core the process may use
 
     def with_head(self, head_path: Path | None) -> EngineConfig:
         return self if head_path is None else replace(self, head_path=Path(head_path))
@@ -93,7 +92,7 @@ class Engine:
 
     def __init__(self, config: EngineConfig | None = None, *, with_head: bool = True) -> None:
         self.config = config or EngineConfig()
-        self.cnn = shared_cnn(self.config.model_dir, self.config.threads)
+        self.cnn = shared_cnn(self.config.model_dir)
         self.infer = shared_inference(self.config.model_dir, self.config.threads)
         self.head_path = Path(self.config.head_path)
         self.novelty: novelty.NoveltyModel | None = None
@@ -115,22 +114,14 @@ class Engine:
     def run_chunks(
         self, chunks: Chunks, feature: str, on_progress: Progress | None = None
     ) -> ChunkOutputs:
-        outputs: list[tuple[np.ndarray, ...]] = []
+        outputs: list[MusiCNNOutput] = []
         total = len(chunks.patches)
-        with torch.inference_mode():
-            for start in range(0, total, INFERENCE_BATCH):
-                batch = torch.from_numpy(chunks.patches[start : start + INFERENCE_BATCH])
-                out = self.infer(batch)
-                outputs.append(
-                    tuple(
-                        t.numpy()
-                        for t in (out.taggram, out.penultimate, out.max_pool, out.mean_pool)
-                    )
-                )
-                if on_progress:
-                    on_progress("analysing", min(1.0, (start + len(batch)) / total))
-        columns = (np.concatenate(x) for x in zip(*outputs, strict=True))
-        taggram, penultimate, max_pool, mean_pool = columns
+        for start in range(0, total, INFERENCE_BATCH):
+            batch = chunks.patches[start : start + INFERENCE_BATCH]
+            outputs.append(self.infer(batch))
+            if on_progress:
+                on_progress("analysing", min(1.0, (start + len(batch)) / total))
+        taggram, penultimate, max_pool, mean_pool = concatenate_outputs(outputs)
         return ChunkOutputs(
             chunks,
             taggram,
@@ -227,17 +218,15 @@ def styles(taggram: np.ndarray, count: int = STYLE_COUNT) -> list[StyleScore]:
 
 
 @functools.cache
-def shared_cnn(model_dir: Path, threads: int = 0) -> MusiCNN:
+def shared_cnn(model_dir: Path) -> MusiCNN:
     """The one CNN of the process: every head reads the same frozen features."""
-    if threads:
-        torch.set_num_threads(threads)
     return load_musicnn(cache_dir=model_dir)
 
 
 @functools.cache
 def shared_inference(model_dir: Path, threads: int = 0) -> SplitInference:
-    """The CNN's batches split over one single-threaded worker per torch thread."""
-    return SplitInference(shared_cnn(model_dir, threads))
+    """The CNN's batches split over `threads` workers (0: one per core)."""
+    return SplitInference(shared_cnn(model_dir), threads)
 
 
 # A promotion switches heads at the next track; the previous engine is kept a little while

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from classifier.engine.config import AUDIO_SUFFIXES
-from classifier.engine.head import GenreHead, TrainConfig, track_probabilities, train_head
+from classifier.engine.head import Classifies, TrainConfig, track_probabilities
+from classifier.engine.headnet import TrainableHead, train_head
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def contiguous_folds(items: Sequence[LabelledFile], n_folds: int) -> list[int]:
 
 def fit(
     chunk_features: Sequence[np.ndarray], labels: Sequence[int], n_genres: int, config: TrainConfig
-) -> GenreHead:
+) -> TrainableHead:
     """Train on every chunk of the given tracks, each chunk labelled with its track's genre."""
     x = np.concatenate(chunk_features)
     y = np.concatenate(
@@ -96,7 +97,7 @@ class Evaluation:
 
 
 def evaluate(
-    head: GenreHead, chunk_features: Sequence[np.ndarray], labels: Sequence[int], genres: list[str]
+    head: Classifies, chunk_features: Sequence[np.ndarray], labels: Sequence[int], genres: list[str]
 ) -> Evaluation:
     predicted = track_probabilities(head, list(chunk_features)).argmax(1)
     confusion = np.zeros((len(genres), len(genres)), dtype=int)

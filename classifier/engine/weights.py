@@ -1,7 +1,7 @@
 """Load the pretrained musicnn MSD model: convert the wheel's checkpoint once, then use a cache.
 
 The musicnn==0.1.0 wheel ships the TensorFlow checkpoint; its files are pinned by sha256 in
-the registry and converted by our own reader (no TensorFlow). The converted state dict is
+the registry and converted by our own reader (no TensorFlow). The converted weights are
 cached as safetensors, and later loads read only that cache.
 """
 
@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.numpy import save_file
 
 from classifier.engine import registry
 from classifier.engine.checkpoint import DATA_FILE, read_checkpoint
 from classifier.engine.errors import ModelError
 from classifier.engine.files import atomic_write, sha256_of
-from classifier.engine.musicnn import MusiCNN, musicnn_from_state_dict, state_dict_from_tf
+from classifier.engine.musicnn import MusiCNN, Weights, parameter_shapes, state_dict_from_tf
 
 CACHE_FILE = "musicnn_msd.safetensors"
 # Names the converted weights in verdicts: the pinned checkpoint's content decides it.
@@ -46,26 +45,30 @@ def verify_checkpoint(folder: Path) -> None:
             )
 
 
-def convert_checkpoint(folder: Path) -> dict[str, torch.Tensor]:
-    """The verified checkpoint in `folder` as a MusiCNN state dict."""
+def convert_checkpoint(folder: Path) -> Weights:
+    """The verified checkpoint in `folder` as the model's weights."""
     verify_checkpoint(folder)
     return state_dict_from_tf(read_checkpoint(folder))
 
 
-def _write_cache(state: dict[str, torch.Tensor], path: Path) -> None:
+def _write_cache(weights: Weights, path: Path) -> None:
     # A crash or a concurrent load never sees a half-written cache.
     with atomic_write(path, mode=0o644) as temp:
-        save_file(state, str(temp), metadata={"model": MUSICNN_VERSION})
+        save_file(weights, str(temp), metadata={"model": MUSICNN_VERSION})
 
 
-def _read_cache(path: Path) -> dict[str, torch.Tensor] | None:
-    """The cached state dict, or None where the cache was written for another version."""
+def _read_cache(path: Path) -> Weights | None:
+    """The cached weights, or None where the cache was written for another version.
+
+    Caches written by the former torch port also hold batch norm's num_batches_tracked
+    counters, which inference has no use for: only the model's parameters are read.
+    """
     try:
-        with safe_open(path, framework="pt") as cache:
+        with safe_open(path, framework="numpy") as cache:
             if (cache.metadata() or {}).get("model") != MUSICNN_VERSION:
                 return None
-            names = cache.keys()  # safe_open is not iterable, unlike a dict
-            return {name: cache.get_tensor(name) for name in names}
+            names = set(cache.keys()) & set(parameter_shapes())
+            return {name: cache.get_tensor(name) for name in sorted(names)}
     except (SafetensorError, OSError) as exc:
         raise ModelError(
             f"the cached musicnn weights {path} are damaged ({exc}): "
@@ -74,7 +77,7 @@ def _read_cache(path: Path) -> dict[str, torch.Tensor] | None:
 
 
 def load_musicnn(cache_dir: Path | None = None, checkpoint: Path | None = None) -> MusiCNN:
-    """The pretrained musicnn MSD model in eval mode.
+    """The pretrained musicnn MSD model.
 
     The first call converts the wheel's checkpoint (or the checkpoint folder given) and
     caches it as `<cache_dir>/musicnn_msd.safetensors` (by default in the user's cache
@@ -82,10 +85,10 @@ def load_musicnn(cache_dir: Path | None = None, checkpoint: Path | None = None) 
     """
     folder = Path(cache_dir) if cache_dir is not None else registry.default_model_dir()
     path = folder / CACHE_FILE
-    state = _read_cache(path) if path.is_file() else None
-    if state is None:
+    weights = _read_cache(path) if path.is_file() else None
+    if weights is None:
         source = checkpoint if checkpoint is not None else registry.checkpoint_dir()
-        state = convert_checkpoint(source)
+        weights = convert_checkpoint(source)
         folder.mkdir(parents=True, exist_ok=True)
-        _write_cache(state, path)
-    return musicnn_from_state_dict(state)
+        _write_cache(weights, path)
+    return MusiCNN(weights)

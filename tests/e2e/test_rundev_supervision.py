@@ -30,7 +30,7 @@ SERVER_VARIABLES = (
 )
 SWEEP_EVERY = 2
 SWEEP_SENT = "Sending due task requeue-stale-tracks"
-STARTUP_SECONDS = 240  # a cold worker loads Django, torch and the CNN
+STARTUP_SECONDS = 240  # a cold worker loads Django and the CNN
 RESTART_SECONDS = 30  # the most a restart may take (found within 0.5 s, started in 1 s)
 
 

@@ -22,7 +22,7 @@ from classifier.engine.checkpoint import (
     unmask_crc,
 )
 from classifier.engine.errors import ModelError
-from classifier.engine.musicnn import MusiCNN, state_dict_from_tf
+from classifier.engine.musicnn import parameter_shapes, state_dict_from_tf
 from classifier.engine.registry import checkpoint_dir
 from classifier.engine.weights import CACHE_FILE, load_musicnn
 
@@ -302,24 +302,22 @@ def test_wrong_dtype_is_refused(tmp_path):
         read_checkpoint(tmp_path / "ckpt")
 
 
-# --- conversion to the torch model ---------------------------------------------------------
+# --- conversion to the model's parameters ---------------------------------------------------
 
 
 def test_every_variable_lands_in_the_model(variables):
     state = state_dict_from_tf(variables)
-    model_state = MusiCNN().state_dict()
-    assert set(state) == set(model_state)
-    assert {k: tuple(v.shape) for k, v in state.items()} == {
-        k: tuple(v.shape) for k, v in model_state.items()
-    }
-    # TF's (kh, kw, in, out) kernel becomes torch's (out, in, kh, kw), element for element.
+    assert {k: v.shape for k, v in state.items()} == parameter_shapes()
+    assert sum(v.size for v in state.values()) == MUSICNN_PARAMETERS
+    assert all(v.dtype == np.float32 and v.flags.c_contiguous for v in state.values())
+    # TF's (kh, kw, in, out) kernel becomes (out, in, kh, kw), element for element.
     np.testing.assert_array_equal(
-        state["timbral.1.conv.weight"][5, 0, 2, 9].numpy(), variables["conv2d_1/kernel"][2, 9, 0, 5]
+        state["timbral.1.conv.weight"][5, 0, 2, 9], variables["conv2d_1/kernel"][2, 9, 0, 5]
     )
     np.testing.assert_array_equal(
-        state["midend.0.conv.weight"][7, 300, 4].numpy(), variables["conv2d_5/kernel"][4, 300, 0, 7]
+        state["midend.0.conv.weight"][7, 300, 4], variables["conv2d_5/kernel"][4, 300, 0, 7]
     )
-    np.testing.assert_array_equal(state["dense.weight"].numpy(), variables["dense/kernel"].T)
+    np.testing.assert_array_equal(state["dense.weight"], variables["dense/kernel"].T)
 
 
 def test_missing_variable_is_refused(variables):

@@ -10,7 +10,8 @@ import torch
 
 from classifier.engine import cli
 from classifier.engine.config import TagChoice
-from classifier.engine.head import GenreHead, HeadInfo, save_head
+from classifier.engine.head import HeadInfo, save_head
+from classifier.engine.headnet import TrainableHead
 from classifier.engine.runner import EngineConfig, analyse
 from tests.audiofiles import make_audio_file
 from tests.conftest import MODEL_DIR
@@ -24,7 +25,7 @@ def house_head(tmp_path_factory):
     """A head whose House is likely whatever it hears and whose Electronic, on its own, is not:
     only the style's parent rule can lift Electronic."""
     folder = tmp_path_factory.mktemp("head")
-    head = GenreHead(250, 3, multi_label=True, parents=[-1, 0, -1])
+    head = TrainableHead(250, 3, multi_label=True, parents=[-1, 0, -1])
     linear = head.net[-1]
     torch.nn.init.zeros_(linear.weight)
     with torch.no_grad():

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from classifier.engine.datasets import LabelledClip
-from classifier.engine.head import GenreHead, HeadInfo, load_head, read_head_info, save_head
+from classifier.engine.head import HeadInfo, load_head, read_head_info, save_head
+from classifier.engine.headnet import TrainableHead, torch_calibrated_sigmoid
 from classifier.engine.multilabel import (
     FitConfig,
     LabelSpace,
@@ -205,7 +206,7 @@ def test_a_multi_label_head_round_trips_and_old_heads_still_load(tmp_path):
     np.testing.assert_allclose(loaded.probabilities(x), head.probabilities(x), atol=1e-6)
 
     # A single-label head written before heads knew parents: its info has no such fields.
-    old = GenreHead(16, 3)
+    old = TrainableHead(16, 3)
     old_info = HeadInfo(genres=["a", "b", "c"])
     save_head(old, old_info, tmp_path / "old.safetensors")
     from safetensors.torch import load_file, save_file
@@ -222,3 +223,29 @@ def test_a_multi_label_head_round_trips_and_old_heads_still_load(tmp_path):
     assert read_head_info(tmp_path / "legacy.safetensors").genres == ["a", "b", "c"]
     sums = legacy_head.probabilities(rng.normal(size=(5, 16))).sum(1)
     np.testing.assert_allclose(sums, 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("hidden", [0, 8])
+def test_the_torch_head_computes_what_the_engine_computes(hidden):
+    # Training is torch's and a classify run's is numpy's (head.py): the same weights must
+    # give the same probabilities, softmax and calibrated sigmoid alike.
+    rng = np.random.default_rng(8)
+    torch.manual_seed(8)
+    x = rng.normal(0, 2, size=(20, 16)).astype(np.float32)
+    single = TrainableHead(16, 3, hidden).eval()
+    single.mean.copy_(torch.from_numpy(rng.normal(size=16).astype(np.float32)))
+    single.std.copy_(torch.from_numpy(rng.uniform(0.5, 2, size=16).astype(np.float32)))
+    with torch.inference_mode():
+        expected = torch.softmax(single(torch.from_numpy(x)), -1).numpy()
+    np.testing.assert_allclose(single.probabilities(x), expected, atol=1e-6)
+
+    # Genre 0 has two styles: it takes the higher of them.
+    multi = TrainableHead(16, 4, hidden, multi_label=True, parents=[-1, 0, 0, -1]).eval()
+    multi.scale.copy_(torch.tensor([0.5, 1.5, 2.0, 1.0]))
+    multi.bias.copy_(torch.tensor([-3.0, 0.5, 1.0, 0.0]))
+    with torch.inference_mode():
+        logits = multi(torch.from_numpy(x))
+        expected = torch_calibrated_sigmoid(logits, multi.scale, multi.bias, multi.parent).numpy()
+    np.testing.assert_allclose(multi.probabilities(x), expected, atol=1e-6)
+    lifted = expected[:, 1:3].max(1) > torch.sigmoid(logits[:, 0] * 0.5 - 3).numpy()
+    assert lifted.any() and (expected[:, 0] >= expected[:, 1:3].max(1)).all()

@@ -15,7 +15,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-import torch
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db.models import Q
@@ -35,13 +34,13 @@ from classifier.curation.services.splits import (
 from classifier.engine.datasets import LabelledClip
 from classifier.engine.errors import EngineError, ModelError, unexpected_error
 from classifier.engine.head import (
-    GenreHead,
     HeadInfo,
     head_version,
     load_head,
     save_head,
     track_probabilities,
 )
+from classifier.engine.headnet import TrainableHead
 from classifier.engine.multilabel import (
     FitConfig,
     LabelSpace,
@@ -275,7 +274,7 @@ def clips_of(items: list[Labelled]) -> list[LabelledClip]:
 
 def fit_calibrated(
     run: TrainingRun, items: list[Labelled], space: LabelSpace
-) -> tuple[GenreHead, dict]:
+) -> tuple[TrainableHead, dict]:
     """The one-vs-rest head on the training side, calibrated on logits of artist-disjoint
     folds of it (each sample's logits from a head that never saw its artist)."""
     clips, chunks = clips_of(items), [i.features for i in items]
@@ -288,12 +287,11 @@ def fit_calibrated(
         folds = artist_folds(clips, n_folds)
         logits = cross_validated_logits(chunks, target, space, folds, config)
         calibration = fit_calibration(logits, target, space, method)
-        head.scale.copy_(torch.from_numpy(calibration.scale))
-        head.bias.copy_(torch.from_numpy(calibration.bias))
+        calibration.apply_to(head)
     return head, {"method": method, "folds": n_folds if method != "none" else 0}
 
 
-def evaluate_head(head: GenreHead, items: list[Labelled], space: LabelSpace) -> dict | None:
+def evaluate_head(head: TrainableHead, items: list[Labelled], space: LabelSpace) -> dict | None:
     """Figures of the (calibrated) head on held-out samples; None without any."""
     if not items:
         return None
@@ -368,7 +366,7 @@ def _artists_on_both_sides(parts: dict[str, list[Labelled]]) -> list[str]:
     return sorted(train & held)
 
 
-def compare_with_active(items: list[Labelled], space: LabelSpace, head: GenreHead) -> dict:
+def compare_with_active(items: list[Labelled], space: LabelSpace, head: TrainableHead) -> dict:
     """The active model's figures on the same validation samples, and where the two differ.
 
     The active head's genre names are read through the genre table (an old head's "hiphop"
@@ -441,7 +439,7 @@ def _seen_by_active(head_version: str, items: list[Labelled]) -> int | None:
 
 def save_version(
     run: TrainingRun,
-    head: GenreHead,
+    head: TrainableHead,
     space: LabelSpace,
     genres: dict[str, Genre],
     validation: dict | None,

@@ -20,7 +20,8 @@ from rest_framework.test import APIClient
 
 from classifier.curation.models import Genre
 from classifier.engine.filetags import read_tags
-from classifier.engine.head import GenreHead, HeadInfo, save_head
+from classifier.engine.head import HeadInfo, save_head
+from classifier.engine.headnet import TrainableHead
 from classifier.models import Status, Track
 from classifier.services import intake, processing, taxonomy
 from classifier.services.library import genre_distribution
@@ -34,7 +35,7 @@ SAYS = [0.9, 0.7, 0.5]
 
 @pytest.fixture
 def rigged_head(settings, tmp_path: Path) -> Path:
-    head = GenreHead(200, len(GENRES), multi_label=True, parents=[-1, 0, -1])
+    head = TrainableHead(200, len(GENRES), multi_label=True, parents=[-1, 0, -1])
     linear = head.net[1]
     with torch.no_grad():
         linear.weight.zero_()

@@ -12,7 +12,8 @@ from rest_framework.test import APIClient
 
 from classifier.curation.models import ModelVersion
 from classifier.curation.services.versions import promote
-from classifier.engine.head import GenreHead, HeadInfo, save_head
+from classifier.engine.head import HeadInfo, save_head
+from classifier.engine.headnet import TrainableHead
 from classifier.engine.weights import model_version
 from classifier.forms import LibraryFilterForm
 from classifier.models import Status, Track
@@ -32,7 +33,7 @@ def house_head() -> ModelVersion:
         tag_spelling={"Classical": "Classical", "Jazz": "Jazz", "Vaporwave": "Vaporwave"},
     )
     name = "curation/heads/house-test.safetensors"
-    version = save_head(GenreHead(200, len(GENRES)), info, Path(default_storage.path(name)))
+    version = save_head(TrainableHead(200, len(GENRES)), info, Path(default_storage.path(name)))
     row = ModelVersion.objects.create(
         version=version,
         model=model_version(version),
