@@ -51,12 +51,15 @@ sys.path.insert(0, str(REPO))
 
 from classifier.engine import registry  # noqa: E402
 from classifier.engine.checkpoint import read_checkpoint  # noqa: E402
-from classifier.engine.config import DEFAULT_CHUNK_BUDGET, INFERENCE_BATCH  # noqa: E402
+from classifier.engine.config import (  # noqa: E402  # noqa: E402
+    CALIBRATION,
+    DEFAULT_CHUNK_BUDGET,
+    DEFAULT_FEATURE,
+    INFERENCE_BATCH,
+    L2_GRID,
+)
 from classifier.engine.datasets import LabelledClip, all_sources  # noqa: E402
 from classifier.engine.defaulthead import (  # noqa: E402
-    CALIBRATION,
-    DEFAULT_FEATURE,
-    L2_GRID,
     POOLED,
     clip_features,
     grid_configs,
@@ -79,7 +82,7 @@ from classifier.engine.multilabel import (  # noqa: E402
     label_space,
     targets,
 )
-from classifier.engine.musicnn import MusiCNN, musicnn_from_state_dict, state_dict_from_tf  # noqa: E402
+from classifier.engine.musicnn import MusiCNN, state_dict_from_tf  # noqa: E402
 from classifier.engine.runner import Engine, EngineConfig  # noqa: E402
 from classifier.engine.taxonomy import load_taxonomy  # noqa: E402
 from classifier.engine.weights import MUSICNN_VERSION  # noqa: E402
@@ -124,8 +127,8 @@ def load_mtt() -> MusiCNN:
     msd_size = sum(v.size for v in read_checkpoint(registry.checkpoint_dir()).values())
     if size != msd_size:
         raise ModelError(f"MTT_musicnn holds {size} parameters, MSD {msd_size}")
-    model = musicnn_from_state_dict(state_dict_from_tf(variables))
-    tags = model.output.out_features
+    model = MusiCNN(state_dict_from_tf(variables))
+    tags = model.output.weight.shape[-1]
     print(f"MTT_musicnn: {size:,} variables (MSD's: {msd_size:,}), {tags} tags, {MTT_VERSION}")
     return model
 
@@ -147,13 +150,12 @@ def mtt_outputs(
     else:
         patches = extract_chunks(path, budget=None).patches
         parts: list[list[np.ndarray]] = [[] for _ in PARTS]
-        with torch.inference_mode():
-            for start in range(0, len(patches), INFERENCE_BATCH):
-                out = infer(torch.from_numpy(patches[start : start + INFERENCE_BATCH]))
-                for column, tensor in zip(
-                    parts, (out.taggram, out.penultimate, out.max_pool, out.mean_pool), strict=True
-                ):
-                    column.append(tensor.numpy().astype(np.float32))
+        for start in range(0, len(patches), INFERENCE_BATCH):
+            out = infer(patches[start : start + INFERENCE_BATCH])
+            for column, array in zip(
+                parts, (out.taggram, out.penultimate, out.max_pool, out.mean_pool), strict=True
+            ):
+                column.append(array.astype(np.float32))
         outputs = ClipOutputs(*(np.concatenate(column) for column in parts))
         cache_dir.mkdir(parents=True, exist_ok=True)
         temp = cached.with_suffix(".tmp.npz")
@@ -221,16 +223,14 @@ def cost(engine: Engine, mtt: MusiCNN, rounds: int) -> dict[str, float]:
         track = make_tracks(Path(tmp), 1)[0]
         seconds = 240.0
         default.analyse(track)  # warm
-        patches = torch.from_numpy(extract_chunks(track, budget=DEFAULT_CHUNK_BUDGET).patches)
+        patches = extract_chunks(track, budget=DEFAULT_CHUNK_BUDGET).patches
         n = len(patches)
 
         def run_msd() -> None:
-            with torch.inference_mode():
-                default.infer(patches)
+            default.infer(patches)
 
         def run_mtt() -> None:
-            with torch.inference_mode():
-                mtt_infer(patches)
+            mtt_infer(patches)
 
         run_msd()
         run_mtt()

@@ -283,10 +283,11 @@ torch's thread count):
 
 On average over the cuts the second view moves GTZAN by -0.025 (its tags) or 0.000 (tags and
 penultimate) and mer4q by -0.008 or -0.036; it helps emotify (+0.012, +0.010) and calibration
-(ECE -0.011). Its cost: the same CNN again, as slow as MSD's (each 21-22 ms per 3-second chunk
-timed alone, 24-34 ms interleaved with the default path on this busy 2-core machine), so the
-default path's 16 chunks of a 4-minute FLAC would go from 0.46-0.55 s (440-520x real time) to
-0.86-1.0 s (230-280x), in four timed runs: the CNN is most of the default path.
+(ECE -0.011). Its cost: the same CNN again, as slow as MSD's (12.6 ms per 3-second chunk for MSD,
+12.8 ms for MTT, with the numpy engine on a quiet 2-core machine), so the default path's 16
+chunks of a 4-minute FLAC would go from 0.29 s (834x real time) to 0.49 s (488x); with the
+torch engine before it, on a busy machine, 0.46-0.55 s against 0.86-1.0 s. The CNN is most of
+the default path.
 **Decision: not shipped.** The rule (a second view only if it raises both mer4q and GTZAN by
 at least 0.03 on average over the cuts, emotify staying >= 0.90 and ECE <= 0.05) is not met by
 either set: neither raises mer4q or GTZAN at all, for half the default path's speed. The head
