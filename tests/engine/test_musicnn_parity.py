@@ -93,8 +93,10 @@ def test_batch_size_does_not_change_results(model, references):
     patches = np.concatenate([ref["patches"] for ref in references.values()])
     whole = model.infer(patches, batch_size=len(patches))
     small = model.infer(patches, batch_size=7)
+    # BLAS blocks its sums by the matrices' sizes, so batches of other sizes round otherwise:
+    # float32 sums of thousands of terms, up to 2e-5 apart relative to pooled values of 60.
     for name in OUTPUTS:
-        np.testing.assert_allclose(getattr(small, name), getattr(whole, name), atol=1e-5)
+        np.testing.assert_allclose(getattr(small, name), getattr(whole, name), rtol=1e-4, atol=1e-5)
 
 
 def test_cache_is_written_once_and_reused(model, cache_dir, references, tmp_path):
