@@ -33,7 +33,6 @@ gain is the largest).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
 import io
 import json
@@ -67,10 +66,12 @@ from classifier.engine.defaulthead import (  # noqa: E402
 )
 from classifier.engine.errors import ModelError  # noqa: E402
 from classifier.engine.featurecache import (  # noqa: E402
-    PARTS,
     ClipOutputs,
     all_outputs,
+    cached_path,
     default_cache_dir,
+    read_cached,
+    write_cached,
 )
 from classifier.engine.features import extract_chunks  # noqa: E402
 from classifier.engine.files import sha256_of  # noqa: E402
@@ -82,7 +83,11 @@ from classifier.engine.multilabel import (  # noqa: E402
     label_space,
     targets,
 )
-from classifier.engine.musicnn import MusiCNN, state_dict_from_tf  # noqa: E402
+from classifier.engine.musicnn import (  # noqa: E402
+    MusiCNN,
+    concatenate_outputs,
+    state_dict_from_tf,
+)
 from classifier.engine.runner import Engine, EngineConfig  # noqa: E402
 from classifier.engine.taxonomy import load_taxonomy  # noqa: E402
 from classifier.engine.weights import MUSICNN_VERSION  # noqa: E402
@@ -133,40 +138,19 @@ def load_mtt() -> MusiCNN:
     return model
 
 
-def _key(path: Path) -> str:
-    stat = path.stat()
-    text = f"{path.resolve()}|{stat.st_size}|{int(stat.st_mtime)}|{MTT_VERSION}"
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-
 def mtt_outputs(
     infer: SplitInference, path: Path, cache_dir: Path, chunks_expected: int
 ) -> ClipOutputs:
     """The clip's MTT outputs on the chunks MSD's were computed on (cached)."""
-    cached = cache_dir / f"{_key(path)}.npz"
-    if cached.is_file():
-        with np.load(cached) as stored:
-            outputs = ClipOutputs(*(stored[name] for name in PARTS))
-    else:
+    cached = cached_path(cache_dir, path, MTT_VERSION)
+    outputs = read_cached(cached)
+    if outputs is None:
         patches = extract_chunks(path, budget=None).patches
-        parts: list[list[np.ndarray]] = [[] for _ in PARTS]
-        for start in range(0, len(patches), INFERENCE_BATCH):
-            out = infer(patches[start : start + INFERENCE_BATCH])
-            for column, array in zip(
-                parts, (out.taggram, out.penultimate, out.max_pool, out.mean_pool), strict=True
-            ):
-                column.append(array.astype(np.float32))
-        outputs = ClipOutputs(*(np.concatenate(column) for column in parts))
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        temp = cached.with_suffix(".tmp.npz")
-        np.savez(
-            temp,
-            taggram=outputs.taggram,
-            penultimate=outputs.penultimate,
-            max_pool=outputs.max_pool,
-            mean_pool=outputs.mean_pool,
-        )
-        temp.replace(cached)
+        parts = [
+            infer(patches[i : i + INFERENCE_BATCH]) for i in range(0, len(patches), INFERENCE_BATCH)
+        ]
+        outputs = ClipOutputs(*(a.astype(np.float32) for a in concatenate_outputs(parts)))
+        write_cached(outputs, cached)
     if len(outputs.taggram) != chunks_expected:
         raise ModelError(f"{path}: {len(outputs.taggram)} MTT chunks, {chunks_expected} MSD")
     return outputs

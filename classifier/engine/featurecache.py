@@ -45,22 +45,24 @@ class ClipOutputs:
         return array
 
 
-def _key(path: Path) -> str:
+def cached_path(cache_dir: Path, path: Path, model: str = MUSICNN_VERSION) -> Path:
+    """Where `model`'s outputs for the clip at `path` (as it is now) are cached."""
     stat = path.stat()
-    text = f"{path.resolve()}|{stat.st_size}|{int(stat.st_mtime)}|{MUSICNN_VERSION}"
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
+    text = f"{path.resolve()}|{stat.st_size}|{int(stat.st_mtime)}|{model}"
+    return cache_dir / f"{hashlib.sha256(text.encode()).hexdigest()[:24]}.npz"
 
 
-def clip_outputs(engine: Engine, path: Path, cache_dir: Path) -> ClipOutputs:
-    """The clip's outputs from the cache, computed (every chunk) and cached when absent."""
-    cached = cache_dir / f"{_key(path)}.npz"
-    if cached.is_file():
-        with np.load(cached) as stored:
-            return ClipOutputs(*(stored[name] for name in PARTS))
-    features = engine.embed(path, full=True, feature=ALL_PARTS).features
-    columns = np.split(features, np.cumsum([WIDTHS[p] for p in PARTS])[:-1], axis=1)
-    outputs = ClipOutputs(*(c.astype(np.float32) for c in columns))
-    cache_dir.mkdir(parents=True, exist_ok=True)
+def read_cached(cached: Path) -> ClipOutputs | None:
+    """The outputs cached at `cached`; None where there are none yet."""
+    if not cached.is_file():
+        return None
+    with np.load(cached) as stored:
+        return ClipOutputs(*(stored[name] for name in PARTS))
+
+
+def write_cached(outputs: ClipOutputs, cached: Path) -> None:
+    """Cache `outputs` at `cached`; a concurrent reader never sees half a file."""
+    cached.parent.mkdir(parents=True, exist_ok=True)
     temp = cached.with_suffix(".tmp.npz")
     np.savez(
         temp,
@@ -70,6 +72,18 @@ def clip_outputs(engine: Engine, path: Path, cache_dir: Path) -> ClipOutputs:
         mean_pool=outputs.mean_pool,
     )
     temp.replace(cached)
+
+
+def clip_outputs(engine: Engine, path: Path, cache_dir: Path) -> ClipOutputs:
+    """The clip's outputs from the cache, computed (every chunk) and cached when absent."""
+    cached = cached_path(cache_dir, path)
+    found = read_cached(cached)
+    if found is not None:
+        return found
+    features = engine.embed(path, full=True, feature=ALL_PARTS).features
+    columns = np.split(features, np.cumsum([WIDTHS[p] for p in PARTS])[:-1], axis=1)
+    outputs = ClipOutputs(*(c.astype(np.float32) for c in columns))
+    write_cached(outputs, cached)
     return outputs
 
 
