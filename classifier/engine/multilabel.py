@@ -20,8 +20,10 @@ import torch
 import torch.nn.functional as F
 
 from classifier.engine.datasets import MER4Q_POP_ROCK, LabelledClip
+from classifier.engine.featurecache import WIDTHS
 from classifier.engine.head import calibrated_sigmoid
 from classifier.engine.headnet import TrainableHead, torch_calibrated_sigmoid
+from classifier.engine.labels import MSD_TAGS
 from classifier.engine.taxonomy import Taxonomy
 
 # The genres every default head knows, whatever the counts (the issue's list).
@@ -161,6 +163,14 @@ class FitConfig:
     # linear head the mean of a clip's chunk logits is the logit of its mean chunk, so this
     # fits the clip-level evidence; the head still runs per chunk at inference.
     pooled: bool = False
+    # Two variants measured by bench/head_variants.py and not shipped (the card's "Training
+    # variants"). prior: (genres, features) weights on standardised features that the L2
+    # pulls towards instead of zero (tag_prior: the MSD tags' own word on each genre, learned
+    # from far more tracks than ours); linear heads only.
+    prior: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # Weight of a softmax loss over the top-level genres (the clip's positives, or an ambiguous
+    # set, against the rest), beside the one-vs-rest loss: the figures judge the best genre.
+    top_softmax: float = 0.0
 
 
 def _rows(
@@ -203,6 +213,10 @@ def fit_multilabel(
     balance = pos / pos.sum(0).clamp_min(1e-9) * 0.5 + neg / neg.sum(0).clamp_min(1e-9) * 0.5
     soft = y * (1 - config.smoothing) + config.smoothing / 2
     sets = _set_masks(target, owner, len(space.genres))
+    top = torch.tensor(space.top_level())
+    top_positive = (
+        torch.from_numpy(_top_positives(target, space)[owner]) if config.top_softmax else None
+    )
     head = TrainableHead(
         x.shape[1], len(space.genres), config.hidden, multi_label=True, parents=space.parents
     )
@@ -213,6 +227,13 @@ def fit_multilabel(
     torch.nn.init.zeros_(linear.weight)
     torch.nn.init.zeros_(linear.bias)
     weights = [m.weight for m in head.net if isinstance(m, torch.nn.Linear)]
+    centre = [torch.zeros_like(w) for w in weights]
+    if config.prior is not None:
+        if config.hidden:
+            raise ValueError("a prior centres a linear head's weights: hidden must be 0")
+        centre = [torch.from_numpy(np.asarray(config.prior, np.float32))]
+        with torch.no_grad():
+            linear.weight.copy_(centre[0])
     head.eval()  # no dropout: L-BFGS wants a deterministic loss
     optimiser = torch.optim.LBFGS(
         head.parameters(), lr=1.0, max_iter=config.max_iter, line_search_fn="strong_wolfe"
@@ -227,12 +248,55 @@ def fit_multilabel(
             log_none = -F.softplus(z[rows][:, members]).sum(1)  # log P(none of them)
             at_least_one = torch.log(-torch.expm1(log_none.clamp_max(-1e-6)))
             loss = loss - config.any_of_weight * (w[rows, 0] * at_least_one).sum() / clip_count
-        loss = loss + config.l2 * sum(w.pow(2).sum() for w in weights)
+        if top_positive is not None:
+            loss = loss + config.top_softmax * _top_softmax_loss(z[:, top], top_positive, w)
+        loss = loss + config.l2 * sum(
+            (w - c).pow(2).sum() for w, c in zip(weights, centre, strict=True)
+        )
         loss.backward()  # type: ignore[no-untyped-call]
         return loss
 
     optimiser.step(closure)  # type: ignore[no-untyped-call]
     return head.eval()
+
+
+def _top_positives(target: Targets, space: LabelSpace) -> np.ndarray:
+    """(clips, top-level genres): the clip's positive top-level genres, else those of its
+    ambiguous sets (Pop/Rock: either may be the one); a row of False where neither is known."""
+    top = space.top_level()
+    result = np.zeros((len(target.y), len(top)), bool)
+    for row, labels in enumerate(target.y):
+        result[row] = labels[top] == 1.0
+        if not result[row].any():
+            members = {g for s in target.any_of[row] for g in s}
+            result[row] = [g in members for g in top]
+    return result
+
+
+def _top_softmax_loss(z_top: torch.Tensor, positive: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """-log of the softmax mass on each chunk's positive top-level genres, weighted as the
+    chunk; chunks with none known add nothing."""
+    known = positive.any(1)
+    everything = torch.logsumexp(z_top[known], 1)
+    on_positives = torch.logsumexp(z_top[known].masked_fill(~positive[known], -1e9), 1)
+    return (w[known, 0] * (everything - on_positives)).sum() / w.sum()
+
+
+def tag_prior(feature: str, space: LabelSpace, taxonomy: Taxonomy, strength: float) -> np.ndarray:
+    """(genres, features) prior weights: `strength` from each standardised MSD tag score to
+    the genres the taxonomy reads that tag as (and their ancestors), zero elsewhere."""
+    parts = feature.split("+")
+    if "taggram" not in parts:
+        raise ValueError(f"{feature}: a tag prior needs the taggram among the features")
+    start = sum(WIDTHS[p] for p in parts[: parts.index("taggram")])
+    width = sum(WIDTHS[p] for p in parts)
+    index = {g: i for i, g in enumerate(space.genres)}
+    prior = np.zeros((len(space.genres), width), np.float32)
+    for column, tag in enumerate(MSD_TAGS):
+        for genre in taxonomy.with_ancestors(taxonomy.candidates(tag)):
+            if genre in index:
+                prior[index[genre], start + column] = strength
+    return prior
 
 
 def _set_masks(
