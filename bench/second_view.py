@@ -77,6 +77,8 @@ from classifier.engine.features import extract_chunks  # noqa: E402
 from classifier.engine.files import sha256_of  # noqa: E402
 from classifier.engine.inference import SplitInference  # noqa: E402
 from classifier.engine.multilabel import (  # noqa: E402
+    FitConfig,
+    LabelSpace,
     artist_folds,
     cross_fitted_probabilities,
     figures,
@@ -89,7 +91,7 @@ from classifier.engine.musicnn import (  # noqa: E402
     state_dict_from_tf,
 )
 from classifier.engine.runner import Engine, EngineConfig  # noqa: E402
-from classifier.engine.taxonomy import load_taxonomy  # noqa: E402
+from classifier.engine.taxonomy import Taxonomy, load_taxonomy  # noqa: E402
 from classifier.engine.weights import MUSICNN_VERSION  # noqa: E402
 
 MTT_VERSION = "musicnn-mtt-" + registry.MTT_SHA256[".data-00000-of-00001"][:8]
@@ -170,13 +172,15 @@ def judge(
     clips: Sequence[LabelledClip],
     chunks: Sequence[np.ndarray],
     n_folds: int,
+    vary: Callable[[FitConfig, LabelSpace, Taxonomy], FitConfig] = lambda c, s, t: c,
 ) -> tuple[dict[str, float], list[str]]:
-    """train-default's headline figures for these chunk features, cut into n_folds."""
+    """train-default's headline figures for these chunk features, cut into n_folds; `vary`
+    changes how each config of the L2 grid trains (bench/head_variants.py)."""
     taxonomy = load_taxonomy()
     space = label_space(clips, taxonomy)
     target = targets(clips, space)
     folds = artist_folds(clips, n_folds)
-    grid = grid_configs(L2_GRID, POOLED)
+    grid = [vary(c, space, taxonomy) for c in grid_configs(L2_GRID, POOLED)]
     torch.manual_seed(0)
     logits, chosen = nested_logits(clips, chunks, target, space, folds, grid, io.StringIO())
     probs = cross_fitted_probabilities(logits, target, space, folds, CALIBRATION)
@@ -248,17 +252,20 @@ def fmt(h: dict[str, float]) -> str:
     return "/".join(f"{h[name]:.3f}" for name, _ in HEADLINE)
 
 
-def decide(means: dict[str, dict[str, float]]) -> tuple[str, str]:
-    """(decision, the MSD + MTT set it rests on): the rule of issue 10."""
-    base = means["msd_only"]
+def decide(
+    means: dict[str, dict[str, float]], base: str = "msd_only", prefix: str = "msd+mtt"
+) -> tuple[str, str]:
+    """(decision, the candidate it rests on): the rule of issue 10, for the sets named with
+    `prefix` against `base`."""
+    reference = means[base]
 
     def gain(h: dict[str, float]) -> tuple[float, float]:
         return (
-            h["mer4q_balanced_accuracy"] - base["mer4q_balanced_accuracy"],
-            h["gtzan_accuracy"] - base["gtzan_accuracy"],
+            h["mer4q_balanced_accuracy"] - reference["mer4q_balanced_accuracy"],
+            h["gtzan_accuracy"] - reference["gtzan_accuracy"],
         )
 
-    others = [name for name in means if name.startswith("msd+mtt")]
+    others = [name for name in means if name.startswith(prefix) and name != base]
     for name in others:
         h = means[name]
         if (
