@@ -248,12 +248,12 @@ TRAINING_VARIANTS = """
 this card's protocol (nested artist-disjoint folds, the L2 strength chosen by the inner folds,
 Platt cross-fitted, the same scoring) over the same five cuts, the shipped training measured in
 the same run (`python bench/head_variants.py --shared ../shared`, about 20 minutes of one core
-per two variants): `tag_prior`, the L2 pulling the weights towards the MSD tags' own word on the
-genres the taxonomy reads them as (`electronic`, `rnb`, `Hip-Hop`, `country` ... and their
-parents; 0.5 per standardised tag score) instead of towards zero; `top_softmax`, a softmax loss
-over the top-level genres beside the one-vs-rest loss (weight 1), since the figures judge the
-best genre; `hidden`, 32 hidden units instead of a linear head. Means over 4, 5, 6, 8 and 10
-folds:
+for the shipped training and two variants): `tag_prior`, the L2 pulling the weights towards the
+MSD tags' own word on the genres the taxonomy reads them as (`electronic`, `rnb`, `Hip-Hop`,
+`country` ... and their parents; 0.5 per standardised tag score) instead of towards zero;
+`top_softmax`, a softmax loss over the top-level genres beside the one-vs-rest loss (weight 1),
+since the figures judge the best genre; `hidden`, 32 hidden units instead of a linear head.
+Means over 4, 5, 6, 8 and 10 folds:
 
 | training | GTZAN acc. | emotify bal. acc. | mer4q bal. acc. | ECE best genre |
 |---|---|---|---|---|
